@@ -1,0 +1,226 @@
+"""
+model.py against a deliberately naive GPT-2, the Hugging Face layout converter,
+generation and the checkpoint recipe.
+
+    python -m pytest -q tests/test_model.py
+"""
+
+import math
+from dataclasses import asdict
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from model import (GPT, GPTConfig, UserError, convert_hf_gpt2, load_checkpoint, model_from_checkpoint,
+                   save_checkpoint)
+
+
+def naive_gpt2(sd, idx, n_layer, n_head, ln_groups=None):
+    """GPT-2 spelled out on Hugging Face's layout, where Conv1D computes y = x @ W + b.
+
+    Explicit LayerNorm, one attention head at a time, an explicit causal mask:
+    nothing shared with model.py, so agreement means both compute GPT-2.
+    """
+    C = sd["wte.weight"].shape[1]
+    zero = lambda n: torch.zeros(n, dtype=sd["wte.weight"].dtype)
+    b = lambda key, n: sd.get(key, zero(n))
+
+    def layer_norm(x, w, bias):
+        groups = ln_groups or [x.shape[-1]]
+        out, start = [], 0
+        for g in groups:
+            xg = x[..., start:start + g]
+            mean = xg.mean(-1, keepdim=True)
+            var = ((xg - mean) ** 2).mean(-1, keepdim=True)
+            out.append((xg - mean) / torch.sqrt(var + 1e-5))
+            start += g
+        return torch.cat(out, -1) * w + bias
+
+    def gelu(x):
+        return 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
+
+    B, T = idx.shape
+    x = sd["wte.weight"][idx] + sd["wpe.weight"][:T]
+    hs = C // n_head
+    causal = torch.tril(torch.ones(T, T, dtype=torch.bool))
+    for layer in range(n_layer):
+        p = f"h.{layer}."
+        h = layer_norm(x, sd[p + "ln_1.weight"], b(p + "ln_1.bias", C))
+        qkv = h @ sd[p + "attn.c_attn.weight"] + b(p + "attn.c_attn.bias", 3 * C)
+        q, k, v = qkv[..., :C], qkv[..., C:2 * C], qkv[..., 2 * C:]
+        heads = []
+        for i in range(n_head):
+            qi, ki, vi = (t[..., i * hs:(i + 1) * hs] for t in (q, k, v))
+            att = (qi @ ki.transpose(-1, -2)) / math.sqrt(hs)
+            att = att.masked_fill(~causal, float("-inf")).softmax(-1)
+            heads.append(att @ vi)
+        x = x + torch.cat(heads, -1) @ sd[p + "attn.c_proj.weight"] + b(p + "attn.c_proj.bias", C)
+        h = layer_norm(x, sd[p + "ln_2.weight"], b(p + "ln_2.bias", C))
+        hidden = gelu(h @ sd[p + "mlp.c_fc.weight"] + b(p + "mlp.c_fc.bias", sd[p + "mlp.c_fc.weight"].shape[1]))
+        x = x + hidden @ sd[p + "mlp.c_proj.weight"] + b(p + "mlp.c_proj.bias", C)
+    x = layer_norm(x, sd["ln_f.weight"], b("ln_f.bias", C))
+    return x @ sd["lm_head.weight"].T
+
+
+def to_hf_layout(state_dict):
+    """Our state dict in Hugging Face's GPT-2 layout (the converter's input)."""
+    out = {}
+    for k, v in state_dict.items():
+        if k.endswith(("c_attn.weight", "c_proj.weight", "c_fc.weight")):
+            v = v.t()
+        out[k.removeprefix("transformer.")] = v.clone()
+    return out
+
+
+def trained_a_little(config, steps=5, seed=0):
+    """A model whose weights are not the symmetric fresh init (random biases and LN too)."""
+    torch.manual_seed(seed)
+    model = GPT(config)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() == 1:
+                p.add_(0.1 * torch.randn_like(p))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    for _ in range(steps):
+        idx = torch.randint(config.vocab_size, (4, config.block_size))
+        _, loss = model(idx, idx)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    return model
+
+
+CONFIGS = {
+    "gpt2": GPTConfig(block_size=16, vocab_size=50, n_layer=2, n_head=4, n_embd=32),
+    "no_bias": GPTConfig(block_size=16, vocab_size=50, n_layer=2, n_head=4, n_embd=32, bias=False),
+    "grown": GPTConfig(block_size=16, vocab_size=50, n_layer=3, n_head=6, n_embd=48, n_inner=80,
+                       ln_groups=[32, 16], tie_weights=False),
+}
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.float64, 1e-12)])
+def test_forward_matches_naive_gpt2(name, dtype, tol):
+    config = CONFIGS[name]
+    model = trained_a_little(config).to(dtype).eval()
+    idx = torch.randint(config.vocab_size, (3, config.block_size))
+    logits, _ = model(idx)
+    ref = naive_gpt2(to_hf_layout(model.state_dict()), idx, config.n_layer, config.n_head, config.ln_groups)
+    assert logits.shape == (3, config.block_size, config.vocab_size)
+    assert (logits - ref).abs().max().item() < tol
+
+
+def test_loss_is_mean_cross_entropy_over_all_positions():
+    config = CONFIGS["gpt2"]
+    model = trained_a_little(config).eval()
+    idx, targets = torch.randint(50, (2, 16)), torch.randint(50, (2, 16))
+    logits, loss = model(idx, targets)
+    manual = -logits.log_softmax(-1).gather(-1, targets[..., None]).mean()
+    assert torch.allclose(loss, manual, atol=1e-6)
+
+
+def test_tied_head_is_one_tensor_and_untied_is_two():
+    tied, untied = GPT(CONFIGS["gpt2"]), GPT(CONFIGS["grown"])
+    assert tied.lm_head.weight is tied.transformer.wte.weight
+    assert untied.lm_head.weight is not untied.transformer.wte.weight
+
+
+def test_hf_gpt2_state_dict_converts_and_gives_its_logits():
+    config = CONFIGS["gpt2"]
+    source = trained_a_little(config).double()
+    hf = {"transformer." + k: v for k, v in to_hf_layout(source.state_dict()).items() if k != "lm_head.weight"}
+    for i in range(config.n_layer):  # HF checkpoints also carry the causal-mask buffers
+        hf[f"transformer.h.{i}.attn.bias"] = torch.ones(1, 1, 16, 16)
+    model_args, sd = convert_hf_gpt2(hf)
+    model_args["n_head"] = config.n_head  # GPT-2 has 64-wide heads; this toy has 8
+    model = GPT(GPTConfig(**model_args)).double()
+    model.load_state_dict(sd)
+    idx = torch.randint(50, (2, 16))
+    ref = naive_gpt2({k.removeprefix("transformer."): v for k, v in hf.items()} | {"lm_head.weight": hf["transformer.wte.weight"]},
+                     idx, config.n_layer, config.n_head)
+    assert (model(idx)[0] - ref).abs().max().item() < 1e-12
+    assert model_args["n_layer"] == 2 and model_args["vocab_size"] == 50 and model_args["n_inner"] == 128
+
+
+def test_generate_greedy_appends_argmax_and_respects_block_size():
+    config = CONFIGS["gpt2"]
+    model = trained_a_little(config).eval()
+    idx = torch.randint(50, (2, 5))
+    out = model.generate(idx, 20, temperature=0)  # runs past block_size=16: the context is cropped
+    assert out.shape == (2, 25) and torch.equal(out[:, :5], idx)
+    for t in range(5, 25):
+        context = out[:, max(0, t - config.block_size):t]
+        assert torch.equal(out[:, t], model(context)[0][:, -1].argmax(-1))
+    top1 = model.generate(idx, 20, temperature=1.0, top_k=1)
+    assert torch.equal(top1, out)
+
+
+def test_generate_samples_reproducibly_with_a_generator():
+    model = trained_a_little(CONFIGS["gpt2"]).eval()
+    idx = torch.zeros(1, 1, dtype=torch.long)
+    a = model.generate(idx, 30, temperature=1.0, top_k=10, generator=torch.Generator().manual_seed(3))
+    b = model.generate(idx, 30, temperature=1.0, top_k=10, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+
+
+def test_bad_configs_are_user_errors():
+    with pytest.raises(UserError, match="not divisible"):
+        GPTConfig(n_embd=30, n_head=4)
+    with pytest.raises(UserError, match="add up"):
+        GPTConfig(n_embd=32, n_head=4, ln_groups=[16, 8])
+    with pytest.raises(UserError, match="longer than block_size"):
+        GPT(CONFIGS["gpt2"])(torch.zeros(1, 17, dtype=torch.long))
+
+
+def test_checkpoint_recipe_from_the_readme(tmp_path):
+    config = CONFIGS["grown"]
+    model = trained_a_little(config).eval()
+    path = str(tmp_path / "ckpt.pt")
+    save_checkpoint({"model": model.state_dict(), "model_args": asdict(config), "tokenizer": "bytes"}, path)
+    ckpt = torch.load(path, weights_only=True)
+    loaded = GPT(GPTConfig(**ckpt["model_args"]))
+    loaded.load_state_dict(ckpt["model"])
+    idx = torch.randint(50, (2, 16))
+    assert torch.equal(loaded.eval()(idx)[0], model(idx)[0])
+    assert not any(k.startswith("_orig_mod") for k in ckpt["model"])
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    path = str(tmp_path / "ckpt.pt")
+    save_checkpoint({"model": {}, "model_args": {}, "n": 1}, path)
+
+    def crash(obj, f):
+        with open(f, "wb") as fh:
+            fh.write(b"half a checkpoint")
+        raise KeyboardInterrupt  # Ctrl-C in the middle of writing
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint({"model": {}, "model_args": {}, "n": 2}, path)
+    monkeypatch.undo()
+    assert load_checkpoint(path)["n"] == 1
+    assert not (tmp_path / "ckpt.pt.tmp").exists()
+
+
+class NotPlainData:
+    pass
+
+
+def test_bad_checkpoints_give_one_clear_error(tmp_path):
+    with pytest.raises(UserError, match="no checkpoint"):
+        load_checkpoint(str(tmp_path / "missing.pt"))
+    (tmp_path / "garbage.pt").write_bytes(b"\x00not a checkpoint at all")
+    with pytest.raises(UserError, match="not a readable checkpoint"):
+        load_checkpoint(str(tmp_path / "garbage.pt"))
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "foreign.pt")
+    with pytest.raises(UserError, match="not a model checkpoint"):
+        load_checkpoint(str(tmp_path / "foreign.pt"))
+    torch.save({"model": NotPlainData(), "model_args": {}}, tmp_path / "code.pt")  # would run code when unpickled
+    with pytest.raises(UserError, match="not a readable checkpoint"):
+        load_checkpoint(str(tmp_path / "code.pt"))
+    ckpt = {"model": GPT(CONFIGS["gpt2"]).state_dict(), "model_args": asdict(CONFIGS["no_bias"])}
+    with pytest.raises(UserError, match="do not match"):
+        model_from_checkpoint(ckpt, "x.pt")
+    with pytest.raises(UserError, match="does not understand"):
+        model_from_checkpoint({"model": {}, "model_args": {"n_wings": 2}}, "x.pt")
