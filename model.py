@@ -11,9 +11,18 @@ embeddings and an `lm_head` tied to `wte`. Parameter names are GPT-2's, so a
 Hugging Face GPT-2 state dict loads after `convert_hf_gpt2` transposes its
 Conv1D weights.
 
-Three config fields exist only for grown models and default to plain GPT-2:
-`n_inner` (a wider MLP), `ln_groups` (a LayerNorm that normalises groups of
-coordinates separately, for SCALE) and `tie_weights=False` (an untied head).
+Grown models need three more things, all off by default:
+- `tie_weights=False`: an untied head (HyperCloning unties it).
+- SCALE's second residual stream (`n_embd_u`, `n_inner_u`, `adapt`, `route`).
+  SCALE widens every linear map to the block form
+      [y ; y_u] = [[W, W12], [W21, W22]] [x ; x_u]
+  with the base's W untouched. We store the blocks as separate tensors: the
+  base keeps its GPT-2 names and shapes (`c_fc`), the new rows [W21 W22] are
+  `c_fc_u`, and W12 (new stream -> old outputs) is `c_fc_12`, present only when
+  the new part may write into the old stream (`adapt`). Each stream has its own
+  LayerNorm (`ln_1`, `ln_1_u`), so the old coordinates are normalised exactly as
+  in the base model. With a frozen base and no W12 the old stream *is* the base
+  model, computed without autograd: training only pays for the new stream.
 
 Every checkpoint the project writes (base, upscaled, continued, merged) loads
 with one recipe:
@@ -23,11 +32,11 @@ with one recipe:
     model.load_state_dict(ckpt["model"])
 """
 
+import argparse
 import math
 import os
 import sys
 from dataclasses import dataclass
-from typing import Optional
 
 import torch
 import torch.nn as nn
@@ -43,15 +52,25 @@ class GPTConfig:
     n_embd: int = 128
     dropout: float = 0.0
     bias: bool = True       # biases in Linear and LayerNorm, as in GPT-2
-    n_inner: int = 0        # MLP hidden width; 0 means GPT-2's 4 * n_embd
-    ln_groups: Optional[list] = None  # e.g. [128, 64]: normalise coordinates 0..127 and 128..191 separately
-    tie_weights: bool = True          # lm_head shares its weight with wte
+    n_inner: int = 0        # MLP width; 0 means GPT-2's 4 * n_embd
+    tie_weights: bool = True  # lm_head shares its weight with wte
+    # SCALE (scale.py --method=scale / ffn); zero / False is plain GPT-2
+    n_embd_u: int = 0       # width of the second residual stream; its heads have the base's head size
+    n_inner_u: int = 0      # MLP neurons added next to the base's
+    adapt: bool = False     # the W12 blocks exist: the new part may write into the old stream
+    route: bool = False     # a per-token gate between the base's head and the adapted head
 
     def __post_init__(self):
         if self.n_embd % self.n_head != 0:
             raise UserError(f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}")
-        if self.ln_groups is not None and sum(self.ln_groups) != self.n_embd:
-            raise UserError(f"ln_groups {self.ln_groups} do not add up to n_embd={self.n_embd}")
+        if self.n_embd_u % self.head_size != 0:
+            raise UserError(f"n_embd_u={self.n_embd_u} is not a multiple of the head size {self.head_size}")
+        if self.route and not self.n_embd_u:
+            raise UserError("route needs a second stream (n_embd_u > 0)")
+
+    @property
+    def head_size(self):
+        return self.n_embd // self.n_head
 
     @property
     def mlp_width(self):
@@ -59,80 +78,109 @@ class GPTConfig:
 
 
 class LayerNorm(nn.Module):
-    """LayerNorm with optional bias (PyTorch's has no bias=False before 2.1).
+    """LayerNorm with optional bias (PyTorch's has no bias=False before 2.1)."""
 
-    With `groups`, the coordinates are split into consecutive groups and each
-    group is normalised with its own mean and variance. SCALE needs this: the
-    old coordinates of a widened model must be normalised exactly as in the
-    base model, whatever the new coordinates hold.
-    """
-
-    def __init__(self, ndim, bias, groups=None):
+    def __init__(self, ndim, bias):
         super().__init__()
         self.weight = nn.Parameter(torch.ones(ndim))
         self.bias = nn.Parameter(torch.zeros(ndim)) if bias else None
-        self.groups = list(groups) if groups else [ndim]
 
     def forward(self, x):
-        if len(self.groups) == 1:
-            return F.layer_norm(x, self.weight.shape, self.weight, self.bias, 1e-5)
-        parts = []
-        for x_g, w_g, b_g in zip(x.split(self.groups, dim=-1),
-                                 self.weight.split(self.groups),
-                                 self.bias.split(self.groups) if self.bias is not None else [None] * len(self.groups)):
-            parts.append(F.layer_norm(x_g, w_g.shape, w_g, b_g, 1e-5))
-        return torch.cat(parts, dim=-1)
+        return F.layer_norm(x, self.weight.shape, self.weight, self.bias, 1e-5)
+
+
+def block_linear(base, new, w12, x, x_u):
+    """SCALE's block form [y ; y_u] = [[W, W12], [W21, W22]] [x ; x_u].
+
+    base is W (old inputs -> old outputs), new is [W21 W22] (both streams -> new
+    outputs), w12 is W12 (new inputs -> old outputs); None means the block is
+    absent (zero). For plain GPT-2 this is just y = base(x).
+    """
+    y = base(x) if w12 is None else base(x) + w12(x_u)
+    y_u = None if new is None else new(x if x_u is None else torch.cat([x, x_u], dim=-1))
+    return y, y_u
+
+
+def maybe(f, x):
+    return None if x is None else f(x)
 
 
 class CausalSelfAttention(nn.Module):
 
     def __init__(self, config):
         super().__init__()
-        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)  # q, k, v fused
-        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        C, Cu, bias = config.n_embd, config.n_embd_u, config.bias
+        self.c_attn = nn.Linear(C, 3 * C, bias=bias)  # q, k, v fused
+        self.c_proj = nn.Linear(C, C, bias=bias)
+        # SCALE: new heads read both streams; the new stream reads every head
+        self.c_attn_u = nn.Linear(C + Cu, 3 * Cu, bias=bias) if Cu else None
+        self.c_proj_u = nn.Linear(C + Cu, Cu, bias=bias) if Cu else None
+        self.c_attn_12 = nn.Linear(Cu, 3 * C, bias=False) if Cu and config.adapt else None
+        self.c_proj_12 = nn.Linear(Cu, C, bias=False) if Cu and config.adapt else None
+        self.head_size = config.head_size
         self.attn_dropout = config.dropout
         self.resid_dropout = nn.Dropout(config.dropout)
-        self.n_head = config.n_head
-        self.n_embd = config.n_embd
 
-    def forward(self, x):
-        B, T, C = x.size()
-        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
-        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
-        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
-        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
+    def attend(self, qkv):
+        """Causal attention of the heads packed in qkv (B, T, 3 * width) -> (B, T, width)."""
+        B, T, three_width = qkv.size()
+        q, k, v = qkv.split(three_width // 3, dim=2)
+        q = q.view(B, T, -1, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
+        k = k.view(B, T, -1, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
+        v = v.view(B, T, -1, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
                                            dropout_p=self.attn_dropout if self.training else 0.0)
-        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C): heads side by side again
-        return self.resid_dropout(self.c_proj(y))
+        return y.transpose(1, 2).contiguous().view(B, T, three_width // 3)  # (B, T, width): heads side by side
+
+    def forward(self, x, x_u=None):
+        qkv, qkv_u = block_linear(self.c_attn, self.c_attn_u, self.c_attn_12, x, x_u)
+        y, y_u = self.attend(qkv), maybe(self.attend, qkv_u)  # the base's heads, SCALE's new heads
+        y, y_u = block_linear(self.c_proj, self.c_proj_u, self.c_proj_12, y, y_u)
+        return self.resid_dropout(y), maybe(self.resid_dropout, y_u)
 
 
 class MLP(nn.Module):
 
     def __init__(self, config):
         super().__init__()
-        self.c_fc = nn.Linear(config.n_embd, config.mlp_width, bias=config.bias)
+        C, Cu, H, Hu, bias = config.n_embd, config.n_embd_u, config.mlp_width, config.n_inner_u, config.bias
+        self.c_fc = nn.Linear(C, H, bias=bias)
         self.gelu = nn.GELU(approximate="tanh")  # GPT-2's GELU
-        self.c_proj = nn.Linear(config.mlp_width, config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(H, C, bias=bias)
+        # SCALE / ffn: new neurons read both streams; the new stream reads every neuron
+        self.c_fc_u = nn.Linear(C + Cu, Hu, bias=bias) if Hu else None
+        self.c_proj_u = nn.Linear(H + Hu, Cu, bias=bias) if Cu else None
+        self.c_fc_12 = nn.Linear(Cu, H, bias=False) if Cu and config.adapt else None
+        self.c_proj_12 = nn.Linear(Hu, C, bias=False) if Hu and config.adapt else None
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x):
-        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+    def forward(self, x, x_u=None):
+        h, h_u = block_linear(self.c_fc, self.c_fc_u, self.c_fc_12, x, x_u)
+        h, h_u = self.gelu(h), maybe(self.gelu, h_u)
+        y, y_u = block_linear(self.c_proj, self.c_proj_u, self.c_proj_12, h, h_u)
+        return self.dropout(y), maybe(self.dropout, y_u)
 
 
 class Block(nn.Module):
 
     def __init__(self, config):
         super().__init__()
-        self.ln_1 = LayerNorm(config.n_embd, config.bias, config.ln_groups)
+        self.ln_1 = LayerNorm(config.n_embd, config.bias)
         self.attn = CausalSelfAttention(config)
-        self.ln_2 = LayerNorm(config.n_embd, config.bias, config.ln_groups)
+        self.ln_2 = LayerNorm(config.n_embd, config.bias)
         self.mlp = MLP(config)
+        if config.n_embd_u:  # the second stream normalises its own coordinates
+            self.ln_1_u = LayerNorm(config.n_embd_u, config.bias)
+            self.ln_2_u = LayerNorm(config.n_embd_u, config.bias)
 
-    def forward(self, x):
-        x = x + self.attn(self.ln_1(x))
-        x = x + self.mlp(self.ln_2(x))
-        return x
+    def forward(self, x, x_u=None):
+        if x_u is None:  # plain GPT-2 (or ffn, whose new neurons write into this one stream)
+            x = x + self.attn(self.ln_1(x))[0]
+            return x + self.mlp(self.ln_2(x))[0], None
+        a, a_u = self.attn(self.ln_1(x), self.ln_1_u(x_u))
+        x, x_u = x + a, x_u + a_u
+        m, m_u = self.mlp(self.ln_2(x), self.ln_2_u(x_u))
+        return x + m, x_u + m_u
 
 
 class GPT(nn.Module):
@@ -140,20 +188,30 @@ class GPT(nn.Module):
     def __init__(self, config):
         super().__init__()
         self.config = config
+        C, Cu, V = config.n_embd, config.n_embd_u, config.vocab_size
         self.transformer = nn.ModuleDict(dict(
-            wte=nn.Embedding(config.vocab_size, config.n_embd),
-            wpe=nn.Embedding(config.block_size, config.n_embd),
+            wte=nn.Embedding(V, C),
+            wpe=nn.Embedding(config.block_size, C),
             drop=nn.Dropout(config.dropout),
             h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
-            ln_f=LayerNorm(config.n_embd, config.bias, config.ln_groups),
+            ln_f=LayerNorm(C, config.bias),
         ))
-        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        if config.tie_weights:
-            self.transformer.wte.weight = self.lm_head.weight  # one tensor, two names
+        self.lm_head = nn.Linear(C, V, bias=False)
+        if Cu:  # SCALE's second stream: its own embedding columns, final LayerNorm and head columns
+            self.transformer.wte_u = nn.Embedding(V, Cu)
+            self.transformer.wpe_u = nn.Embedding(config.block_size, Cu)
+            self.transformer.ln_f_u = LayerNorm(Cu, config.bias)
+            self.lm_head_u = nn.Linear(Cu, V, bias=False)
+        if config.route:  # SCALE-Route: reads both streams, says how much of the adaptation to use
+            self.router = nn.Linear(C + Cu, 1)
+        if config.tie_weights:  # one tensor, two names
+            self.transformer.wte.weight = self.lm_head.weight
+            if Cu:
+                self.transformer.wte_u.weight = self.lm_head_u.weight
         self.apply(self._init_weights)
         # GPT-2 scales the init of the projections into the residual stream by 1/sqrt(2 * n_layer)
         for name, p in self.named_parameters():
-            if name.endswith("c_proj.weight"):
+            if name.endswith(("c_proj.weight", "c_proj_u.weight")):
                 torch.nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
 
     def _init_weights(self, module):
@@ -172,12 +230,21 @@ class GPT(nn.Module):
         B, T = idx.size()
         if T > self.config.block_size:
             raise UserError(f"sequence of length {T} is longer than block_size={self.config.block_size}")
+        tr = self.transformer
         pos = torch.arange(0, T, dtype=torch.long, device=idx.device)  # (T,)
-        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))  # (B, T, C)
-        for block in self.transformer.h:
-            x = block(x)
-        x = self.transformer.ln_f(x)
-        logits = self.lm_head(x)  # (B, T, vocab_size)
+        x = tr.drop(tr.wte(idx) + tr.wpe(pos))  # (B, T, C)
+        x_u = tr.drop(tr.wte_u(idx) + tr.wpe_u(pos)) if self.config.n_embd_u else None  # (B, T, Cu)
+        for block in tr.h:
+            x, x_u = block(x, x_u)
+        h = tr.ln_f(x)
+        logits = self.lm_head(h)  # (B, T, vocab_size); with a frozen base: the base model's logits
+        if x_u is not None:
+            h_u = tr.ln_f_u(x_u)
+            delta = self.lm_head_u(h_u)  # what the second stream adds to the logits
+            if self.config.route:
+                g = torch.sigmoid(self.router(torch.cat([h, h_u], dim=-1)))  # (B, T, 1): 1 = keep the base
+                delta = (1 - g) * delta
+            logits = logits + delta
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.view(-1, logits.size(-1)).float(), targets.view(-1), ignore_index=-1)
@@ -253,6 +320,17 @@ def run_cli(main):
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
+
+
+def parse_flags(parser, argv=None):
+    """parser.parse_args, but a bad flag is a UserError (one line), not argparse's usage dump."""
+    try:
+        args, unknown = parser.parse_known_args(argv)
+    except argparse.ArgumentError as e:
+        raise UserError(f"{e} (see python {parser.prog} -h)")
+    if unknown:
+        raise UserError(f"unrecognized arguments: {' '.join(unknown)} (see python {parser.prog} -h)")
+    return args
 
 
 def save_checkpoint(ckpt, path):

@@ -34,7 +34,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
 from data.common import DATA_DIR, get_tokenizer, load_meta
-from model import GPT, GPTConfig, UserError, load_checkpoint, model_from_checkpoint, run_cli, save_checkpoint
+from model import GPT, GPTConfig, UserError, load_checkpoint, model_from_checkpoint, parse_flags, run_cli, save_checkpoint
 
 BASE_CKPT = "out/base/ckpt.pt"   # where pretraining writes by default; scale.py reads it
 UPSCALED_CKPT = "out/upscaled.pt"  # where scale.py writes by default; --init-from=upscaled reads it
@@ -50,7 +50,7 @@ ARCH_FLAGS = ("n_layer", "n_head", "n_embd", "block_size", "bias")
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description="Pretrain or continue pretraining a GPT.", allow_abbrev=False,
+    p = argparse.ArgumentParser(prog="train.py", description="Pretrain or continue pretraining a GPT.", allow_abbrev=False,
                                 exit_on_error=False, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     io = p.add_argument_group("what to train")
     io.add_argument("--init-from", default="scratch",
@@ -100,12 +100,7 @@ def parse_args(argv=None):
     """Parse flags; also return which flags the user typed (resume keeps the rest from the checkpoint)."""
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
-    try:
-        args, unknown = parser.parse_known_args(argv)
-    except argparse.ArgumentError as e:
-        raise UserError(f"{e} (see python train.py -h)")
-    if unknown:
-        raise UserError(f"unrecognized arguments: {' '.join(unknown)} (see python train.py -h)")
+    args = parse_flags(parser, argv)
     flags = parser._option_string_actions
     explicit = {flags[a.split("=")[0]].dest for a in argv if a.split("=")[0] in flags}
     return args, explicit
@@ -225,21 +220,26 @@ def lr_at(it, args):
 def apply_freezing(model, frozen):
     """Freeze what a grown checkpoint marks frozen; return the partly frozen tensors.
 
-    frozen maps parameter names to bool masks (True = frozen). A wholly frozen
-    tensor gets requires_grad=False: no gradient, no optimizer state, no work.
-    A partly frozen one keeps training, and `hold_frozen` zeroes the frozen
-    entries' gradients and puts their values back after every step, because
-    AdamW's decoupled weight decay would otherwise still move them.
+    frozen maps parameter names to True (the whole tensor) or a bool mask
+    (True = frozen entry). A wholly frozen tensor gets requires_grad=False: no
+    gradient, no optimizer state, no work. A partly frozen one (the embedding
+    rows of tokens the base model never saw stay trainable) keeps training, and
+    `hold_frozen` zeroes its frozen entries' gradients and puts their values
+    back after every step, because AdamW's decoupled weight decay would
+    otherwise still move them.
     """
     params = dict(model.named_parameters())
     partial = []
     for name, mask in frozen.items():
-        if name not in params or mask.shape != params[name].shape:
-            raise UserError(f"frozen mask for '{name}' does not match the model's weights")
-        p, mask = params[name], mask.to(params[name].device)
-        if mask.all():
+        if name not in params:
+            raise UserError(f"the checkpoint freezes '{name}', which the model does not have")
+        p = params[name]
+        if mask is True or bool(mask.all()):
             p.requires_grad_(False)
+        elif mask.shape != p.shape:
+            raise UserError(f"frozen mask for '{name}' has shape {tuple(mask.shape)}, the weight {tuple(p.shape)}")
         elif mask.any():
+            mask = mask.to(p.device)
             partial.append((p, mask, p.detach()[mask].clone()))
     return partial
 
@@ -252,6 +252,29 @@ def hold_frozen(partial, after_step):
             p.grad[mask] = 0
 
 
+def optimizer_step(model, optimizer, batches, partial, grad_clip, ctx):
+    """One AdamW step on the micro-batches [(x, y), ...]; returns their mean loss.
+
+    Gradients are accumulated over the micro-batches (under DDP, all-reduced
+    once, after the last one), frozen entries held, the norm clipped.
+    """
+    loss_sum = 0.0
+    for micro, (x, y) in enumerate(batches):
+        if isinstance(model, DDP):
+            model.require_backward_grad_sync = micro == len(batches) - 1
+        with ctx:
+            _, loss = model(x, y)
+        (loss / len(batches)).backward()
+        loss_sum += loss.item()
+    hold_frozen(partial, after_step=False)
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.grad is not None], grad_clip)
+    optimizer.step()
+    hold_frozen(partial, after_step=True)
+    optimizer.zero_grad(set_to_none=True)
+    return loss_sum / len(batches)
+
+
 def make_optimizer(model, args, device_type):
     """AdamW over trainable tensors only; weight decay on 2-D weights (matrices, embeddings) only."""
     params = [p for p in model.parameters() if p.requires_grad]
@@ -259,6 +282,15 @@ def make_optimizer(model, args, device_type):
               {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=args.learning_rate, betas=(args.beta1, args.beta2),
                              fused=device_type == "cuda")
+
+
+def seen_tokens(sources, vocab_size, previous=None):
+    """Which token ids the model has been trained on (scale.py keeps the others trainable)."""
+    seen = torch.zeros(vocab_size, dtype=torch.bool) if previous is None else previous.clone()
+    for data, probability in sources:
+        if probability > 0:
+            seen |= torch.from_numpy(np.bincount(data, minlength=vocab_size)[:vocab_size] > 0)
+    return seen
 
 
 def weights_fingerprint(model):
@@ -387,6 +419,7 @@ def main(argv=None):
         else:  # only the first process's dropout stream is saved; the others restart theirs
             torch.manual_seed(args.seed + rank + 1_000_003 * iter_num)
     start_iter = iter_num
+    seen = seen_tokens(sources, model.config.vocab_size, (ckpt or {}).get("seen_tokens"))
     raw_model = model  # what we save: never the compiled or DDP wrapper, so no "_orig_mod." prefixes
     if args.compile:
         model = torch.compile(model)
@@ -410,7 +443,7 @@ def main(argv=None):
     def checkpoint():
         return {"model": raw_model.state_dict(), "model_args": asdict(raw_model.config), "tokenizer": tokenizer,
                 "optimizer": optimizer.state_dict(), "iter_num": iter_num, "tokens_seen": tokens_seen,
-                "config": vars(args).copy(), "frozen": frozen,
+                "config": vars(args).copy(), "frozen": frozen, "seen_tokens": seen,
                 "rng": {"data": rng_at_step_start[0], "torch": rng_at_step_start[1]},
                 "history": (ckpt or {}).get("history", []) + ([] if resumed else
                             [{"stage": "train", "init_from": args.init_from, "dataset": args.dataset}])}
@@ -441,21 +474,9 @@ def main(argv=None):
         rows = draw_rows(data_gen, sources, args.grad_accum * args.batch_size, args.block_size)
         rows = rows[rank * local_accum * args.batch_size:(rank + 1) * local_accum * args.batch_size]
         datas = [data for data, _ in sources]
-        loss_sum = 0.0
-        for micro in range(local_accum):
-            x, y = make_batch(rows[micro * args.batch_size:(micro + 1) * args.batch_size], datas, args.block_size, device)
-            if ddp:  # all-reduce the gradients only once, after the last micro-batch
-                model.require_backward_grad_sync = micro == local_accum - 1
-            with ctx:
-                _, loss = model(x, y)
-            (loss / local_accum).backward()
-            loss_sum += loss.item()
-        hold_frozen(partial, after_step=False)
-        if args.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(raw_model.parameters(), args.grad_clip)
-        optimizer.step()
-        hold_frozen(partial, after_step=True)
-        optimizer.zero_grad(set_to_none=True)
+        batches = [make_batch(rows[m * args.batch_size:(m + 1) * args.batch_size], datas, args.block_size, device)
+                   for m in range(local_accum)]
+        loss = optimizer_step(model, optimizer, batches, partial, args.grad_clip, ctx)
         iter_num += 1
         tokens_seen += tokens_per_iter
         if ddp:  # every process must agree to stop at the same step
@@ -465,7 +486,7 @@ def main(argv=None):
         now = time.time()
         tok_s = tokens_per_iter / (now - t_last) if tok_s == 0 else 0.9 * tok_s + 0.1 * tokens_per_iter / (now - t_last)
         t_last = now
-        bar.set_postfix(loss=f"{loss_sum / local_accum:.4f}", tok_s=f"{tok_s:,.0f}", refresh=False)
+        bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{tok_s:,.0f}", refresh=False)
         bar.update(1)
     bar.close()
     signal.signal(signal.SIGINT, signal.SIG_DFL)

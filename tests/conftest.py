@@ -11,11 +11,13 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from data.common import write_dataset  # noqa: E402
+from model import GPT  # noqa: E402
 
 # a tiny model and short evaluations: every training test runs in seconds
 TINY = ["--n-layer=2", "--n-head=2", "--n-embd=32", "--block-size=32", "--batch-size=8",
@@ -47,7 +49,25 @@ def data_dir(tmp_path_factory):
     return d
 
 
-def run_script(*args, timeout=240, **kwargs):
+def run_script(*args, timeout=240, cwd=REPO, **kwargs):
     """Run a project script as a user would; returns the CompletedProcess."""
-    return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True,
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, **kwargs)
+
+
+def trained_a_little(config, steps=5, seed=0):
+    """A model whose weights are not the symmetric fresh init (random biases and LN too)."""
+    torch.manual_seed(seed)
+    model = GPT(config)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() == 1:
+                p.add_(0.1 * torch.randn_like(p))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    for _ in range(steps):
+        idx = torch.randint(config.vocab_size, (4, config.block_size))
+        _, loss = model(idx, idx)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    return model

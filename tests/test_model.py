@@ -14,6 +14,7 @@ from torch.nn import functional as F
 
 from model import (GPT, GPTConfig, UserError, convert_hf_gpt2, load_checkpoint, model_from_checkpoint,
                    save_checkpoint)
+from tests.conftest import trained_a_little
 
 
 def naive_gpt2(sd, idx, n_layer, n_head, ln_groups=None):
@@ -73,29 +74,17 @@ def to_hf_layout(state_dict):
     return out
 
 
-def trained_a_little(config, steps=5, seed=0):
-    """A model whose weights are not the symmetric fresh init (random biases and LN too)."""
-    torch.manual_seed(seed)
-    model = GPT(config)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.dim() == 1:
-                p.add_(0.1 * torch.randn_like(p))
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    for _ in range(steps):
-        idx = torch.randint(config.vocab_size, (4, config.block_size))
-        _, loss = model(idx, idx)
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-    return model
-
-
 CONFIGS = {
     "gpt2": GPTConfig(block_size=16, vocab_size=50, n_layer=2, n_head=4, n_embd=32),
     "no_bias": GPTConfig(block_size=16, vocab_size=50, n_layer=2, n_head=4, n_embd=32, bias=False),
-    "grown": GPTConfig(block_size=16, vocab_size=50, n_layer=3, n_head=6, n_embd=48, n_inner=80,
-                       ln_groups=[32, 16], tie_weights=False),
+    "untied": GPTConfig(block_size=16, vocab_size=50, n_layer=3, n_head=6, n_embd=48, n_inner=80, tie_weights=False),
+}
+TWO_STREAM = {  # SCALE's two streams (and ffn's extra neurons), checked against the fused block form
+    "scale": GPTConfig(block_size=16, vocab_size=50, n_layer=2, n_head=4, n_embd=32, n_embd_u=16, n_inner_u=64),
+    "scale_adapt_untied": GPTConfig(block_size=16, vocab_size=50, n_layer=2, n_head=4, n_embd=32, n_embd_u=8,
+                                    n_inner_u=24, adapt=True, tie_weights=False),
+    "ffn": GPTConfig(block_size=16, vocab_size=50, n_layer=2, n_head=4, n_embd=32, n_inner_u=40, adapt=True,
+                     bias=False),
 }
 
 
@@ -106,9 +95,67 @@ def test_forward_matches_naive_gpt2(name, dtype, tol):
     model = trained_a_little(config).to(dtype).eval()
     idx = torch.randint(config.vocab_size, (3, config.block_size))
     logits, _ = model(idx)
-    ref = naive_gpt2(to_hf_layout(model.state_dict()), idx, config.n_layer, config.n_head, config.ln_groups)
+    ref = naive_gpt2(to_hf_layout(model.state_dict()), idx, config.n_layer, config.n_head)
     assert logits.shape == (3, config.block_size, config.vocab_size)
     assert (logits - ref).abs().max().item() < tol
+
+
+def block_matrix(W, W12, W21_22, n_in_new):
+    """[[W, W12], [W21, W22]] from its blocks (a missing W12 is zero, a missing new row block is absent)."""
+    top = torch.cat([W, W12 if W12 is not None else W.new_zeros(W.shape[0], n_in_new)], dim=1)
+    return top if W21_22 is None else torch.cat([top, W21_22], dim=0)
+
+
+def fuse_streams(sd, config):
+    """A two-stream model as one wide GPT-2 in the Hugging Face layout, every linear map in block form."""
+    C, Cu = config.n_embd, config.n_embd_u
+    get = lambda k: sd.get(k)
+    cat = lambda a, b: a if b is None else torch.cat([a, b], dim=-1)
+    fused = {"wte.weight": cat(sd["transformer.wte.weight"], get("transformer.wte_u.weight")),
+             "wpe.weight": cat(sd["transformer.wpe.weight"], get("transformer.wpe_u.weight")),
+             "lm_head.weight": cat(sd["lm_head.weight"], get("lm_head_u.weight"))}
+    for key in sd:
+        if key.startswith("transformer.h.") or key.startswith("transformer.ln_f."):
+            name = key.removeprefix("transformer.")
+            stem, kind = name.rsplit(".", 1)
+            if stem.endswith(("_u", "_12")):
+                continue
+            if ".ln_" in "." + stem:  # LayerNorm: old group then new group
+                fused[name] = cat(sd[key], get(f"transformer.{stem}_u.{kind}"))
+            elif kind == "bias":
+                new_bias = get(f"transformer.{stem}_u.bias")
+                if stem.endswith("c_attn") and new_bias is not None:  # q, k, v chunks each get old then new
+                    fused[name] = torch.cat([torch.cat(p) for p in zip(sd[key].chunk(3), new_bias.chunk(3))])
+                else:
+                    fused[name] = cat(sd[key], new_bias)
+            else:
+                W, W12, new = sd[key], get(f"transformer.{stem}_12.weight"), get(f"transformer.{stem}_u.weight")
+                n_in_new = config.n_inner_u if stem.endswith("mlp.c_proj") else Cu  # new neurons, else new stream
+                if stem.endswith("c_attn"):  # q, k, v each in block form, then stacked
+                    thirds = lambda t: t.chunk(3) if t is not None else [None] * 3
+                    M = torch.cat([block_matrix(w, w12, wn, Cu) for w, w12, wn in zip(W.chunk(3), thirds(W12), thirds(new))])
+                else:
+                    M = block_matrix(W, W12, new, n_in_new)
+                fused[name] = M.t()  # Conv1D layout
+    return fused
+
+
+@pytest.mark.parametrize("name", TWO_STREAM)
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.float64, 1e-12)])
+def test_two_stream_forward_is_the_block_form(name, dtype, tol):
+    """Our reading of SCALE: every linear map [[W, W12], [W21, W22]], LayerNorm per group of coordinates."""
+    config = TWO_STREAM[name]
+    model = trained_a_little(config).to(dtype).eval()
+    with torch.no_grad():  # W12 is zero after growth; make it nonzero so the test sees it
+        for n, p in model.named_parameters():
+            if "_12" in n:
+                p.normal_(0, 0.05)
+    idx = torch.randint(config.vocab_size, (3, config.block_size))
+    fused = fuse_streams(model.state_dict(), config)
+    n_head = config.n_head + config.n_embd_u // config.head_size
+    groups = [config.n_embd, config.n_embd_u] if config.n_embd_u else None
+    ref = naive_gpt2(fused, idx, config.n_layer, n_head, groups)
+    assert (model(idx)[0] - ref).abs().max().item() < tol
 
 
 def test_loss_is_mean_cross_entropy_over_all_positions():
@@ -121,7 +168,7 @@ def test_loss_is_mean_cross_entropy_over_all_positions():
 
 
 def test_tied_head_is_one_tensor_and_untied_is_two():
-    tied, untied = GPT(CONFIGS["gpt2"]), GPT(CONFIGS["grown"])
+    tied, untied = GPT(CONFIGS["gpt2"]), GPT(CONFIGS["untied"])
     assert tied.lm_head.weight is tied.transformer.wte.weight
     assert untied.lm_head.weight is not untied.transformer.wte.weight
 
@@ -167,14 +214,16 @@ def test_generate_samples_reproducibly_with_a_generator():
 def test_bad_configs_are_user_errors():
     with pytest.raises(UserError, match="not divisible"):
         GPTConfig(n_embd=30, n_head=4)
-    with pytest.raises(UserError, match="add up"):
-        GPTConfig(n_embd=32, n_head=4, ln_groups=[16, 8])
+    with pytest.raises(UserError, match="multiple of the head size"):
+        GPTConfig(n_embd=32, n_head=4, n_embd_u=12)
+    with pytest.raises(UserError, match="route needs"):
+        GPTConfig(route=True)
     with pytest.raises(UserError, match="longer than block_size"):
         GPT(CONFIGS["gpt2"])(torch.zeros(1, 17, dtype=torch.long))
 
 
 def test_checkpoint_recipe_from_the_readme(tmp_path):
-    config = CONFIGS["grown"]
+    config = TWO_STREAM["scale_adapt_untied"]
     model = trained_a_little(config).eval()
     path = str(tmp_path / "ckpt.pt")
     save_checkpoint({"model": model.state_dict(), "model_args": asdict(config), "tokenizer": "bytes"}, path)

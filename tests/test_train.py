@@ -164,7 +164,7 @@ def test_bad_input_gives_one_clear_line(data_dir, tmp_path):
 
 def test_command_line_errors_are_one_line_without_traceback(data_dir, tmp_path):
     for flags in (["--dataset=korean", f"--data-dir={tmp_path}"], ["--max-iters=many"], ["--init-from=upscaled"]):
-        r = run_script("train.py", *flags, f"--out-dir={tmp_path}")
+        r = run_script(os.path.join(REPO, "train.py"), *flags, f"--out-dir={tmp_path}", cwd=tmp_path)  # no out/ here
         assert r.returncode == 1
         assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
         assert r.stderr.startswith("error: ")

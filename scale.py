@@ -1,0 +1,336 @@
+"""
+scale.py — grow a trained GPT deeper or wider without changing what it computes.
+
+Place in the story: after train.py has pretrained an English base model, this
+turns it into a bigger model whose logits are the base model's (exactly, for
+the preserving methods), marks which weights stay frozen, and writes a
+checkpoint that `train.py --init-from=upscaled` continues on Korean.
+
+Methods (--method), each a few primitives applied to the base's state dict:
+  depth       LLaMA Pro block expansion (Wu et al. 2024): copies of blocks whose output
+              projections are zero, so each adds nothing; base frozen, new blocks train.
+  solar       SOLAR depth up-scaling (Kim et al. 2023): two overlapping copies of the
+              layer stack. Does NOT preserve: the contrast that shows why preservation matters.
+  hyperclone  HyperCloning (Samragh et al. 2024), as "Grow Up and Merge" uses it: every
+              coordinate, head and neuron n times, weights divided so the sum is unchanged.
+  ffn         extra MLP neurons whose output weights start at zero; base frozen.
+  scale       SCALE (Lee et al. 2025): a second residual stream beside the frozen base,
+              every linear map in block form [[W, W12], [W21, W22]] with W12 = 0.
+              --variant=preserve (W12 stays 0), adapt (W12 trains), route (a per-token gate
+              between the base's head and the adapted head).
+See ../shared/METHODS.md and the README for the equations.
+
+    python scale.py --method=scale --variant=preserve   # out/base/ckpt.pt -> out/upscaled.pt
+    python scale.py --method=hyperclone --factor=2 --in=out/base/ckpt.pt --out=out/hyper.pt
+"""
+
+import argparse
+import re
+from dataclasses import asdict
+
+import torch
+
+from model import GPT, GPTConfig, UserError, load_checkpoint, model_from_checkpoint, parse_flags, run_cli, \
+    save_checkpoint
+from train import BASE_CKPT, UPSCALED_CKPT
+
+METHODS = ("depth", "solar", "hyperclone", "ffn", "scale")
+BLOCK = re.compile(r"^transformer\.h\.(\d+)\.(.*)$")
+
+# ----------------------------------------------------------------------------
+# primitives on state dicts
+
+
+def is_plain(margs):
+    return not margs.get("n_embd_u") and not margs.get("n_inner_u")
+
+
+def renumber_blocks(sd, order):
+    """New block j is a copy of old block order[j]; everything outside the blocks is kept."""
+    out = {k: v for k, v in sd.items() if not BLOCK.match(k)}
+    for j, i in enumerate(order):
+        for k, v in sd.items():
+            m = BLOCK.match(k)
+            if m and int(m.group(1)) == i:
+                out[f"transformer.h.{j}.{m.group(2)}"] = v.clone()
+    return out
+
+
+def zero_block_outputs(sd, j):
+    """Zero every projection block j writes into a residual stream (weights and biases):
+    the block then adds exactly 0, whatever its other weights are."""
+    for k in sd:
+        if k.startswith(f"transformer.h.{j}.") and re.search(r"\.c_proj(_u|_12)?\.(weight|bias)$", k):
+            sd[k] = torch.zeros_like(sd[k])
+
+
+def clone_matrix(W, n_out, n_in):
+    """HyperCloning's one primitive: W tiled n_out x n_in times, divided by n_in.
+
+    On an input [x, x, ...] (n_in copies) it returns [W x, W x, ...] (n_out copies).
+    """
+    return W.repeat(n_out, n_in) / n_in
+
+
+def clone_qkv(W, n):
+    """The fused q, k, v weight (or bias) cloned one third at a time, so the heads
+    of q, k and v are copied together and each head keeps its size."""
+    if W.dim() == 1:
+        return torch.cat([b.repeat(n) for b in W.chunk(3)])
+    return torch.cat([clone_matrix(w, n, n) for w in W.chunk(3)])
+
+
+def break_symmetry(W, n, std, gen):
+    """Add +N to one input copy's columns and -N to its twin's: on duplicated inputs
+    the two cancel, so the function is unchanged but the clones can drift apart."""
+    cols = W.shape[1] // n
+    for i in range(0, n - 1, 2):
+        N = torch.randn(W.shape[0], cols, generator=gen).to(W.dtype) * std  # same noise in any precision
+        W[:, i * cols:(i + 1) * cols] += N
+        W[:, (i + 1) * cols:(i + 2) * cols] -= N
+    return W
+
+
+def fresh_state(margs, seed):
+    """GPT-2's initialisation for a model of this shape: where new weights come from."""
+    torch.manual_seed(seed)
+    return GPT(GPTConfig(**margs)).state_dict()
+
+
+# ----------------------------------------------------------------------------
+# methods: each returns (model_args, state_dict, names of the frozen tensors)
+
+
+def grow_depth(sd, margs, every, top):
+    L = margs["n_layer"]
+    if top:
+        order = list(range(L)) + [L - 1] * top  # copies of the last block on top
+    else:
+        order = [i for b in range(L) for i in ([b, b] if (b + 1) % every == 0 else [b])]
+    new_blocks = [j for j in range(len(order)) if j > 0 and order[j] == order[j - 1]] if not top else \
+        list(range(L, L + top))
+    out = renumber_blocks(sd, order)
+    for j in new_blocks:
+        zero_block_outputs(out, j)
+    frozen = {k for k in out if not (BLOCK.match(k) and int(BLOCK.match(k).group(1)) in new_blocks)}
+    return dict(margs, n_layer=len(order)), out, frozen
+
+
+def grow_solar(sd, margs, overlap):
+    L = margs["n_layer"]
+    order = list(range(0, L - overlap)) + list(range(overlap, L))  # drop the top m of one copy, the bottom m of the other
+    return dict(margs, n_layer=len(order)), renumber_blocks(sd, order), set()
+
+
+def hyperclone(sd, margs, n, noise, seed):
+    gen = torch.Generator().manual_seed(seed)
+    if "lm_head.weight" not in sd:  # a tied head is untied: the embedding is copied, the head divided
+        sd = dict(sd, **{"lm_head.weight": sd["transformer.wte.weight"]})
+    out = {}
+    for k, W in sd.items():
+        stem = k.rsplit(".", 1)[0]
+        if k in ("transformer.wte.weight", "transformer.wpe.weight"):
+            out[k] = W.repeat(1, n)  # [x, x, ...]: embeddings are copied, not divided
+        elif k == "lm_head.weight":
+            out[k] = W.repeat(1, n) / n  # reads [h, h, ...]: divide, or the logits come out n times too large
+        elif re.search(r"ln_(1|2|f)$", stem):
+            out[k] = W.repeat(n)  # [x, x] has x's mean and variance: LN([x, x]) = [LN(x), LN(x)]
+        elif stem.endswith("c_attn"):
+            out[k] = clone_qkv(W, n)
+        else:  # attn.c_proj, mlp.c_fc, mlp.c_proj
+            out[k] = clone_matrix(W, n, n) if W.dim() == 2 else W.repeat(n)
+        if noise and W.dim() == 2 and not k.startswith("transformer.w"):
+            out[k] = break_symmetry(out[k], n, noise, gen)
+    wide = dict(margs, n_embd=n * margs["n_embd"], n_head=n * margs["n_head"],
+                n_inner=n * margs["n_inner"] if margs.get("n_inner") else 0, tie_weights=False)
+    return wide, out, set()  # Grow Up and Merge trains everything
+
+
+def widen_ffn(sd, margs, add_neurons, seed):
+    wide = dict(margs, n_inner_u=add_neurons, adapt=True)
+    out = fresh_state(wide, seed) | sd  # new neurons: GPT-2 init; the base: copied
+    for k in out:
+        if k.endswith("mlp.c_proj_12.weight"):
+            out[k] = torch.zeros_like(out[k])  # the new neurons' output starts at zero
+    return wide, out, set(sd)
+
+
+def scale_width(sd, margs, add_width, add_neurons, variant, seed):
+    wide = dict(margs, n_embd_u=add_width, n_inner_u=add_neurons, adapt=variant == "adapt", route=variant == "route")
+    out = fresh_state(wide, seed) | sd  # the new stream: GPT-2 init; the base: copied, untouched
+    for k in out:
+        if re.search(r"_12\.weight$", k) or k == "lm_head_u.weight":
+            out[k] = torch.zeros_like(out[k])  # W12 = 0 and zero new head columns: the logits start as the base's
+    if margs.get("tie_weights", True):
+        out["transformer.wte_u.weight"] = out["lm_head_u.weight"]  # tied: the new embedding columns start at 0 too
+    if variant == "route":
+        out["router.weight"] = torch.zeros_like(out["router.weight"])  # the gate starts at 1/2 for every token
+    return wide, out, set(sd)
+
+
+# ----------------------------------------------------------------------------
+# checks and reporting
+
+
+@torch.no_grad()
+def logit_gap(args, ckpt, dtype, batch=4):
+    """Grow the checkpoint in `dtype` and return max |grown logits - base logits|
+    on random token sequences of full block size.
+
+    In float64 this measures the method itself; in float32 it is the gap of the
+    saved model, rounding included (W/3 or W/2 + N are not exact in float32)."""
+    margs = ckpt["model_args"]
+    base = GPT(GPTConfig(**margs)).to(dtype).eval()
+    base.load_state_dict(ckpt["model"])
+    grown_args, sd, _ = grow(args, dict(ckpt, model={k: v.to(dtype) for k, v in ckpt["model"].items()}))
+    grown = build(grown_args, sd, dtype).eval()
+    idx = torch.randint(margs["vocab_size"], (batch, margs["block_size"]), generator=torch.Generator().manual_seed(0))
+    return (grown(idx)[0] - base(idx)[0]).abs().max().item()
+
+
+def build(margs, sd, dtype=torch.float32):
+    """The grown model from its state dict (a tied head is stored once, as the embedding)."""
+    if margs.get("tie_weights", True):
+        sd = dict(sd, **{"lm_head.weight": sd["transformer.wte.weight"]})
+        if margs.get("n_embd_u"):
+            sd["lm_head_u.weight"] = sd["transformer.wte_u.weight"]
+    model = GPT(GPTConfig(**margs)).to(dtype)
+    model.load_state_dict(sd)
+    return model
+
+
+def frozen_spec(model, frozen_names, seen, train_unseen):
+    """{parameter name: True or a row mask} for train.py.
+
+    Rows of the embedding (and an untied head) for token ids the base never saw
+    stay trainable: a base trained on ASCII English has never used the byte ids
+    of Korean, and with those rows frozen a frozen-base model cannot learn to
+    read or write Korean at all. SCALE's new columns serve every token, so its
+    base embedding stays wholly frozen.
+    """
+    spec = {}
+    for name, p in model.named_parameters():  # named_parameters lists a tied tensor once
+        if name not in frozen_names:
+            continue
+        spec[name] = True
+        if train_unseen and seen is not None and name in ("transformer.wte.weight", "lm_head.weight") \
+                and not model.config.n_embd_u and not seen.all():
+            spec[name] = seen[:, None].expand_as(p).clone()  # True = frozen: the rows of seen tokens
+    return spec
+
+
+def count(model, spec):
+    total = model.num_params()
+    params = dict(model.named_parameters())
+    frozen = sum(params[n].numel() if m is True else int(m.sum()) for n, m in spec.items())
+    return total, total - frozen
+
+
+# ----------------------------------------------------------------------------
+# command line
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="scale.py", description="Grow a GPT checkpoint, preserving what it computes.",
+                                allow_abbrev=False, exit_on_error=False,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--method", required=True, choices=METHODS, help="how to grow (see the top of scale.py)")
+    p.add_argument("--variant", default="preserve", choices=["preserve", "adapt", "route"],
+                   help="scale only: W12 frozen at 0 / W12 trains / a per-token gate between two heads")
+    p.add_argument("--in", dest="inp", default=BASE_CKPT, help="checkpoint to grow")
+    p.add_argument("--out", default=UPSCALED_CKPT, help="where to write the grown checkpoint")
+    p.add_argument("--factor", default="2", help="hyperclone: width multiplier, an integer >= 2")
+    p.add_argument("--noise", type=float, default=0.0,
+                   help="hyperclone: std of the +N/-N symmetry-breaking noise (preserves the function)")
+    p.add_argument("--every", type=int, default=1, help="depth: insert a copy after every k-th block")
+    p.add_argument("--top", type=int, default=0, help="depth: instead, stack this many copies of the last block on top")
+    p.add_argument("--overlap", type=int, default=0, help="solar: layers dropped from each copy (default: n_layer / 4)")
+    p.add_argument("--add-width", type=int, default=0, help="scale: width of the new stream (default: n_embd)")
+    p.add_argument("--add-neurons", type=int, default=0,
+                   help="scale / ffn: new MLP neurons (default: 4 x the new width for scale, the base MLP width for ffn)")
+    p.add_argument("--freeze-unseen", action="store_true",
+                   help="depth / ffn: also freeze embedding rows of tokens the base never saw")
+    p.add_argument("--seed", type=int, default=0, help="seed for the new weights")
+    return p
+
+
+def check_factor(text):
+    try:
+        n = int(text)
+    except ValueError:
+        raise UserError(f"--factor={text} is not an integer: HyperCloning copies each coordinate a whole number of times")
+    if n < 2:
+        raise UserError(f"--factor={n} does not grow the model: use an integer >= 2")
+    return n
+
+
+def grow(args, ckpt):
+    """Apply --method to the checkpoint; return (model_args, state_dict, frozen tensor names)."""
+    sd, margs = ckpt["model"], dict(ckpt["model_args"])
+    if margs.get("tie_weights", True):
+        sd = {k: v for k, v in sd.items() if k not in ("lm_head.weight", "lm_head_u.weight")}  # stored once, as wte
+    if args.method in ("hyperclone", "ffn", "scale") and not is_plain(margs):
+        raise UserError(f"--method={args.method} needs a plain GPT-2 model, but this one already has "
+                        f"{'a second stream' if margs.get('n_embd_u') else 'extra MLP neurons'}; grow it with "
+                        f"{args.method} before scale/ffn, or use depth or solar on it")
+    if args.method == "depth":
+        if args.every < 1 or args.top < 0:
+            raise UserError("--every must be >= 1 and --top >= 0")
+        return grow_depth(sd, margs, args.every, args.top)
+    if args.method == "solar":
+        L = margs["n_layer"]
+        overlap = args.overlap or max(1, L // 4)
+        if not 0 < overlap < L / 2:
+            raise UserError(f"solar keeps 2 x (n_layer - overlap) layers, so --overlap must be >= 1 and below "
+                            f"n_layer / 2 = {L / 2:g} to grow this {L}-layer model")
+        return grow_solar(sd, margs, overlap)
+    if args.method == "hyperclone":
+        return hyperclone(sd, margs, check_factor(args.factor), args.noise, args.seed)
+    if args.method == "ffn":
+        neurons = args.add_neurons or (margs.get("n_inner") or 4 * margs["n_embd"])
+        return widen_ffn(sd, margs, neurons, args.seed)
+    head_size = margs["n_embd"] // margs["n_head"]
+    width = args.add_width or margs["n_embd"]
+    if width < 0 or width % head_size:
+        raise UserError(f"--add-width={width} is not a multiple of the head size {head_size} "
+                        f"(n_embd {margs['n_embd']} / n_head {margs['n_head']}): new heads must have the base's size")
+    return scale_width(sd, margs, width, args.add_neurons or 4 * width, args.variant, args.seed)
+
+
+def main(argv=None):
+    args = parse_flags(build_parser(), argv)
+    if args.method != "hyperclone" and args.factor != "2":
+        raise UserError("--factor is for --method=hyperclone")
+    ckpt = load_checkpoint(args.inp)
+    if "tokenizer" not in ckpt:
+        raise UserError(f"{args.inp} does not say which tokenizer it was trained with")
+    base = model_from_checkpoint(ckpt, args.inp)
+    margs, sd, frozen_names = grow(args, ckpt)
+    grown = build(margs, sd)
+    seen = ckpt.get("seen_tokens")
+    spec = frozen_spec(grown, frozen_names, seen, not args.freeze_unseen)
+
+    n_base = base.num_params()
+    total, trainable = count(grown, spec)
+    what = f"{args.method}" + (f" ({args.variant})" if args.method == "scale" else "")
+    print(f"{what}: {base.config.n_layer} layers x {base.config.n_embd} -> {grown.config.n_layer} layers x "
+          f"{grown.config.n_embd}" + (f" + {grown.config.n_embd_u}" if grown.config.n_embd_u else "") +
+          (f", MLP {grown.config.mlp_width} + {grown.config.n_inner_u}" if grown.config.n_inner_u else
+           f", MLP {grown.config.mlp_width}"))
+    print(f"parameters: {total:,} total, {total - n_base:+,} added, {trainable:,} trainable, {total - trainable:,} frozen")
+    if any(m is not True for m in spec.values()):
+        print(f"embedding rows of the {int((~seen).sum())} token ids the base never saw stay trainable")
+    gap32, gap64 = logit_gap(args, ckpt, torch.float32), logit_gap(args, ckpt, torch.float64)
+    verdict = "preserved" if gap32 <= 1e-5 and gap64 <= 1e-10 else "NOT preserved"
+    print(f"max |logits - base logits| on random tokens: {gap32:.3g} (float32), {gap64:.3g} (float64): {verdict}")
+
+    record = {"stage": "scale", "method": args.method, "from": args.inp, "gap_float32": gap32,
+              **{k: v for k, v in vars(args).items() if k not in ("inp", "out", "method")}}
+    save_checkpoint({"model": grown.state_dict(), "model_args": asdict(grown.config), "tokenizer": ckpt["tokenizer"],
+                     "frozen": spec, "seen_tokens": seen, "history": ckpt.get("history", []) + [record]}, args.out)
+    print(f"saved {args.out}; continue it with: python train.py --init-from="
+          + ("upscaled" if args.out == UPSCALED_CKPT else args.out))
+
+
+if __name__ == "__main__":
+    run_cli(main)

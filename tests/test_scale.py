@@ -1,0 +1,207 @@
+"""
+scale.py: every preserving method keeps the base model's logits (float32 and
+float64, bias on and off, on a trained model), SOLAR does not, frozen weights
+stay bit-identical through continued pretraining, grown checkpoints load with
+the one recipe, and bad input gets one clear line.
+
+    python -m pytest -q tests/test_scale.py
+"""
+
+from dataclasses import asdict
+
+import pytest
+import torch
+
+import scale
+import train
+from model import GPT, GPTConfig, UserError, load_checkpoint, save_checkpoint
+from tests.conftest import TINY, run_script, trained_a_little
+
+PRESERVING = {
+    "depth": ["--method=depth"],
+    "depth_every_2": ["--method=depth", "--every=2"],
+    "depth_top": ["--method=depth", "--top=2"],
+    "hyperclone": ["--method=hyperclone"],
+    "hyperclone_3_noise": ["--method=hyperclone", "--factor=3", "--noise=0.02"],
+    "ffn": ["--method=ffn"],
+    "scale_preserve": ["--method=scale", "--variant=preserve"],
+    "scale_adapt": ["--method=scale", "--variant=adapt", "--add-width=16"],
+    "scale_route": ["--method=scale", "--variant=route", "--add-neurons=40"],
+}
+
+
+def base_checkpoint(bias=True, vocab=256, block=32):
+    config = GPTConfig(block_size=block, vocab_size=vocab, n_layer=3, n_head=2, n_embd=32, bias=bias)
+    model = trained_a_little(config)
+    seen = torch.zeros(vocab, dtype=torch.bool)
+    seen[:128] = True  # an ASCII-English base: byte ids >= 128 never seen
+    return {"model": model.state_dict(), "model_args": asdict(config), "tokenizer": "bytes", "seen_tokens": seen}
+
+
+def grown_and_base(flags, ckpt, dtype):
+    """Grow ckpt in dtype with scale.py's own functions; return (base, grown) models."""
+    args = scale.build_parser().parse_args(flags)
+    base = GPT(GPTConfig(**ckpt["model_args"])).to(dtype).eval()
+    base.load_state_dict(ckpt["model"])
+    margs, sd, _ = scale.grow(args, dict(ckpt, model={k: v.to(dtype) for k, v in ckpt["model"].items()}))
+    return base, scale.build(margs, sd, dtype).eval()
+
+
+@pytest.mark.parametrize("method", PRESERVING)
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.float64, 1e-10)])
+def test_growth_preserves_logits(method, bias, dtype, tol):
+    ckpt = base_checkpoint(bias)
+    base, grown = grown_and_base(PRESERVING[method], ckpt, dtype)
+    idx = torch.randint(256, (4, 32), generator=torch.Generator().manual_seed(1))  # full block size
+    gap = (grown(idx)[0] - base(idx)[0]).abs().max().item()
+    assert gap <= tol, gap
+    assert grown.num_params() > base.num_params()
+
+
+@pytest.mark.parametrize("method", PRESERVING)
+def test_greedy_generations_are_identical(method):
+    base, grown = grown_and_base(PRESERVING[method], base_checkpoint(), torch.float32)
+    prompt = torch.randint(256, (2, 4), generator=torch.Generator().manual_seed(2))
+    assert torch.equal(base.generate(prompt, 40, temperature=0), grown.generate(prompt, 40, temperature=0))
+
+
+def test_solar_does_not_preserve():
+    base, grown = grown_and_base(["--method=solar"], base_checkpoint(), torch.float64)
+    idx = torch.randint(256, (4, 32), generator=torch.Generator().manual_seed(1))
+    assert (grown(idx)[0] - base(idx)[0]).abs().max().item() > 1e-2
+    assert grown.config.n_layer == 4  # 3 layers, overlap 1: [0, 1] + [1, 2]
+
+
+def test_hyperclone_noise_actually_breaks_the_symmetry():
+    _, plain = grown_and_base(["--method=hyperclone"], base_checkpoint(), torch.float64)
+    _, noisy = grown_and_base(["--method=hyperclone", "--noise=0.02"], base_checkpoint(), torch.float64)
+    W, Wn = plain.transformer.h[0].mlp.c_fc.weight, noisy.transformer.h[0].mlp.c_fc.weight
+    assert torch.equal(W[:, :32], W[:, 32:]) and not torch.equal(Wn[:, :32], Wn[:, 32:])
+
+
+@pytest.fixture
+def base_path(tmp_path, data_dir, monkeypatch):
+    """A base checkpoint written by train.py on tiny English, and scale.py's default output redirected here."""
+    monkeypatch.setattr(train, "UPSCALED_CKPT", str(tmp_path / "upscaled.pt"))
+    monkeypatch.setattr(scale, "UPSCALED_CKPT", str(tmp_path / "upscaled.pt"))
+    train.main([f"--data-dir={data_dir}", f"--out-dir={tmp_path / 'base'}", *TINY, "--n-layer=3", "--max-iters=20",
+                "--eval-interval=20"])
+    return str(tmp_path / "base" / "ckpt.pt")
+
+
+FROZEN_BASE = {
+    "depth": ["--method=depth"],
+    "ffn": ["--method=ffn"],
+    "scale_preserve": ["--method=scale", "--variant=preserve"],
+    "scale_adapt": ["--method=scale", "--variant=adapt"],
+    "scale_route": ["--method=scale", "--variant=route"],
+}
+
+
+@pytest.mark.parametrize("method", FROZEN_BASE)
+def test_frozen_weights_bit_identical_after_continued_training(method, base_path, data_dir, tmp_path):
+    scale.main([*FROZEN_BASE[method], f"--in={base_path}"])
+    up = load_checkpoint(str(tmp_path / "upscaled.pt"))
+    train.main(["--init-from=upscaled", f"--data-dir={data_dir}", f"--out-dir={tmp_path / 'cont'}", *TINY[5:],
+                "--max-iters=50", "--eval-interval=50", "--weight-decay=0.1", "--learning-rate=3e-3",
+                "--replay=english:0.1"])
+    after = load_checkpoint(str(tmp_path / "cont" / "ckpt.pt"))
+    assert after["frozen"].keys() == up["frozen"].keys() and up["frozen"]
+    for name, p in up["model"].items():
+        spec = up["frozen"].get(name, False)
+        if name not in up["frozen"] and name.replace("lm_head", "transformer.wte") in up["frozen"] \
+                and up["model_args"]["tie_weights"]:
+            continue  # the tied head is the embedding: checked under its embedding name
+        mask = torch.ones_like(p, dtype=torch.bool) if spec is True else \
+            spec if spec is not False else torch.zeros_like(p, dtype=torch.bool)
+        assert torch.equal(after["model"][name][mask], p[mask]), f"frozen entries of {name} moved"
+        if (~mask).any():
+            assert not torch.equal(after["model"][name][~mask], p[~mask]), f"trainable {name} did not move"
+    # the one recipe loads both
+    for path in (tmp_path / "upscaled.pt", tmp_path / "cont" / "ckpt.pt"):
+        ckpt = torch.load(path, weights_only=True)
+        model = GPT(GPTConfig(**ckpt["model_args"]))
+        model.load_state_dict(ckpt["model"])
+
+
+def test_preserve_keeps_the_base_model_inside_forever(base_path, data_dir, tmp_path):
+    """After continued training, SCALE-Preserve without its new head columns is the base model, bit for bit."""
+    scale.main(["--method=scale", "--variant=preserve", f"--in={base_path}"])
+    train.main(["--init-from=upscaled", f"--data-dir={data_dir}", f"--out-dir={tmp_path / 'cont'}", *TINY[5:],
+                "--max-iters=30", "--learning-rate=3e-3"])
+    ckpt = load_checkpoint(str(tmp_path / "cont" / "ckpt.pt"))
+    grown = GPT(GPTConfig(**ckpt["model_args"]))
+    grown.load_state_dict(ckpt["model"])
+    base = GPT(GPTConfig(**load_checkpoint(base_path)["model_args"]))
+    base.load_state_dict(load_checkpoint(base_path)["model"])
+    idx = torch.randint(256, (2, 32))
+    changed = (grown(idx)[0] - base(idx)[0]).abs().max().item()
+    with torch.no_grad():
+        grown.lm_head_u.weight.zero_()
+    assert changed > 1e-3 and torch.equal(grown(idx)[0], base(idx)[0])
+
+
+def test_frozen_base_gets_no_gradients_and_no_optimizer_state(base_path, tmp_path):
+    for flags, frozen_prefix in ((["--method=scale"], "transformer.h.0.attn.c_attn.weight"),
+                                 (["--method=depth"], "transformer.h.0.mlp.c_fc.weight")):
+        scale.main([*flags, f"--in={base_path}", f"--out={tmp_path / 'g.pt'}"])
+        ckpt = load_checkpoint(str(tmp_path / "g.pt"))
+        model = GPT(GPTConfig(**ckpt["model_args"]))
+        model.load_state_dict(ckpt["model"])
+        train.apply_freezing(model, ckpt["frozen"])
+        args, _ = train.parse_args([])
+        train.fill_defaults(args)
+        opt = train.make_optimizer(model, args, "cpu")
+        idx = torch.randint(256, (2, 32))
+        model(idx, idx)[1].backward()
+        opt.step()
+        params = dict(model.named_parameters())
+        assert params[frozen_prefix].grad is None
+        n_trainable = sum(1 for p in model.parameters() if p.requires_grad)
+        assert len(opt.state) == n_trainable < len(list(model.parameters()))
+
+
+def test_growing_grown_models(base_path, tmp_path):
+    hyper = str(tmp_path / "hyper.pt")
+    scale.main(["--method=hyperclone", f"--in={base_path}", f"--out={hyper}"])
+    base, deeper = grown_and_base(["--method=depth"], load_checkpoint(hyper), torch.float64)
+    idx = torch.randint(256, (2, 32))
+    assert (deeper(idx)[0] - base(idx)[0]).abs().max().item() < 1e-10  # depth after hyperclone: allowed
+    wide = str(tmp_path / "scale.pt")
+    scale.main(["--method=scale", f"--in={base_path}", f"--out={wide}"])
+    base, deeper = grown_and_base(["--method=depth", "--every=2"], load_checkpoint(wide), torch.float64)
+    assert (deeper(idx)[0] - base(idx)[0]).abs().max().item() == 0  # depth after scale: allowed
+    for method in ("hyperclone", "scale", "ffn"):
+        with pytest.raises(UserError, match="needs a plain GPT-2 model, but this one already has a second stream"):
+            scale.main([f"--method={method}", f"--in={wide}", f"--out={tmp_path / 'x.pt'}"])
+
+
+def test_bad_input_gives_one_clear_line(base_path, tmp_path):
+    def error(*flags):
+        with pytest.raises(UserError) as e:
+            scale.main([*flags, f"--out={tmp_path / 'x.pt'}"])
+        return str(e.value)
+
+    assert "--factor=1.5 is not an integer" in error("--method=hyperclone", "--factor=1.5", f"--in={base_path}")
+    assert "--factor=0 does not grow the model" in error("--method=hyperclone", "--factor=0", f"--in={base_path}")
+    assert "--add-width=20 is not a multiple of the head size 16" in \
+        error("--method=scale", "--add-width=20", f"--in={base_path}")
+    assert "invalid choice: 'wider'" in error("--method=wider", f"--in={base_path}")
+    (tmp_path / "notes.txt").write_text("not a checkpoint")
+    assert "not a readable checkpoint" in error("--method=depth", f"--in={tmp_path / 'notes.txt'}")
+    torch.save({"weights": 1}, tmp_path / "foreign.pt")
+    assert "not a model checkpoint" in error("--method=depth", f"--in={tmp_path / 'foreign.pt'}")
+    assert "no checkpoint at" in error("--method=depth", f"--in={tmp_path / 'missing.pt'}")
+    assert "--overlap must be >= 1 and below n_layer / 2 = 1.5" in error("--method=solar", "--overlap=2", f"--in={base_path}")
+    r = run_script("scale.py", "--method=scale", "--add-width=7", f"--in={base_path}", f"--out={tmp_path / 'x.pt'}")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and r.stderr.startswith("error: --add-width=7")
+
+
+def test_cli_reports_counts_and_gap(base_path, tmp_path):
+    r = run_script("scale.py", "--method=solar", f"--in={base_path}", f"--out={tmp_path / 's.pt'}")
+    assert r.returncode == 0, r.stderr
+    assert "NOT preserved" in r.stdout and "parameters:" in r.stdout and "added" in r.stdout
+    r = run_script("scale.py", "--method=ffn", f"--in={base_path}", f"--out={tmp_path / 'f.pt'}")
+    assert "0 (float32), 0 (float64): preserved" in r.stdout
+    assert "embedding rows of the" in r.stdout and "never saw stay trainable" in r.stdout
