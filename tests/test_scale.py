@@ -205,3 +205,19 @@ def test_cli_reports_counts_and_gap(base_path, tmp_path):
     r = run_script("scale.py", "--method=ffn", f"--in={base_path}", f"--out={tmp_path / 'f.pt'}")
     assert "preserved: max |logits - base logits| on random tokens = 0 in float64, 0 in float32" in r.stdout
     assert "embedding rows of the" in r.stdout and "never saw stay trainable" in r.stdout
+
+
+def test_resume_of_a_grown_run_is_exact_and_keeps_the_base_frozen(base_path, data_dir, tmp_path):
+    scale.main(["--method=depth", f"--in={base_path}"])
+    flags = ["--init-from=upscaled", f"--data-dir={data_dir}", *TINY[5:], "--lr-decay-iters=30", "--eval-interval=10",
+             "--replay=english:0.2", "--weight-decay=0.3"]
+    train.main([*flags, f"--out-dir={tmp_path / 'a'}", "--max-iters=30"])
+    train.main([*flags, f"--out-dir={tmp_path / 'b'}", "--max-iters=15"])
+    train.main(["--init-from=resume", f"--out-dir={tmp_path / 'b'}", "--max-iters=30"])
+    a, b = (load_checkpoint(str(tmp_path / d / "ckpt.pt")) for d in "ab")
+    up = load_checkpoint(str(tmp_path / "upscaled.pt"))
+    for name in a["model"]:
+        assert torch.equal(a["model"][name], b["model"][name]), name
+    mask = up["frozen"]["transformer.wte.weight"]
+    assert torch.equal(b["model"]["transformer.wte.weight"][mask], up["model"]["transformer.wte.weight"][mask])
+    assert b["frozen"].keys() == up["frozen"].keys()
