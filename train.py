@@ -49,9 +49,16 @@ PRETRAIN_DEFAULTS = dict(dataset="english", eval_datasets=None, out_dir="out/bas
 ARCH_FLAGS = ("n_layer", "n_head", "n_embd", "block_size", "bias")
 
 
+class HelpWithDefaults(argparse.ArgumentDefaultsHelpFormatter):
+    """-h shows each default, except where it depends on --init-from (the help text says it)."""
+
+    def _get_help_string(self, action):
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="train.py", description="Pretrain or continue pretraining a GPT.", allow_abbrev=False,
-                                exit_on_error=False, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                exit_on_error=False, formatter_class=HelpWithDefaults)
     io = p.add_argument_group("what to train")
     io.add_argument("--init-from", default="scratch",
                     help="scratch | resume (the checkpoint in --out-dir) | upscaled (scale.py's output, "
@@ -65,11 +72,11 @@ def build_parser():
                                                  "(each sequence comes from english with probability 0.05)")
     io.add_argument("--unfreeze", action="store_true", help="train every weight, even those the checkpoint marks frozen")
     m = p.add_argument_group("model (for --init-from=scratch)")
-    m.add_argument("--n-layer", type=int, default=4)
-    m.add_argument("--n-head", type=int, default=4)
-    m.add_argument("--n-embd", type=int, default=128)
+    m.add_argument("--n-layer", type=int, default=4, help="transformer blocks")
+    m.add_argument("--n-head", type=int, default=4, help="attention heads per block")
+    m.add_argument("--n-embd", type=int, default=128, help="width of the residual stream")
     m.add_argument("--block-size", type=int, default=128, help="context length in tokens")
-    m.add_argument("--dropout", type=float, default=0.0)
+    m.add_argument("--dropout", type=float, default=0.0, help="dropout probability (may also be set when continuing)")
     m.add_argument("--bias", action=argparse.BooleanOptionalAction, default=True, help="biases in Linear and LayerNorm")
     o = p.add_argument_group("optimisation")
     o.add_argument("--batch-size", type=int, default=16, help="sequences per micro-batch (per process)")
@@ -80,8 +87,8 @@ def build_parser():
     o.add_argument("--warmup-iters", type=int, help="linear warm-up steps (default: 100; 50 when continuing)")
     o.add_argument("--lr-decay-iters", type=int, help="steps of the cosine decay (default: --max-iters)")
     o.add_argument("--weight-decay", type=float, default=0.1, help="AdamW decay, on 2-D weights only")
-    o.add_argument("--beta1", type=float, default=0.9)
-    o.add_argument("--beta2", type=float, default=0.99)
+    o.add_argument("--beta1", type=float, default=0.9, help="AdamW's first-moment decay")
+    o.add_argument("--beta2", type=float, default=0.99, help="AdamW's second-moment decay")
     o.add_argument("--grad-clip", type=float, default=1.0, help="clip the gradient norm (0 = off)")
     e = p.add_argument_group("evaluation and output")
     e.add_argument("--eval-interval", type=int, default=200, help="evaluate and save a checkpoint every N steps")
@@ -92,7 +99,7 @@ def build_parser():
     s.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"],
                    help="autocast precision; auto = bfloat16 on cuda and cpu when supported, else float32")
     s.add_argument("--compile", action="store_true", help="torch.compile the model (faster after a slow first step)")
-    s.add_argument("--seed", type=int, default=1337)
+    s.add_argument("--seed", type=int, default=1337, help="seeds the initialisation, the data order and dropout")
     return p
 
 
