@@ -345,13 +345,14 @@ def save_checkpoint(ckpt, path):
             os.remove(tmp)
 
 
-def load_checkpoint(path, map_location="cpu"):
+def load_checkpoint(path, map_location="cpu", mmap=False):
     """Load a checkpoint safely (weights_only: a downloaded file cannot run code)
-    and check that it is one of ours before anyone touches it."""
+    and check that it is one of ours before anyone touches it. mmap=True reads
+    tensors from the file only when they are used (merge.py streams that way)."""
     if not os.path.isfile(path):
         raise UserError(f"no checkpoint at {path}")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        ckpt = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as e:
         first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise UserError(f"{path} is not a readable checkpoint ({first_line[:120]})")

@@ -25,6 +25,7 @@ import io
 import json
 import lzma
 import os
+import re
 import sys
 import tarfile
 import urllib.error
@@ -132,6 +133,22 @@ def deb_files(deb_path, prefix):
                         path = member.name.removeprefix("./")
                         if member.isfile() and path.startswith(prefix):
                             yield path, tar.extractfile(member).read()
+
+
+def fortune_entries(text):
+    """The entries of a `fortune` file (separated by lines holding only '%'), ASCII art dropped."""
+    entries = [e.strip("\n") for e in re.split(r"^%\s*$", text, flags=re.M)]
+    letters = lambda e: sum(c.isalpha() for c in e) / max(1, len(e.replace(" ", "")))
+    return [e for e in entries if e.strip() and letters(e) > 0.5]
+
+
+def read_fortunes(deb_path, folder):
+    """Every entry of every fortune file under folder in a fortunes-xx package, files in name order."""
+    entries = []
+    for name, data in sorted(deb_files(deb_path, folder)):
+        if "/" not in name[len(folder):] and not name.endswith((".dat", ".u8")):
+            entries += fortune_entries(data.decode("utf-8", "replace"))
+    return "\n\n".join(entries) + "\n"
 
 
 # ----------------------------------------------------------------------------

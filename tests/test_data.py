@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 import data.common as common
-from data.common import deb_files, fetch, get_tokenizer, load_meta, split_text, write_dataset
+from data.common import deb_files, fetch, fortune_entries, get_tokenizer, load_meta, read_fortunes, split_text, \
+    write_dataset
 from data.english.prepare import strip_gutenberg
 from data.korean.prepare import clean_lines, html_lines, mallard_lines
 from model import UserError
@@ -151,3 +152,11 @@ def test_prepare_script_with_input_is_idempotent(tmp_path):
     assert load_meta("english", str(tmp_path))["vocab_size"] == 50257
     missing = run_script("data/korean/prepare.py", f"--input={tmp_path}/nope.txt", f"--data-dir={tmp_path}")
     assert missing.returncode == 1 and missing.stderr.strip() == f"error: --input {tmp_path}/nope.txt does not exist"
+
+
+def test_fortunes_are_split_and_ascii_art_dropped(tmp_path):
+    text = "Wer leichthin glaubt, wird leicht betrogen.\n\t\t-- Rollenhagen\n%\n  ..::''::..\n ::  ::  ::\n%\nZweiter Spruch.\n%\n"
+    assert fortune_entries(text) == ["Wer leichthin glaubt, wird leicht betrogen.\n\t\t-- Rollenhagen", "Zweiter Spruch."]
+    make_deb(tmp_path / "f.deb", {"usr/share/games/fortunes/de/b": b"Zwei.\n%\n", "usr/share/games/fortunes/de/a": b"Eins.\n%\n",
+                                  "usr/share/games/fortunes/de/a.dat": b"\x00\x01", "usr/share/games/fortunes/de/off/x": b"Nein.\n"})
+    assert read_fortunes(str(tmp_path / "f.deb"), "usr/share/games/fortunes/de/") == "Eins.\n\nZwei.\n"

@@ -1,0 +1,66 @@
+"""
+evaluate.py — loss and perplexity of any checkpoints on any datasets, as one table.
+
+Place in the story: the last step. "Merged vs each language model vs the base"
+is one command, on the same fixed validation batches train.py evaluates on.
+
+    python evaluate.py --ckpts=out/base/ckpt.pt,out/korean/ckpt.pt,out/merged.pt --datasets=english,korean,german
+"""
+
+import argparse
+import math
+from contextlib import nullcontext
+
+import torch
+
+from data.common import DATA_DIR
+from model import UserError, load_checkpoint, model_from_checkpoint, parse_flags, run_cli
+from train import evaluate, open_split
+
+
+def evaluate_checkpoints(paths, datasets, data_dir=DATA_DIR, batch_size=16, eval_iters=20, dtype="float32"):
+    """{path: {dataset: mean validation loss}} for every checkpoint and dataset."""
+    ctx = torch.autocast("cpu", dtype=torch.bfloat16) if dtype == "bfloat16" else nullcontext()
+    results = {}
+    for path in paths:
+        ckpt = load_checkpoint(path)
+        if "tokenizer" not in ckpt:
+            raise UserError(f"{path} does not say which tokenizer it was trained with")
+        model = model_from_checkpoint(ckpt, path)
+        settings = argparse.Namespace(batch_size=batch_size, eval_iters=eval_iters, block_size=model.config.block_size)
+        splits = {name: open_split(data_dir, name, "val", ckpt["tokenizer"], model.config.block_size)
+                  for name in datasets}
+        results[path] = evaluate(model, splits, settings, "cpu", ctx)
+    return results
+
+
+def format_table(results, datasets):
+    width = max(12, *(len(p) for p in results)) + 2
+    lines = [f"{'checkpoint':<{width}}" + "".join(f"{d:>22}" for d in datasets),
+             f"{'':<{width}}" + "".join(f"{'loss':>10}{'ppl':>12}" for _ in datasets)]
+    for path, losses in results.items():
+        lines.append(f"{path:<{width}}" + "".join(f"{losses[d]:>10.4f}{math.exp(losses[d]):>12,.2f}" for d in datasets))
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="evaluate.py", description="Validation loss of checkpoints on datasets.",
+                                allow_abbrev=False, exit_on_error=False,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--ckpts", required=True, help="comma-separated checkpoints")
+    p.add_argument("--datasets", default="english,korean", help="comma-separated prepared datasets")
+    p.add_argument("--data-dir", default=DATA_DIR, help="folder holding the prepared datasets")
+    p.add_argument("--batch-size", type=int, default=16, help="sequences per batch (train.py's default)")
+    p.add_argument("--eval-iters", type=int, default=20, help="batches per dataset (train.py's default)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
+                   help="precision (train.py evaluates under bfloat16 autocast by default on CPU: expect "
+                        "differences in the third decimal)")
+    args = parse_flags(p, argv)
+    paths = [c for c in args.ckpts.split(",") if c]
+    datasets = [d for d in args.datasets.split(",") if d]
+    results = evaluate_checkpoints(paths, datasets, args.data_dir, args.batch_size, args.eval_iters, args.dtype)
+    print(format_table(results, datasets))
+
+
+if __name__ == "__main__":
+    run_cli(main)

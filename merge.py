@@ -1,0 +1,231 @@
+"""
+merge.py — merge language models that share an ancestor: linear, task arithmetic, TIES, DARE.
+
+Place in the story: "Grow Up and Merge" continues one (upscaled) English model
+on each target language separately, then merges the language models into one
+multilingual model. Every method here is the same recipe with different steps,
+as in mergekit: take task vectors against the common ancestor, optionally
+sparsify them (TIES: keep the largest; DARE: drop at random and rescale),
+optionally elect a sign per coordinate and average only the agreeing models,
+then add the result back to the ancestor. The steps are short functions a
+student can read next to the papers (Ilharco et al. 2022; Yadav et al. 2023;
+Yu et al. 2023); `merge_state_dicts` takes and returns plain state dicts.
+
+    python merge.py --method=ties --base=out/upscaled.pt \\
+        --models=out/korean/ckpt.pt,out/german/ckpt.pt --out=out/merged.pt
+"""
+
+import argparse
+from dataclasses import asdict
+
+import torch
+
+from model import GPTConfig, UserError, load_checkpoint, model_from_checkpoint, parse_flags, run_cli, save_checkpoint
+
+# method: (sparsify, consensus). sparsify: None | "magnitude" (TIES' trim) | "random" (DARE);
+# consensus: elect a sign per coordinate and average only the models that agree with it.
+METHODS = {
+    "linear": (None, False),           # weighted average of the models
+    "task_arithmetic": (None, False),  # theta_base + lambda * sum_i w_i tau_i
+    "ties": ("magnitude", True),       # trim, elect sign, disjoint mean
+    "dare": ("random", False),         # drop and rescale, then task arithmetic
+    "dare_ties": ("random", True),     # drop and rescale, then TIES' sign election
+}
+
+# ----------------------------------------------------------------------------
+# the steps, one tensor (or one coordinate) at a time
+
+
+def task_vector(theta, theta_base):
+    """tau = theta - theta_base, in float64 so that theta_base + tau gives theta back exactly."""
+    return theta.double() - theta_base.double()
+
+
+def kth_largest(magnitudes, k):
+    """(t, ties): keeping the k largest entries of a flat tensor of magnitudes means keeping every
+    entry > t and the first `ties` entries == t (in order). k counts, not fractions."""
+    n = magnitudes.numel()
+    if k >= n:
+        return float("-inf"), 0
+    if k <= 0:
+        return float("inf"), 0
+    t = magnitudes.kthvalue(n - k + 1).values.item()
+    return t, k - int((magnitudes > t).sum())
+
+
+def trim(tau, t, ties):
+    """TIES step 1: zero every entry of tau but those above the threshold t (and `ties` entries equal
+    to it, first ones first). Returns (trimmed tau, ties used)."""
+    mag = tau.abs().flatten()
+    keep = mag > t
+    tied = (mag == t).nonzero().flatten()[:ties]
+    keep[tied] = True
+    return torch.where(keep.view_as(tau), tau, torch.zeros_like(tau)), len(tied)
+
+
+def n_kept(numel, density):
+    """How many entries a density keeps: density * numel, rounded half up."""
+    return int(density * numel + 0.5)
+
+
+def drop_and_rescale(tau, density, gen):
+    """DARE: drop each entry with probability p = 1 - density, scale the survivors by 1 / (1 - p),
+    so the expected task vector is unchanged."""
+    keep = torch.rand(tau.shape, generator=gen, dtype=torch.float64) < density
+    return torch.where(keep, tau / density, torch.zeros_like(tau))
+
+
+def elect_sign(taus):
+    """TIES step 2: the sign of the summed mass sum_i tau_i per coordinate (not a vote count).
+    Where the mass sums to exactly zero we take + (as mergekit does)."""
+    mass = torch.stack(taus).sum(dim=0)
+    return torch.where(mass >= 0, 1.0, -1.0).to(mass.dtype)
+
+
+def disjoint_mean(taus, weights, sign, normalize=True):
+    """TIES step 3: average each coordinate over the models whose tau agrees with the elected sign
+    (weights w_i count after the election; zero entries never agree). No model agrees -> 0."""
+    agree = [(tau.sign() == sign).to(tau.dtype) for tau in taus]
+    total = sum(w * a * tau for w, a, tau in zip(weights, agree, taus))
+    if not normalize:
+        return total
+    mass = sum(w * a for w, a in zip(weights, agree))
+    return torch.where(mass > 0, total / mass.clamp(min=1e-300), torch.zeros_like(total))
+
+
+def weighted_sum(taus, weights, normalize=True):
+    """Task arithmetic's combination: sum_i w_i tau_i, divided by sum_i w_i if normalize."""
+    total = sum(w * tau for w, tau in zip(weights, taus))
+    return total / sum(weights) if normalize else total
+
+
+# ----------------------------------------------------------------------------
+# whole models
+
+
+def merge_state_dicts(base, models, method="ties", weights=None, density=0.5, lam=1.0, normalize=True,
+                      trim_scope="tensor", seed=0, names=None):
+    """theta = theta_base + lam * combine(sparsify(tau_1), ..., sparsify(tau_n)), tensor by tensor.
+
+    base and models are state dicts of one architecture; names (default: all of base's keys) lists
+    the tensors to merge, each once (leave out tied aliases such as lm_head.weight). For "linear",
+    the result is sum_i w_i theta_i / sum_i w_i whatever lam and normalize say.
+    """
+    sparsify, consensus = METHODS[method]
+    weights = weights or [1.0] * len(models)
+    if method == "linear":
+        lam, normalize = 1.0, True
+    names = list(base) if names is None else names
+    # global trim: one threshold per model over all its tensors, so each model keeps `density` overall
+    thresholds = {}
+    if sparsify == "magnitude" and trim_scope == "global":
+        for i, sd in enumerate(models):
+            mags = torch.cat([task_vector(sd[n], base[n]).abs().flatten().float() for n in names])
+            thresholds[i] = list(kth_largest(mags, n_kept(mags.numel(), density)))
+            del mags
+    gen = torch.Generator().manual_seed(seed)
+    merged = {}
+    for name in names:
+        taus = [task_vector(sd[name], base[name]) for sd in models]
+        if sparsify == "magnitude":
+            for i, tau in enumerate(taus):
+                t, ties = thresholds[i] if trim_scope == "global" else \
+                    kth_largest(tau.abs().flatten(), n_kept(tau.numel(), density))
+                taus[i], used = trim(tau, t, ties)
+                if trim_scope == "global":
+                    thresholds[i][1] -= used
+        elif sparsify == "random":
+            taus = [drop_and_rescale(tau, density, gen) for tau in taus]
+        if consensus:
+            combined = disjoint_mean(taus, weights, elect_sign(taus), normalize)
+        else:
+            combined = weighted_sum(taus, weights, normalize)
+        merged[name] = (base[name].double() + lam * combined).to(base[name].dtype)
+    return merged
+
+
+def check_compatible(base_ckpt, ckpts, paths, base_path):
+    """Same architecture, tokenizer, tensor names and shapes everywhere, or one clear line."""
+    for ckpt, path in zip(ckpts, paths):
+        if ckpt.get("tokenizer") != base_ckpt.get("tokenizer"):
+            raise UserError(f"{path} uses the {ckpt.get('tokenizer')} tokenizer, {base_path} {base_ckpt.get('tokenizer')}")
+        a, b = dict(asdict(GPTConfig(**base_ckpt["model_args"]))), dict(asdict(GPTConfig(**ckpt["model_args"])))
+        a.pop("dropout"), b.pop("dropout")
+        if a != b:
+            diff = ", ".join(f"{k} {b[k]} vs {a[k]}" for k in a if a[k] != b[k])
+            raise UserError(f"{path} has a different architecture from {base_path} ({diff}): "
+                            "merging needs the common ancestor as --base (for grown models, the upscaled "
+                            "checkpoint they were continued from, not the small base)")
+        for name in base_ckpt["model"].keys() | ckpt["model"].keys():
+            x, y = base_ckpt["model"].get(name), ckpt["model"].get(name)
+            if x is None or y is None or x.shape != y.shape:
+                shape = lambda t: "missing" if t is None else tuple(t.shape)
+                raise UserError(f"tensor {name}: {shape(y)} in {path} but {shape(x)} in {base_path}")
+
+
+def tensors_to_merge(margs, state_dict):
+    """Every tensor once: a tied head is the embedding under a second name."""
+    tied = {"lm_head.weight", "lm_head_u.weight"} if margs.get("tie_weights", True) else set()
+    return [n for n in state_dict if n not in tied]
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="merge.py", description="Merge models continued from a common ancestor.",
+                                allow_abbrev=False, exit_on_error=False,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--method", default="ties", choices=list(METHODS), help="how to combine the task vectors")
+    p.add_argument("--base", help="the common ancestor the models were continued from (task vectors are "
+                                  "taken against it); optional for linear")
+    p.add_argument("--models", required=True, help="comma-separated checkpoints to merge")
+    p.add_argument("--weights", default="", help="comma-separated weight per model (default: 1 each)")
+    p.add_argument("--density", type=float, default=0.5, help="ties / dare: fraction of each task vector kept")
+    p.add_argument("--lambda", dest="lam", type=float, default=1.0, help="scale of the merged task vector")
+    p.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=True,
+                   help="divide by the summed weights (task arithmetic, dare) or agreeing weights (ties)")
+    p.add_argument("--trim-scope", default="tensor", choices=["tensor", "global"],
+                   help="ties: keep the top density per tensor (mergekit) or over the whole model (the TIES authors)")
+    p.add_argument("--seed", type=int, default=0, help="dare: seed of the random drop")
+    p.add_argument("--out", default="out/merged.pt", help="where to write the merged checkpoint")
+    return p
+
+
+def main(argv=None):
+    args = parse_flags(build_parser(), argv)
+    paths = [m for m in args.models.split(",") if m]
+    weights = [float(w) for w in args.weights.split(",")] if args.weights else [1.0] * len(paths)
+    if not paths:
+        raise UserError("--models names no checkpoint")
+    if len(weights) != len(paths):
+        raise UserError(f"--weights has {len(weights)} values for {len(paths)} models")
+    if not 0 < args.density <= 1:
+        raise UserError(f"--density={args.density} must be in (0, 1]")
+    if args.base is None and args.method != "linear":
+        raise UserError(f"--method={args.method} needs --base, the common ancestor the models were continued from")
+    ckpts = [load_checkpoint(p, mmap=True) for p in paths]
+    base_path = args.base or paths[0]
+    base = load_checkpoint(base_path, mmap=True) if args.base else ckpts[0]
+    check_compatible(base, ckpts, paths, base_path)
+    names = tensors_to_merge(base["model_args"], base["model"])
+    print(f"{args.method}: {len(paths)} models, {len(names)} tensors, against {base_path}")
+    merged = merge_state_dicts(base["model"], [c["model"] for c in ckpts], args.method, weights, args.density,
+                               args.lam, args.normalize, args.trim_scope, args.seed, names)
+    if base["model_args"].get("tie_weights", True):
+        merged["lm_head.weight"] = merged["transformer.wte.weight"]
+        if "transformer.wte_u.weight" in merged:
+            merged["lm_head_u.weight"] = merged["transformer.wte_u.weight"]
+    model = model_from_checkpoint({"model": merged, "model_args": base["model_args"]}, "the merged model")
+    seen = None
+    for c in [base] + ckpts:
+        if c.get("seen_tokens") is not None:
+            seen = c["seen_tokens"].clone() if seen is None else seen | c["seen_tokens"]
+    record = {"stage": "merge", "method": args.method, "base": args.base, "models": paths, "weights": weights,
+              "density": args.density, "lambda": args.lam, "normalize": args.normalize,
+              "trim_scope": args.trim_scope, "seed": args.seed}
+    save_checkpoint({"model": model.state_dict(), "model_args": base["model_args"], "tokenizer": base["tokenizer"],
+                     "frozen": base.get("frozen", {}), "seen_tokens": seen, "merge": record,
+                     "history": base.get("history", []) + [record]}, args.out)
+    print(f"saved {args.out}; evaluate it with: python evaluate.py --ckpts={args.out}")
+
+
+if __name__ == "__main__":
+    run_cli(main)
