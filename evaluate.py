@@ -15,7 +15,8 @@ import torch
 
 from data.common import DATA_DIR
 from model import UserError, load_checkpoint, model_from_checkpoint, parse_flags, run_cli
-from train import evaluate, open_split
+from data.loader import open_split
+from train import evaluate
 
 
 def evaluate_checkpoints(paths, datasets, data_dir=DATA_DIR, batch_size=16, eval_iters=20, dtype="float32"):

@@ -27,13 +27,13 @@ import time
 from contextlib import nullcontext
 from dataclasses import asdict
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
 from data.common import DATA_DIR, get_tokenizer, load_meta
+from data.loader import draw_rows, make_batch, open_split, parse_replay, seen_tokens
 from model import GPT, GPTConfig, UserError, load_checkpoint, model_from_checkpoint, parse_flags, run_cli, save_checkpoint
 
 BASE_CKPT = "out/base/ckpt.pt"   # where pretraining writes by default; scale.py reads it
@@ -142,57 +142,9 @@ def pick_dtype(requested, device_type):
 
 
 # ----------------------------------------------------------------------------
-# data
+# evaluation
 
 
-def open_split(data_dir, name, split, tokenizer, block_size):
-    """Memory-map <data_dir>/<name>/<split>.bin after checking it fits the model."""
-    meta = load_meta(name, data_dir)
-    if meta["tokenizer"] != tokenizer:
-        raise UserError(f"dataset '{name}' was prepared with the {meta['tokenizer']} tokenizer but the model uses "
-                        f"{tokenizer}: run python data/{name}/prepare.py --tokenizer={tokenizer}")
-    data = np.memmap(os.path.join(data_dir, name, f"{split}.bin"), dtype=np.uint16, mode="r")
-    if len(data) <= block_size + 1:
-        raise UserError(f"dataset '{name}' {split} split has {len(data)} tokens, too few for block_size={block_size}")
-    return data
-
-
-def parse_replay(spec):
-    """'english:0.05,german:0.05' -> [('english', 0.05), ('german', 0.05)]"""
-    out = []
-    for item in filter(None, spec.split(",")):
-        name, _, frac = item.partition(":")
-        try:
-            out.append((name, float(frac)))
-        except ValueError:
-            raise UserError(f"--replay expects NAME:FRACTION, like english:0.05 (got '{item}')")
-    if any(f < 0 for _, f in out) or sum(f for _, f in out) >= 1:
-        raise UserError("--replay fractions must be >= 0 and add up to less than 1")
-    return out
-
-
-def draw_rows(gen, sources, n_rows, block_size):
-    """Choose n_rows training sequences: (source index, start offset) each.
-
-    sources = [(data, probability), ...]. All processes draw the same rows with
-    the same generator and each takes its own share, so the data seen does not
-    depend on how many processes there are, and resuming restores `gen`.
-    """
-    u = torch.rand(n_rows, generator=gen, dtype=torch.float64)
-    r = torch.rand(n_rows, generator=gen, dtype=torch.float64)
-    cum = np.cumsum([p for _, p in sources])
-    which = np.minimum(np.searchsorted(cum, u.numpy(), side="right"), len(sources) - 1)
-    starts = [int(ri * (len(sources[w][0]) - block_size - 1)) for w, ri in zip(which, r.tolist())]
-    return list(zip(which.tolist(), starts))
-
-
-def make_batch(rows, datas, block_size, device):
-    x = torch.stack([torch.from_numpy(datas[w][s:s + block_size].astype(np.int64)) for w, s in rows])
-    y = torch.stack([torch.from_numpy(datas[w][s + 1:s + 1 + block_size].astype(np.int64)) for w, s in rows])
-    return x.to(device), y.to(device)  # (B, T) each
-
-
-@torch.no_grad()
 def evaluate(model, splits, args, device, ctx):
     """Mean loss on the same fixed batches of each split at every eval, so curves are comparable."""
     model.eval()
@@ -289,15 +241,6 @@ def make_optimizer(model, args, device_type):
               {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=args.learning_rate, betas=(args.beta1, args.beta2),
                              fused=device_type == "cuda")
-
-
-def seen_tokens(sources, vocab_size, previous=None):
-    """Which token ids the model has been trained on (scale.py keeps the others trainable)."""
-    seen = torch.zeros(vocab_size, dtype=torch.bool) if previous is None else previous.clone()
-    for data, probability in sources:
-        if probability > 0:
-            seen |= torch.from_numpy(np.bincount(data, minlength=vocab_size)[:vocab_size] > 0)
-    return seen
 
 
 def weights_fingerprint(model):

@@ -18,6 +18,7 @@ import pytest
 import torch
 
 import train
+from data.loader import draw_rows, parse_replay
 from model import GPT, GPTConfig, UserError, load_checkpoint, save_checkpoint
 from tests.conftest import REPO, TINY, run_script
 
@@ -56,14 +57,14 @@ def test_every_eval_logs_each_dataset_and_replay_mixes_data(data_dir, tmp_path):
 
 def test_draw_rows_mixes_sources_in_the_given_proportions():
     a, b = np.zeros(1000, dtype=np.uint16), np.ones(500, dtype=np.uint16)
-    rows = train.draw_rows(torch.Generator().manual_seed(0), [(a, 0.9), (b, 0.1)], 20000, block_size=8)
+    rows = draw_rows(torch.Generator().manual_seed(0), [(a, 0.9), (b, 0.1)], 20000, block_size=8)
     share_b = sum(w for w, _ in rows) / len(rows)
     assert 0.09 < share_b < 0.11
     assert all(0 <= s <= (len(a) if w == 0 else len(b)) - 9 for w, s in rows)
     with pytest.raises(UserError, match="NAME:FRACTION"):
-        train.parse_replay("english")
+        parse_replay("english")
     with pytest.raises(UserError, match="less than 1"):
-        train.parse_replay("english:0.7,korean:0.5")
+        parse_replay("english:0.7,korean:0.5")
 
 
 def test_lr_schedule_warms_up_then_decays_to_min_lr():
