@@ -5,26 +5,34 @@ Place in the story: a side tool. It times train.py's own optimizer step on
 random tokens for named model configurations (nanoGPT's `tiny` and `small`,
 and the default base grown by every method of scale.py, with its frozen base
 and with nothing frozen) and prints tokens/s (median of timed steps after
-warm-up), optimizer-state size and peak memory. Each configuration runs in its
-own process, so peak memory is its own and one run cannot slow the next.
+warm-up), achieved GFLOP/s and MFU against this machine's own matmul peak
+(measured in the same run), optimizer-state size and peak memory. Each
+measurement runs in its own process, so peak memory is its own and one run
+cannot slow the next.
 
     python bench.py                          # the grown-model comparison (≈3 min on 2 cores)
-    python bench.py --configs=tiny,small --dtype=float32
+    python bench.py --configs=tiny,small --dtype=float32 [--compile]
+    python bench.py --sample                 # KV-cache sampling vs recomputing, 256 tokens on `small`
+    python bench.py --merge                  # TIES over three GPT-2-small-sized (124M) checkpoints
 """
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from contextlib import nullcontext
 
 import torch
 
+import merge
 import scale
 import train
-from model import GPT, GPTConfig, UserError, parse_flags, run_cli
+from model import GPT, GPTConfig, UserError, parse_flags, run_cli, save_checkpoint
 
 BASE = dict(n_layer=4, n_head=4, n_embd=128, block_size=128, vocab_size=256)  # train.py's default model
 CONFIGS = {  # name: (model_args, batch size, scale.py flags or None)
@@ -58,6 +66,37 @@ def build(name, frozen):
     return model, (scale.frozen_spec(model, frozen_names, seen, True) if frozen else {}), batch
 
 
+def peak_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2**20 if sys.platform == "darwin" else 2**10)
+
+
+def watch_anonymous_memory(every=0.02):
+    """Peak anonymous memory (MB; Linux): RSS without the pages of memory-mapped files, which the
+    kernel can drop at any time. merge.py maps its inputs, so RSS also counts what it read."""
+    peak = {"mb": 0.0}
+
+    def sample():
+        while True:
+            with open("/proc/self/status") as f:
+                kb = next((int(line.split()[1]) for line in f if line.startswith("RssAnon:")), 0)
+            peak["mb"] = max(peak["mb"], kb / 1024)
+            time.sleep(every)
+    if os.path.exists("/proc/self/status"):
+        threading.Thread(target=sample, daemon=True).start()
+    return peak
+
+
+def matmul_peak(dtype, n=2048, reps=10):
+    """GFLOP/s of one large matrix product on this machine: the ceiling MFU is measured against."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    times = []
+    for _ in range(3 + reps):
+        t = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t)
+    return 2 * n**3 / sorted(times[3:])[reps // 2] / 1e9
+
+
 def tensor_bytes(obj):
     if torch.is_tensor(obj):
         return obj.numel() * obj.element_size()
@@ -86,17 +125,93 @@ def run_one(name, frozen, dtype, compile, steps, warmup):
     median = sorted(times[warmup:])[steps // 2]
     return dict(config=name, frozen=frozen, dtype=dtype, compile=compile, tokens_per_s=batch * T / median,
                 params=model.num_params(), trainable=model.num_params(trainable_only=True),
-                optimizer_mb=tensor_bytes(optimizer.state_dict()["state"]) / 2**20,
-                peak_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+                flops_per_token=model.flops_per_token(),
+                optimizer_mb=tensor_bytes(optimizer.state_dict()["state"]) / 2**20, peak_mb=peak_mb())
 
 
-def in_subprocess(name, frozen, args):
-    cmd = [sys.executable, __file__, f"--run={name}", f"--dtype={args.dtype}", f"--steps={args.steps}",
-           f"--warmup={args.warmup}"] + (["--frozen"] if frozen else []) + (["--compile"] if args.compile else [])
-    out = subprocess.run(cmd, capture_output=True, text=True)
+def time_sampling(tokens=256, reps=3, block_size=128):
+    """Seconds to sample `tokens` from `small` with and without the KV cache, and whether they agree."""
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(**dict(CONFIGS["small"][0], block_size=block_size))).eval()
+    prompt = torch.zeros(1, 1, dtype=torch.long)
+    out, secs = {}, {}
+    for use_cache in (True, False):
+        times = []
+        for _ in range(reps):
+            t = time.perf_counter()
+            out[use_cache] = model.generate(prompt, tokens, temperature=1.0, top_k=200, use_cache=use_cache,
+                                            generator=torch.Generator().manual_seed(0))
+            times.append(time.perf_counter() - t)
+        secs[use_cache] = sorted(times)[reps // 2]
+    return dict(cached_s=secs[True], recomputed_s=secs[False], identical=torch.equal(out[True], out[False]))
+
+
+GPT2_SMALL = dict(n_layer=12, n_head=12, n_embd=768, block_size=1024, vocab_size=50257)  # 124M parameters
+
+
+def make_checkpoints(folder, model_args):
+    """An 'ancestor' and three models that moved away from it, as merge.py inputs."""
+    margs = dict(GPTConfig(**model_args).__dict__)
+    torch.manual_seed(0)
+    base = GPT(GPTConfig(**margs)).state_dict()
+    paths = []
+    for i in range(4):
+        sd = {k: v if i == 0 else v + 0.01 * torch.randn_like(v) for k, v in base.items()}
+        paths.append(os.path.join(folder, f"m{i}.pt"))
+        save_checkpoint({"model": sd, "model_args": margs, "tokenizer": "gpt2"}, paths[-1])
+        del sd
+    return paths
+
+
+def time_merge(trim_scope, model_args=GPT2_SMALL):
+    """Wall time and peak memory of merge.py --method=ties on three checkpoints, in a fresh process."""
+    with tempfile.TemporaryDirectory(dir="out" if os.path.isdir("out") else None) as d:
+        base, *models = make_checkpoints(d, model_args)
+        argv = ["--method=ties", f"--base={base}", f"--models={','.join(models)}", f"--trim-scope={trim_scope}",
+                f"--out={os.path.join(d, 'merged.pt')}"]
+        cmd = [sys.executable, __file__, "--run-merge=" + json.dumps(argv)]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(r.stderr)
+        return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def measure_alone(flags):
+    """Run this script with --run... flags in a fresh process; return the JSON it prints."""
+    out = subprocess.run([sys.executable, __file__] + flags, capture_output=True, text=True)
     if out.returncode != 0:
         raise RuntimeError(out.stderr)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def print_training(args):
+    names = args.configs.split(",")
+    for n in names:
+        if n not in CONFIGS:
+            raise UserError(f"unknown configuration '{n}' (choose from {', '.join(CONFIGS)})")
+    peak = {d: measure_alone([f"--run-peak={d}"])["gflops"] for d in ("float32", "bfloat16")}
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.dtype}"
+          f"{', compiled' if args.compile else ''}; median of {args.steps} steps after {args.warmup} warm-up")
+    print(f"matmul peak measured now: float32 {peak['float32']:.0f} GFLOP/s, bfloat16 {peak['bfloat16']:.0f} GFLOP/s "
+          f"\n(GFLOP/s = (6 x parameters + attention) FLOPs per token x tokens/s, nanoGPT's estimate; MFU = that over "
+          f"the float32 peak, MFU* over the {args.dtype} peak; both overstate rows with a frozen base, "
+          f"which skips weight gradients)")
+    print(f"{'config':<24}{'params':>11}{'trainable':>11}{'tokens/s':>10}{'GFLOP/s':>9}{'MFU':>6}{'MFU*':>6}"
+          f"{'optim MB':>10}{'peak MB':>9}  frozen vs all trainable")
+    for name in names:
+        rows = [measure_alone([f"--run={name}", f"--dtype={args.dtype}", f"--steps={args.steps}",
+                               f"--warmup={args.warmup}"] + (["--frozen"] if frozen else []) +
+                              (["--compile"] if args.compile else []))
+                for frozen in ([True, False] if CONFIGS[name][2] else [False])]
+        for r in rows:
+            label = name + (" (frozen)" if r["frozen"] else " (all)" if len(rows) > 1 else "")
+            ratio = f"{rows[0]['tokens_per_s'] / rows[1]['tokens_per_s']:.2f}x faster, " \
+                    f"{rows[0]['optimizer_mb'] / max(rows[1]['optimizer_mb'], 1e-9):.2f}x optimizer memory" \
+                if len(rows) > 1 and r["frozen"] else ""
+            gflops = r["flops_per_token"] * r["tokens_per_s"] / 1e9
+            print(f"{label:<24}{r['params']:>11,}{r['trainable']:>11,}{r['tokens_per_s']:>10,.0f}{gflops:>9.1f}"
+                  f"{gflops / peak['float32']:>6.0%}{gflops / peak[args.dtype]:>6.0%}{r['optimizer_mb']:>10.1f}"
+                  f"{r['peak_mb']:>9.0f}  {ratio}")
 
 
 def main():
@@ -108,29 +223,36 @@ def main():
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--steps", type=int, default=15, help="timed steps (the median is reported)")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
+    p.add_argument("--sample", action="store_true", help="instead: time sampling 256 tokens with and without "
+                                                         "the KV cache")
+    p.add_argument("--merge", action="store_true", help="instead: time merge.py TIES on three 124M checkpoints")
     p.add_argument("--run", help=argparse.SUPPRESS)  # internal: measure one configuration, print JSON
     p.add_argument("--frozen", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--run-peak", help=argparse.SUPPRESS)
+    p.add_argument("--run-merge", help=argparse.SUPPRESS)
     args = parse_flags(p)
     if args.run:
         print(json.dumps(run_one(args.run, args.frozen, args.dtype, args.compile, args.steps, args.warmup)))
-        return
-    names = args.configs.split(",")
-    for n in names:
-        if n not in CONFIGS:
-            raise UserError(f"unknown configuration '{n}' (choose from {', '.join(CONFIGS)})")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.dtype}"
-          f"{', compiled' if args.compile else ''}; median of {args.steps} steps after {args.warmup} warm-up")
-    print(f"{'config':<24}{'params':>11}{'trainable':>11}{'tokens/s':>10}{'optim MB':>10}{'peak MB':>9}"
-          f"{'  frozen vs all trainable':>26}")
-    for name in names:
-        rows = [in_subprocess(name, frozen, args) for frozen in ([True, False] if CONFIGS[name][2] else [False])]
-        for r in rows:
-            label = name + (" (frozen)" if r["frozen"] else " (all)" if len(rows) > 1 else "")
-            ratio = f"{rows[0]['tokens_per_s'] / rows[1]['tokens_per_s']:.2f}x faster, " \
-                    f"{rows[0]['optimizer_mb'] / max(rows[1]['optimizer_mb'], 1e-9):.2f}x optimizer memory" \
-                if len(rows) > 1 and r["frozen"] else ""
-            print(f"{label:<24}{r['params']:>11,}{r['trainable']:>11,}{r['tokens_per_s']:>10,.0f}"
-                  f"{r['optimizer_mb']:>10.1f}{r['peak_mb']:>9.0f}  {ratio}")
+    elif args.run_peak:
+        print(json.dumps({"gflops": matmul_peak(getattr(torch, args.run_peak))}))
+    elif args.run_merge:
+        anonymous, t = watch_anonymous_memory(), time.perf_counter()
+        merge.main(json.loads(args.run_merge))
+        print(json.dumps({"seconds": time.perf_counter() - t, "peak_mb": peak_mb(), "anon_mb": anonymous["mb"]}))
+    elif args.sample:
+        for block in (128, 512):  # `small` has a 128-token context; recomputing costs more as it grows
+            r = time_sampling(block_size=block)
+            print(f"256 tokens from `small`{'' if block == 128 else f' with a {block}-token context'}: KV cache "
+                  f"{r['cached_s']:.2f}s, recomputing the context {r['recomputed_s']:.2f}s: "
+                  f"{r['recomputed_s'] / r['cached_s']:.1f}x faster; {'identical' if r['identical'] else 'DIFFERENT'} tokens")
+    elif args.merge:
+        for scope in ("tensor", "global"):
+            r = time_merge(scope)
+            print(f"merge.py --method=ties --trim-scope={scope}, three 124M checkpoints: {r['seconds']:.1f}s, "
+                  f"peak memory {r['anon_mb'] / 1024:.2f} GiB (RSS with the mapped input files: "
+                  f"{r['peak_mb'] / 1024:.2f} GiB)")
+    else:
+        print_training(args)
 
 
 if __name__ == "__main__":

@@ -36,9 +36,17 @@ METHODS = {
 # the steps, one tensor (or one coordinate) at a time
 
 
+CHUNK = 1 << 22  # entries merged at a time: float64 temporaries of 32 MB each
+
+
 def task_vector(theta, theta_base):
     """tau = theta - theta_base, in float64 so that theta_base + tau gives theta back exactly."""
     return theta.double() - theta_base.double()
+
+
+def magnitude(tau):
+    """|tau| in float32: one precision for ranking entries, wherever a threshold is computed or applied."""
+    return tau.abs().float().flatten()
 
 
 def kth_largest(magnitudes, k):
@@ -56,7 +64,7 @@ def kth_largest(magnitudes, k):
 def trim(tau, t, ties):
     """TIES step 1: zero every entry of tau but those above the threshold t (and `ties` entries equal
     to it, first ones first). Returns (trimmed tau, ties used)."""
-    mag = tau.abs().flatten()
+    mag = magnitude(tau)
     keep = mag > t
     tied = (mag == t).nonzero().flatten()[:ties]
     keep[tied] = True
@@ -68,11 +76,16 @@ def n_kept(numel, density):
     return int(density * numel + 0.5)
 
 
-def drop_and_rescale(tau, density, gen):
-    """DARE: drop each entry with probability p = 1 - density, scale the survivors by 1 / (1 - p),
-    so the expected task vector is unchanged."""
-    keep = torch.rand(tau.shape, generator=gen, dtype=torch.float64) < density
-    return torch.where(keep, tau / density, torch.zeros_like(tau))
+def dare_mask(numel, density, gen):
+    """DARE's random choice: keep each entry with probability `density`. Drawn for a whole tensor at
+    once, so merging it in pieces does not change which entries survive."""
+    return torch.rand(numel, generator=gen, dtype=torch.float64) < density
+
+
+def drop_and_rescale(tau, density, keep):
+    """DARE: drop the entries outside `keep` (each with probability p = 1 - density), scale the
+    survivors by 1 / (1 - p), so the expected task vector is unchanged."""
+    return torch.where(keep.view_as(tau), tau / density, torch.zeros_like(tau))
 
 
 def elect_sign(taus):
@@ -116,31 +129,38 @@ def merge_state_dicts(base, models, method="ties", weights=None, density=0.5, la
     if method == "linear":
         lam, normalize = 1.0, True
     names = list(base) if names is None else names
-    # global trim: one threshold per model over all its tensors, so each model keeps `density` overall
+    # per tensor, or over the whole model, one threshold per model: [t, ties still to keep]
     thresholds = {}
     if sparsify == "magnitude" and trim_scope == "global":
         for i, sd in enumerate(models):
-            mags = torch.cat([task_vector(sd[n], base[n]).abs().flatten().float() for n in names])
+            mags = torch.cat([magnitude(task_vector(sd[n], base[n])) for n in names])
             thresholds[i] = list(kth_largest(mags, n_kept(mags.numel(), density)))
             del mags
     gen = torch.Generator().manual_seed(seed)
     merged = {}
     for name in names:
-        taus = [task_vector(sd[name], base[name]) for sd in models]
-        if sparsify == "magnitude":
-            for i, tau in enumerate(taus):
-                t, ties = thresholds[i] if trim_scope == "global" else \
-                    kth_largest(tau.abs().flatten(), n_kept(tau.numel(), density))
-                taus[i], used = trim(tau, t, ties)
-                if trim_scope == "global":
-                    thresholds[i][1] -= used
+        flat_base, flats = base[name].reshape(-1), [sd[name].reshape(-1) for sd in models]
+        if sparsify == "magnitude" and trim_scope == "tensor":
+            thresholds = {i: list(kth_largest(magnitude(task_vector(f, flat_base)), n_kept(f.numel(), density)))
+                          for i, f in enumerate(flats)}
         elif sparsify == "random":
-            taus = [drop_and_rescale(tau, density, gen) for tau in taus]
-        if consensus:
-            combined = disjoint_mean(taus, weights, elect_sign(taus), normalize)
-        else:
-            combined = weighted_sum(taus, weights, normalize)
-        merged[name] = (base[name].double() + lam * combined).to(base[name].dtype)
+            masks = [dare_mask(f.numel(), density, gen) for f in flats]
+        pieces = []
+        for start in range(0, flat_base.numel(), CHUNK):  # in pieces: a 124M model merges in little memory
+            part = slice(start, start + CHUNK)
+            taus = [task_vector(f[part], flat_base[part]) for f in flats]
+            if sparsify == "magnitude":
+                for i, tau in enumerate(taus):
+                    taus[i], used = trim(tau, *thresholds[i])
+                    thresholds[i][1] -= used  # ties at the threshold: the first ones (in order) are kept
+            elif sparsify == "random":
+                taus = [drop_and_rescale(tau, density, keep[part]) for tau, keep in zip(taus, masks)]
+            if consensus:
+                combined = disjoint_mean(taus, weights, elect_sign(taus), normalize)
+            else:
+                combined = weighted_sum(taus, weights, normalize)
+            pieces.append((flat_base[part].double() + lam * combined).to(base[name].dtype))
+        merged[name] = torch.cat(pieces).view(base[name].shape)
     return merged
 
 

@@ -121,20 +121,33 @@ class CausalSelfAttention(nn.Module):
         self.attn_dropout = config.dropout
         self.resid_dropout = nn.Dropout(config.dropout)
 
-    def attend(self, qkv):
-        """Causal attention of the heads packed in qkv (B, T, 3 * width) -> (B, T, width)."""
+    def attend(self, qkv, cache=None):
+        """Causal attention of the heads packed in qkv (B, T, 3 * width) -> (B, T, width).
+
+        cache (a dict) is for generation: keys and values of earlier positions are kept
+        there, so each new token computes its own q, k, v only and attends to all of them.
+        """
         B, T, three_width = qkv.size()
         q, k, v = qkv.split(three_width // 3, dim=2)
         q = q.view(B, T, -1, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
         k = k.view(B, T, -1, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
         v = v.view(B, T, -1, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
-                                           dropout_p=self.attn_dropout if self.training else 0.0)
+        if cache is not None:
+            if "k" in cache:  # one new token attends to every cached position: no mask needed
+                assert T == 1, "after the prompt, feed one token at a time"
+                k, v = torch.cat([cache["k"], k], dim=2), torch.cat([cache["v"], v], dim=2)  # (B, nh, S, hs)
+            cache["k"], cache["v"] = k, v
+        if cache is not None and T == 1:  # one query: written out, as the fused CPU kernel is slow for it
+            y = F.softmax(q @ k.transpose(-2, -1) / math.sqrt(self.head_size), dim=-1) @ v  # (B, nh, 1, hs)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1,
+                                               dropout_p=self.attn_dropout if self.training else 0.0)
         return y.transpose(1, 2).contiguous().view(B, T, three_width // 3)  # (B, T, width): heads side by side
 
-    def forward(self, x, x_u=None):
+    def forward(self, x, x_u=None, cache=None):
         qkv, qkv_u = block_linear(self.c_attn, self.c_attn_u, self.c_attn_12, x, x_u)
-        y, y_u = self.attend(qkv), maybe(self.attend, qkv_u)  # the base's heads, SCALE's new heads
+        y = self.attend(qkv, None if cache is None else cache.setdefault("old", {}))  # the base's heads
+        y_u = None if qkv_u is None else self.attend(qkv_u, None if cache is None else cache.setdefault("new", {}))
         y, y_u = block_linear(self.c_proj, self.c_proj_u, self.c_proj_12, y, y_u)
         return self.resid_dropout(y), maybe(self.resid_dropout, y_u)
 
@@ -173,11 +186,11 @@ class Block(nn.Module):
             self.ln_1_u = LayerNorm(config.n_embd_u, config.bias)
             self.ln_2_u = LayerNorm(config.n_embd_u, config.bias)
 
-    def forward(self, x, x_u=None):
+    def forward(self, x, x_u=None, cache=None):
         if x_u is None:  # plain GPT-2 (or ffn, whose new neurons write into this one stream)
-            x = x + self.attn(self.ln_1(x))[0]
+            x = x + self.attn(self.ln_1(x), cache=cache)[0]
             return x + self.mlp(self.ln_2(x))[0], None
-        a, a_u = self.attn(self.ln_1(x), self.ln_1_u(x_u))
+        a, a_u = self.attn(self.ln_1(x), self.ln_1_u(x_u), cache)
         x, x_u = x + a, x_u + a_u
         m, m_u = self.mlp(self.ln_2(x), self.ln_2_u(x_u))
         return x + m, x_u + m_u
@@ -226,16 +239,32 @@ class GPT(nn.Module):
         """Parameters counted once each (a tied wte/lm_head is one tensor)."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 
-    def forward(self, idx, targets=None):
+    def flops_per_token(self):
+        """Training FLOPs per token as nanoGPT's estimate_mfu counts them (PaLM, appendix B):
+        6 per weight used in a matmul (forward 2, backward 4) plus 12 * n_layer * width * block_size
+        for attention. Embedding look-ups are free; a tied wte is counted once, as the head."""
+        cfg, tr = self.config, self.transformer
+        lookups = [tr.wpe] + ([] if cfg.tie_weights else [tr.wte]) + \
+                  ([tr.wpe_u] + ([] if cfg.tie_weights else [tr.wte_u]) if cfg.n_embd_u else [])
+        n = self.num_params() - sum(e.weight.numel() for e in lookups)
+        return 6 * n + 12 * cfg.n_layer * (cfg.n_embd + cfg.n_embd_u) * cfg.block_size
+
+    def forward(self, idx, targets=None, kv_cache=None):
+        """logits (B, T, vocab) for idx (B, T), and the loss if targets (B, T) are given.
+
+        kv_cache: a list with one dict per block, filled and reused by generate(); idx then
+        holds only the positions after those already cached.
+        """
         B, T = idx.size()
-        if T > self.config.block_size:
-            raise UserError(f"sequence of length {T} is longer than block_size={self.config.block_size}")
+        start = 0 if not kv_cache or not kv_cache[0] else kv_cache[0]["old"]["k"].size(2)  # positions cached
+        if start + T > self.config.block_size:
+            raise UserError(f"sequence of length {start + T} is longer than block_size={self.config.block_size}")
         tr = self.transformer
-        pos = torch.arange(0, T, dtype=torch.long, device=idx.device)  # (T,)
+        pos = torch.arange(start, start + T, dtype=torch.long, device=idx.device)  # (T,)
         x = tr.drop(tr.wte(idx) + tr.wpe(pos))  # (B, T, C)
         x_u = tr.drop(tr.wte_u(idx) + tr.wpe_u(pos)) if self.config.n_embd_u else None  # (B, T, Cu)
-        for block in tr.h:
-            x, x_u = block(x, x_u)
+        for i, block in enumerate(tr.h):
+            x, x_u = block(x, x_u, None if kv_cache is None else kv_cache[i])
         h = tr.ln_f(x)
         logits = self.lm_head(h)  # (B, T, vocab_size); with a frozen base: the base model's logits
         if x_u is not None:
@@ -251,14 +280,28 @@ class GPT(nn.Module):
         return logits, loss
 
     @torch.no_grad()
-    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, generator=None):
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, generator=None, use_cache=True):
         """Continue idx (B, T) by max_new_tokens tokens.
 
         temperature 0 means greedy decoding; top_k keeps only the k likeliest tokens.
+        With use_cache, keys and values are computed once per token and kept (a KV cache)
+        instead of recomputing the whole context for every new token; the tokens are the same.
+        Learned positions cannot slide a cache by one token, so when the context is full
+        both ways keep its last 3/4 and go on from there (the cache re-encodes it once).
         """
+        keep = max(1, self.config.block_size * 3 // 4)
+        context = idx[:, -self.config.block_size:]  # what the model sees
+        cache = None
         for _ in range(max_new_tokens):
-            idx_cond = idx[:, -self.config.block_size:]  # the model sees at most block_size tokens
-            logits, _ = self(idx_cond)
+            if context.size(1) >= self.config.block_size:
+                context, cache = context[:, -keep:], None  # full: keep the last 3/4
+            if not use_cache:
+                logits, _ = self(context)
+            elif cache is None:  # encode the whole context once
+                cache = [{} for _ in self.transformer.h]
+                logits, _ = self(context, kv_cache=cache)
+            else:  # then only the newest token
+                logits, _ = self(context[:, -1:], kv_cache=cache)
             logits = logits[:, -1, :].float()  # (B, vocab_size): only the last position predicts
             if temperature == 0:
                 idx_next = logits.argmax(dim=-1, keepdim=True)
@@ -270,6 +313,7 @@ class GPT(nn.Module):
                 probs = F.softmax(logits, dim=-1)
                 idx_next = torch.multinomial(probs, num_samples=1, generator=generator)
             idx = torch.cat((idx, idx_next), dim=1)
+            context = torch.cat((context, idx_next), dim=1)
         return idx
 
 
@@ -314,12 +358,15 @@ class UserError(Exception):
 
 
 def run_cli(main):
-    """Run main(); print a UserError as one line and exit 1 instead of a traceback."""
+    """Run main(); print a UserError as one line and exit 1 instead of a traceback (Ctrl-C: exit 130)."""
     try:
         main()
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        sys.exit(130)
 
 
 def parse_flags(parser, argv=None):

@@ -194,13 +194,32 @@ def test_generate_greedy_appends_argmax_and_respects_block_size():
     config = CONFIGS["gpt2"]
     model = trained_a_little(config).eval()
     idx = torch.randint(50, (2, 5))
-    out = model.generate(idx, 20, temperature=0)  # runs past block_size=16: the context is cropped
+    out = model.generate(idx, 20, temperature=0, use_cache=False)  # runs past block_size=16
     assert out.shape == (2, 25) and torch.equal(out[:, :5], idx)
+    start = 0  # a full context (16 tokens) keeps its last 12 and grows again
     for t in range(5, 25):
-        context = out[:, max(0, t - config.block_size):t]
-        assert torch.equal(out[:, t], model(context)[0][:, -1].argmax(-1))
+        if t - start >= config.block_size:
+            start = t - config.block_size * 3 // 4
+        assert torch.equal(out[:, t], model(out[:, start:t])[0][:, -1].argmax(-1))
     top1 = model.generate(idx, 20, temperature=1.0, top_k=1)
     assert torch.equal(top1, out)
+
+
+@pytest.mark.parametrize("name", ["gpt2", "scale-route"])
+def test_kv_cache_gives_the_logits_and_tokens_of_recomputing(name):
+    """Feeding one token at a time through the cache = one forward pass over the whole sequence."""
+    config = CONFIGS["gpt2"] if name == "gpt2" else GPTConfig(**{**asdict(CONFIGS["gpt2"]), "n_embd_u": 16,
+                                                                    "n_inner_u": 32, "route": True})
+    model = trained_a_little(config).eval()
+    idx = torch.randint(50, (2, 12))
+    cache = [{} for _ in model.transformer.h]
+    steps = [model(idx[:, :5], kv_cache=cache)[0]] + [model(idx[:, t:t + 1], kv_cache=cache)[0] for t in range(5, 12)]
+    assert (torch.cat(steps, dim=1) - model(idx)[0]).abs().max().item() < 1e-5
+    for temperature in (0, 1.0):  # 40 new tokens: past block_size=16 twice, so the window moves too
+        a = model.generate(idx[:, :3], 40, temperature, top_k=10, generator=torch.Generator().manual_seed(1))
+        b = model.generate(idx[:, :3], 40, temperature, top_k=10, generator=torch.Generator().manual_seed(1),
+                           use_cache=False)
+        assert torch.equal(a, b)
 
 
 def test_generate_samples_reproducibly_with_a_generator():
