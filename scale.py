@@ -18,7 +18,7 @@ Methods (--method), each a few primitives applied to the base's state dict:
               every linear map in block form [[W, W12], [W21, W22]] with W12 = 0.
               --variant=preserve (W12 stays 0), adapt (W12 trains), route (a per-token gate
               between the base's head and the adapted head).
-See ../shared/METHODS.md and the README for the equations.
+The README gives the equations of every method in the names of this code.
 
     python scale.py --method=scale --variant=preserve   # out/base/ckpt.pt -> out/upscaled.pt
     python scale.py --method=hyperclone --factor=2 --in=out/base/ckpt.pt --out=out/hyper.pt

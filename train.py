@@ -439,7 +439,7 @@ def main(argv=None):
         bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{tok_s:,.0f}", refresh=False)
         bar.update(1)
     bar.close()
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C raises KeyboardInterrupt again
 
     elapsed, trained = time.time() - t_start, tokens_seen - tokens_at_start
     if master:

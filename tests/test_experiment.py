@@ -1,0 +1,142 @@
+"""
+experiment.py --preset=quick runs every stage end to end, writes the report,
+and a second run skips every finished stage. Also the bios generator and its
+exact-match scoring.
+
+    python -m pytest -q tests/test_experiment.py
+"""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import experiment
+import report
+from data.bios.prepare import ATTRIBUTES, dataset_names, exact_match, populations, prepare, questions
+from data.common import write_dataset
+from model import GPT, GPTConfig, UserError
+from tests.conftest import synthetic_english, synthetic_german, synthetic_korean
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    d = tmp_path_factory.mktemp("exp")
+    data = str(d / "data")
+    write_dataset("english", synthetic_english(2000), "bytes", "test", data_dir=data)
+    write_dataset("korean", synthetic_korean(1000), "bytes", "test", data_dir=data)
+    write_dataset("german", synthetic_german(1000), "bytes", "test", data_dir=data)
+    out = str(d / "out")
+    experiment.main(["--preset=quick", f"--data-dir={data}", f"--out-dir={out}"])
+    return data, out
+
+
+def test_quick_experiment_writes_the_report(quick_run):
+    data, out = quick_run
+    results = json.load(open(os.path.join(out, "results.json")))
+    for run in ["base", "full", "full-seed2", "full+replay", "full-long", "joint/hyper", "german/base",
+                *experiment.GROW]:
+        assert set(results["losses"][run]) == {"english", "korean", "german"}
+    assert len([k for k in results["losses"] if k.startswith("merged/")]) == 10  # 5 methods x 2 ancestors
+    assert results["params"]["preserve"][1] < results["params"]["preserve"][0]  # the base is frozen
+    assert results["flops_per_token"]["hyperclone"] > 3 * results["flops_per_token"]["full-long"]
+    text = open(os.path.join(out, "report", "REPORT.md")).read()
+    for claim in ["C1", "C2", "C3", "C4", "C5", "C6", "C7"]:
+        assert f"| {claim} |" in text
+    for png in ["curves.png", "tradeoff.png", "data_efficiency.png", "merges.png"]:
+        assert os.path.getsize(os.path.join(out, "report", png)) > 10_000
+
+
+def test_a_second_run_skips_finished_stages(quick_run, capsys):
+    data, out = quick_run
+    capsys.readouterr()
+    experiment.main(["--preset=quick", f"--data-dir={data}", f"--out-dir={out}"])
+    printed = capsys.readouterr().out
+    assert "$ python" not in printed and "wrote" in printed
+
+
+def test_an_interrupted_training_stage_resumes(tmp_path, quick_run):
+    data, _ = quick_run
+    st = experiment.Stages(str(tmp_path))
+    argv = ["--n-layer=2", "--n-head=2", "--n-embd=16", "--block-size=16", "--batch-size=2", "--eval-iters=1",
+            f"--data-dir={data}", "--dataset=english", "--eval-interval=2"]
+    run_dir = str(tmp_path / "run")
+
+    class CtrlCAfter4Steps(dict):  # what train.catch_ctrl_c returns, pressed during step 4
+        def __getitem__(self, key):
+            self.reads = getattr(self, "reads", 0) + 1
+            return self.reads > 4
+
+    real = experiment.train.catch_ctrl_c
+    experiment.train.catch_ctrl_c = lambda: CtrlCAfter4Steps()
+    try:
+        with pytest.raises(UserError, match="interrupted"):
+            st.train("test", run_dir, argv, 8)
+    finally:
+        experiment.train.catch_ctrl_c = real
+    assert experiment.load_checkpoint(os.path.join(run_dir, "ckpt.pt"))["iter_num"] == 4
+    st.train("test", run_dir, argv, 8)  # resumes from step 4 with the saved settings
+    log = [json.loads(line) for line in open(os.path.join(run_dir, "log.jsonl"))]
+    assert log[-1]["iter"] == 8 and experiment.load_checkpoint(os.path.join(run_dir, "ckpt.pt"))["iter_num"] == 8
+
+
+def test_unknown_config_settings_are_refused(tmp_path):
+    cfg = tmp_path / "c.json"
+    cfg.write_text('{"cpt_iterz": 5}')
+    with pytest.raises(UserError, match="unknown setting.*cpt_iterz"):
+        experiment.main([f"--config={cfg}", f"--out-dir={tmp_path}"])
+
+
+def test_bios_are_deterministic_and_disjoint(tmp_path):
+    a, b = populations(20)
+    assert a == populations(20)[0] and not {p["name"] for p in a} & {p["name"] for p in b}
+    names = prepare(20, 2, str(tmp_path))
+    assert names == dataset_names(20, 2) and names["a"] == "bios_a-n20k2"
+    first = open(tmp_path / names["a"] / "train.bin", "rb").read()
+    prepare(20, 2, str(tmp_path))
+    assert open(tmp_path / names["a"] / "train.bin", "rb").read() == first
+    text = bytes(np.frombuffer(first, dtype=np.uint16).astype(np.uint8)).decode()  # uint16 ids of bytes
+    for p in a:  # every fact of every person is in the training text
+        assert all(p[attr] in text for attr in ATTRIBUTES) and p["name"] in text
+
+
+def test_exact_match_scores_greedy_completion():
+    """A 'model' that always predicts the true next byte scores 100%; shifting one answer byte loses it."""
+    people = populations(3)[0]
+    qa = questions(people)
+
+    class Oracle(torch.nn.Module):
+        config = GPTConfig(block_size=64)
+
+        def __init__(self, broken=None):
+            super().__init__()
+            self.broken = broken
+
+        def forward(self, x):
+            nxt = torch.roll(x, -1, dims=1)  # the input shifted: the perfect next-byte prediction
+            if self.broken is not None:
+                q, _ = qa[self.broken]
+                nxt[self.broken, len(q.encode())] += 1  # the second answer byte is wrong
+            return torch.nn.functional.one_hot(nxt, 256).float(), None
+
+    assert exact_match(Oracle(), people) == [1.0] * 6
+    broken = exact_match(Oracle(broken=7), people)  # person 1, attribute 1
+    assert broken[1] == pytest.approx(2 / 3) and sum(broken) == pytest.approx(5 + 2 / 3)
+    assert max(exact_match(GPT(GPTConfig(block_size=64)), people)) < 0.5  # a random model knows nothing
+
+
+def test_claims_are_decided_by_the_numbers(quick_run):
+    _, out = quick_run
+    r = json.load(open(os.path.join(out, "results.json")))
+    r["bios"]["before"] = [0.9] * 6
+    r["bios"]["runs"]["depth"] = [{"retention": [0.1] * 6, "acquisition": [0.5] * 6}] * 2
+    r["bios"]["runs"]["full"] = [{"retention": [0.2] * 6, "acquisition": [0.6] * 6}] * 2
+    r["bios"]["runs"]["preserve"] = [{"retention": [0.8] * 6, "acquisition": [0.4] * 6}] * 2
+    verdicts = {c[0]: c[-1] for c in report.claims(r)}
+    assert verdicts["C1"] is True and verdicts["C2"] is True
+    r["bios"]["runs"]["preserve"] = [{"retention": [0.8] * 6, "acquisition": [0.1] * 6}] * 2  # learns too little
+    assert {c[0]: c[-1] for c in report.claims(r)}["C2"] is False
+    r["bios"]["before"] = [0.3] * 6  # the base never memorised A: no verdict
+    assert {c[0]: c[-1] for c in report.claims(r)}["C1"] is None
