@@ -1,0 +1,216 @@
+"""
+exercises/check.py — PASS or FAIL for each exercise of EXERCISES.md, with the numbers.
+
+    python exercises/check.py 3              # exercise 3, against your exercises/student.py
+    python exercises/check.py all            # every exercise
+    python exercises/check.py all --reference   # against the teachers' solutions (what CI runs)
+
+A check passes only when the function behaves as the exercise asks, on inputs
+the check builds itself; where you ran the exercise's command, it also prints
+what your function says about your own run.
+"""
+
+import argparse
+import importlib
+import json
+import os
+import sys
+import tempfile
+
+import torch
+from torch.nn import functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import merge  # noqa: E402
+import scale  # noqa: E402
+from model import GPT, GPTConfig  # noqa: E402
+
+TAUS = [[0.4, -0.1, 0.3, -0.2], [-0.5, 0.2, 0.1, -0.3], [0.1, 0.3, -0.4, 0.05]]  # exercise 6
+
+
+class Fail(Exception):
+    pass
+
+
+def expect(ok, message):
+    if not ok:
+        raise Fail(message)
+
+
+def small_model(seed=0, **kw):
+    """A 2-layer model with random (not freshly initialised) biases and LayerNorms."""
+    torch.manual_seed(seed)
+    model = GPT(GPTConfig(**{**dict(block_size=16, vocab_size=64, n_layer=2, n_head=2, n_embd=32), **kw}))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return model
+
+
+def your_run(path, describe):
+    return describe() if os.path.exists(path) else f"(run the exercise's command to see your own {path})"
+
+
+def check_1(m):
+    for L, C, V, T in [(4, 128, 256, 128), (6, 384, 50257, 256), (2, 32, 50, 16)]:
+        truth = GPT(GPTConfig(n_layer=L, n_head=4, n_embd=C, vocab_size=V, block_size=T)).num_params()
+        got = m.n_params(L, C, V, T)
+        expect(got == truth, f"n_params({L}, {C}, {V}, {T}) = {got:,}, model.py counts {truth:,}")
+    return "all three configurations counted exactly (e.g. 4 x 128 on bytes: 842,496)"
+
+
+def check_2(m):
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "log.jsonl")
+        with open(path, "w") as f:
+            for i, (en, ko) in enumerate([(1.8, 5.0), (2.4, 3.1), (2.6, 2.7)]):
+                f.write(json.dumps({"iter": i * 100, "loss": {"english": en, "korean": ko}}) + "\n")
+        got = m.forgetting(path)
+    expect(abs(got["english_rise"] - 0.8) < 1e-9 and abs(got["korean_drop"] - 2.3) < 1e-9,
+           f"on a log going English 1.8 -> 2.6, Korean 5.0 -> 2.7 you return {got}")
+    return "your run: " + your_run("out/ex2/log.jsonl", lambda: str(m.forgetting("out/ex2/log.jsonl")))
+
+
+def check_3(m):
+    base = small_model()
+    sd, margs = base.state_dict(), dict(base.config.__dict__)
+    sd.pop("lm_head.weight")
+    margs_ref, ref, _ = scale.grow_depth(sd, margs, every=1, top=0)
+    got_args, got = m.depth_without_zero_init(sd, margs)
+    expect(got_args == margs_ref, f"model_args {got_args} differ from grow_depth's {margs_ref}")
+    for k, v in ref.items():
+        new_proj = ".c_proj." in k and int(k.split(".")[2]) % 2 == 1
+        want = sd[k.replace(f"h.{k.split('.')[2]}.", f"h.{int(k.split('.')[2]) // 2}.")] if new_proj else v
+        expect(k in got and torch.equal(got[k], want), f"{k} is not what the exercise asks for")
+    grown = GPT(GPTConfig(**got_args))
+    grown.load_state_dict(got, strict=False)
+    idx = torch.randint(64, (4, 16))
+    gap = (grown.double()(idx)[0] - base.double()(idx)[0]).abs().max().item()
+    expect(gap > 1e-3, f"the gap is only {gap:.2e}: the new blocks still add nothing")
+    return f"without the zero init the logits move by up to {gap:.3f} (with it: 0)"
+
+
+def check_4(m):
+    torch.manual_seed(0)
+    x, x_u = torch.randn(3, 5, 32), torch.randn(3, 5, 16)
+    w, b = torch.randn(48), torch.randn(48)
+    y, y_u = m.joint_layer_norm(x, x_u, w, b)
+    ref = F.layer_norm(torch.cat([x, x_u], -1), (48,), w, b, 1e-5)
+    expect(torch.allclose(torch.cat([y, y_u], -1), ref, atol=1e-5), "joint_layer_norm is not a LayerNorm over [x ; x_u]")
+    x = x - x.mean(-1, keepdim=True)
+    joint = m.joint_layer_norm(x, torch.zeros(3, 5, 16), torch.ones(48), torch.zeros(48))[0]
+    ratio = (joint / F.layer_norm(x, (32,), eps=1e-5)).mean().item()
+    expect(abs(m.zero_stream_factor(32, 16) - ratio) < 1e-3,
+           f"zero_stream_factor(32, 16) = {m.zero_stream_factor(32, 16):.4f}, measured {ratio:.4f}")
+    gap = (joint - F.layer_norm(x, (32,), eps=1e-5)).abs().max().item()
+    return f"one LayerNorm over both streams scales the old coordinates by {ratio:.4f}; max change {gap:.3f}"
+
+
+def check_5(m):
+    torch.manual_seed(0)
+    W, h = torch.randn(50, 8, dtype=torch.float64), torch.randn(4, 8, dtype=torch.float64)
+    logits = h @ W.T
+    msgs = []
+    for n in (2, 3):
+        got = m.clone_head(W, n)
+        expect(tuple(got.shape) == (50, 8 * n), f"clone_head(W, {n}) has shape {tuple(got.shape)}")
+        expect(torch.allclose(h.repeat(1, n) @ got.T, logits, atol=1e-12), f"clone_head(W, {n}) changes the logits")
+        measured = (h.repeat(1, n) @ W.repeat(1, n).T - logits).abs().max().item()
+        predicted = m.gap_without_division(logits, n)
+        expect(abs(predicted - measured) < 1e-9 * max(1, measured),
+               f"n={n}: gap_without_division says {predicted:.4f}, measured {measured:.4f}")
+        msgs.append(f"n={n}: gap {measured:.2f}")
+    return "head preserved; without the 1/n: " + ", ".join(msgs)
+
+
+def check_6(m):
+    models = [{"w": torch.tensor(t, dtype=torch.float64)} for t in TAUS]
+    ref = merge.merge_state_dicts({"w": torch.zeros(4, dtype=torch.float64)}, models, "ties", density=0.5)["w"]
+    got = torch.tensor(m.ties_by_hand(), dtype=torch.float64)
+    expect(got.shape == ref.shape and torch.allclose(got, ref, atol=1e-9),
+           f"your hand computation {got.tolist()} differs from merge.py's (check each step again)")
+    return f"merge.py agrees: {ref.tolist()}"
+
+
+def check_7(m):
+    torch.manual_seed(0)
+    tau = torch.randn(1000, dtype=torch.float64)
+    a = m.dare(tau, 0.3, torch.Generator().manual_seed(5))
+    expect(torch.equal(a, m.dare(tau, 0.3, torch.Generator().manual_seed(5))), "not reproducible with one seed")
+    kept = a != 0
+    expect(abs(kept.double().mean().item() - 0.3) < 0.05, f"kept {kept.double().mean().item():.2f}, not about 0.3")
+    expect(torch.allclose(a[kept], tau[kept] / 0.3), "kept entries are not rescaled by 1 / density")
+    mean = sum(m.dare(tau, 0.3, torch.Generator().manual_seed(s)) for s in range(400)) / 400
+    err = ((mean - tau).abs().mean() / tau.abs().mean()).item()
+    expect(err < 0.1, f"the mean over 400 seeds is off by {err:.0%} of |tau|: the expectation is not tau")
+    return f"kept {kept.double().mean().item():.1%}; mean over 400 seeds within {err:.1%} of tau"
+
+
+def check_8(m):
+    points = {"a": (0.1, 2.0), "b": (0.2, 1.8), "c": (0.15, 2.1), "d": (0.3, 1.8), "e": (0.1, 2.0)}
+    got = m.pareto_front(points)
+    expect(got == ["a", "b", "e"], f"pareto_front gives {got}; expected ['a', 'b', 'e']")
+    return "your sweep's front: " + your_run("out/exercises/replay.json", lambda: str(m.pareto_front(
+        {k: tuple(v) for k, v in json.load(open("out/exercises/replay.json"))["points"].items()})))
+
+
+def check_9(m):
+    results = [dict(density=d, **{"lambda": lam}, korean=k, german=g) for d, lam, k, g in
+               [(0.5, 0.5, 2.75, 3.25), (0.2, 1.0, 3.0, 3.0), (0.5, 1.0, 2.5, 3.75), (0.8, 1.5, 3.5, 2.625)]]
+    got = m.best_merge(results)
+    expect(got is results[1] or got == results[1], f"best_merge picks {got}; expected density 0.2, lambda 1.0")
+    return "your sweep's best: " + your_run("out/exercises/ties.json", lambda: str(m.best_merge(
+        json.load(open("out/exercises/ties.json")))))
+
+
+def check_10(m):
+    log = [{"tokens": t, "loss": {"korean": k}} for t, k in [(0, 3.0), (100, 2.5), (200, 2.0), (300, 1.8)]]
+    for target, want in [(2.2, 160.0), (2.5, 100.0), (3.5, 0), (1.5, None)]:
+        got = m.tokens_to_reach(log, target)
+        expect(got == want if want is None else got is not None and abs(got - want) < 1e-9,
+               f"tokens_to_reach(log, {target}) = {got}, expected {want}")
+
+    def yours():
+        runs = json.load(open("out/exercises/factor.json"))
+        target = max(log[-1]["loss"]["korean"] for log in runs.values())
+        return ", ".join(f"{k}: {m.tokens_to_reach(log, target)}" for k, log in runs.items()) + f" (to {target:.3f})"
+    return "your sweep: " + your_run("out/exercises/factor.json", yours)
+
+
+def check_11(m):
+    tau = torch.tensor([0.9, -0.1, 0.5, -0.7, 0.2, 0.05, -0.3, 0.4, 0.0, 0.6])
+    got = m.breadcrumbs(tau, 0.4, 0.2)
+    want = torch.tensor([0, 0, 0.5, 0, 0, 0, -0.3, 0.4, 0, 0.6])
+    expect(torch.equal(got, want), f"breadcrumbs(tau, 0.4, 0.2) = {got.tolist()}, expected {want.tolist()}")
+    got = m.breadcrumbs(torch.tensor([0.5, 0.5, 0.5, 0.1]), 0.5, 0.25)
+    expect(torch.equal(got, torch.tensor([0, 0.5, 0.5, 0])), f"equal magnitudes: got {got.tolist()}")
+    base = {"w": torch.zeros(3, 4)}
+    models = [{"w": torch.randn(3, 4)}, {"w": torch.randn(3, 4)}]
+    merged = m.merge_breadcrumbs(base, models, 1.0, 0.0)
+    expect(torch.allclose(merged["w"], (models[0]["w"] + models[1]["w"]) / 2),
+           "with gamma 0 and density 1 the merge must be the plain average of the task vectors")
+    return "hand examples and the gamma = 0, density = 1 limit agree"
+
+
+def main():
+    p = argparse.ArgumentParser(description="Check the exercises of EXERCISES.md.")
+    p.add_argument("which", help="an exercise number, or all")
+    p.add_argument("--reference", action="store_true", help="check the teachers' solutions instead of yours")
+    args = p.parse_args()
+    module = importlib.import_module("exercises.solutions" if args.reference else "exercises.student")
+    numbers = range(1, 12) if args.which == "all" else [int(args.which)]
+    failed = 0
+    for n in numbers:
+        try:
+            print(f"exercise {n}: PASS — {globals()[f'check_{n}'](module)}")
+        except NotImplementedError:
+            print(f"exercise {n}: FAIL — not done yet (exercises/student.py still raises NotImplementedError)")
+            failed += 1
+        except Fail as e:
+            print(f"exercise {n}: FAIL — {e}")
+            failed += 1
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""
+exercises/solutions.py — the reference solutions (for teachers; students fill in exercises/student.py).
+
+`python exercises/check.py all --reference` runs every check against this file;
+CI does the same, which proves every exercise can be solved as written.
+"""
+
+import json
+import math
+
+import torch
+from torch.nn import functional as F
+
+import scale
+
+
+# 1. Count the parameters
+def n_params(n_layer, n_embd, vocab_size, block_size):
+    C = n_embd
+    per_block = 2 * C + (3 * C * C + 3 * C) + (C * C + C) + 2 * C + (4 * C * C + 4 * C) + (4 * C * C + C)
+    return vocab_size * C + block_size * C + n_layer * per_block + 2 * C  # wte (= lm_head), wpe, blocks, ln_f
+
+
+# 2. Forgetting in numbers
+def forgetting(log_path):
+    log = [json.loads(line) for line in open(log_path)]
+    first, last = log[0]["loss"], log[-1]["loss"]
+    return {"english_rise": last["english"] - first["english"], "korean_drop": first["korean"] - last["korean"]}
+
+
+# 3. Break depth growth on purpose
+def depth_without_zero_init(sd, margs):
+    grown_args, out, _ = scale.grow_depth(sd, margs, every=1, top=0)
+    for j in range(1, grown_args["n_layer"], 2):  # block 2i+1 is the new copy of old block i
+        for k in out:
+            if k.startswith(f"transformer.h.{j}.") and ".c_proj." in k:
+                out[k] = sd[k.replace(f"h.{j}.", f"h.{j // 2}.")].clone()
+    return grown_args, out
+
+
+# 4. One LayerNorm over both streams
+def joint_layer_norm(x, x_u, weight, bias):
+    C = x.size(-1)
+    y = F.layer_norm(torch.cat([x, x_u], dim=-1), weight.shape, weight, bias, 1e-5)
+    return y[..., :C], y[..., C:]
+
+
+def zero_stream_factor(C, Cu):
+    return math.sqrt((C + Cu) / C)
+
+
+# 5. HyperCloning's tied head
+def clone_head(W, n):
+    return W.repeat(1, n) / n
+
+
+def gap_without_division(logits, n):
+    return (n - 1) * logits.abs().max().item()
+
+
+# 6. TIES by hand
+def ties_by_hand():
+    return [-0.5, 0.3, -0.4, -0.3]
+
+
+# 7. DARE
+def dare(tau, density, gen):
+    keep = torch.rand(tau.shape, generator=gen, dtype=torch.float64) < density
+    return torch.where(keep, tau / density, torch.zeros_like(tau))
+
+
+# 8. Replay: the stability-plasticity front
+def pareto_front(points):
+    def dominates(b, a):  # b is at least as good on both axes and better on one
+        return all(x <= y for x, y in zip(points[b], points[a])) and points[b] != points[a]
+    return sorted(a for a in points if not any(dominates(b, a) for b in points))
+
+
+# 9. TIES density and lambda
+def best_merge(results):
+    return min(results, key=lambda r: ((r["korean"] + r["german"]) / 2, r["density"], r["lambda"]))
+
+
+# 10. Grow by other factors
+def tokens_to_reach(log, target):
+    if log[0]["loss"]["korean"] <= target:
+        return log[0]["tokens"]
+    for before, after in zip(log, log[1:]):
+        if after["loss"]["korean"] <= target:  # crossed between two evaluations: interpolate
+            frac = (before["loss"]["korean"] - target) / (before["loss"]["korean"] - after["loss"]["korean"])
+            return before["tokens"] + frac * (after["tokens"] - before["tokens"])
+    return None
+
+
+# 11. Extension: Model Breadcrumbs
+def breadcrumbs(tau, density, gamma):
+    n = tau.numel()
+    order = tau.abs().flatten().argsort(descending=True, stable=True)
+    top, keep = int(gamma * n + 0.5), int(density * n + 0.5)
+    mask = torch.zeros(n, dtype=torch.bool)
+    mask[order[top:top + keep]] = True
+    return torch.where(mask.view_as(tau), tau, torch.zeros_like(tau))
+
+
+def merge_breadcrumbs(base, models, density, gamma):
+    return {k: base[k] + sum(breadcrumbs(sd[k] - base[k], density, gamma) for sd in models) / len(models)
+            for k in base}

@@ -1,0 +1,102 @@
+"""
+exercises/student.py — your answers to EXERCISES.md. Replace each `raise NotImplementedError`.
+
+Check one exercise with `python exercises/check.py 3`, all of them with
+`python exercises/check.py all`. Each check prints PASS or FAIL and the numbers.
+"""
+
+import json  # noqa: F401  (you will need these)
+import math  # noqa: F401
+
+import torch  # noqa: F401
+from torch.nn import functional as F  # noqa: F401
+
+import scale  # noqa: F401
+
+
+# 1. Count the parameters
+def n_params(n_layer, n_embd, vocab_size, block_size):
+    """Parameters of model.py's GPT (bias on, lm_head tied to wte), from the shapes alone."""
+    raise NotImplementedError
+
+
+# 2. Forgetting in numbers
+def forgetting(log_path):
+    """{"english_rise": last - first English loss, "korean_drop": first - last Korean loss} of a train.py log.jsonl."""
+    raise NotImplementedError
+
+
+# 3. Break depth growth on purpose
+def depth_without_zero_init(sd, margs):
+    """scale.grow_depth(sd, margs, every=1, top=0), but the new blocks keep the c_proj weights and biases
+    they were copied with. Returns (model_args, state_dict)."""
+    raise NotImplementedError
+
+
+# 4. One LayerNorm over both streams
+def joint_layer_norm(x, x_u, weight, bias):
+    """LayerNorm over the concatenated coordinates [x ; x_u] (eps 1e-5), split back into (y, y_u)."""
+    raise NotImplementedError
+
+
+def zero_stream_factor(C, Cu):
+    """By what factor joint_layer_norm scales the old coordinates when x_u = 0 and x has zero mean
+    (weight 1, bias 0, eps ignored), compared with a LayerNorm over x alone."""
+    raise NotImplementedError
+
+
+# 5. HyperCloning's tied head
+def clone_head(W, n):
+    """The (V, n*C) head that gives the base's logits when it reads [h, h, ..., h] (n copies)."""
+    raise NotImplementedError
+
+
+def gap_without_division(logits, n):
+    """max |logits_grown - logits_base| if the head were W.repeat(1, n) without the 1/n: a formula."""
+    raise NotImplementedError
+
+
+# 6. TIES by hand
+def ties_by_hand():
+    """The merged task vector of EXERCISES.md's three vectors, computed on paper: a list of 4 numbers."""
+    raise NotImplementedError
+
+
+# 7. DARE
+def dare(tau, density, gen):
+    """Keep each entry with probability `density` (torch.rand with generator=gen), rescale the kept
+    ones so that the expectation is tau, zero the rest."""
+    raise NotImplementedError
+
+
+# 8. Replay: the stability-plasticity front
+def pareto_front(points):
+    """points: {name: (english_forgetting, korean_loss)}, lower is better on both. The sorted names no
+    other point beats on both axes (at least as good on both and different)."""
+    raise NotImplementedError
+
+
+# 9. TIES density and lambda
+def best_merge(results):
+    """results: list of {"density", "lambda", "korean", "german"}. The entry with the lowest mean of the
+    Korean and German losses (on a tie: the smaller density, then the smaller lambda)."""
+    raise NotImplementedError
+
+
+# 10. Grow by other factors
+def tokens_to_reach(log, target):
+    """First token count at which the Korean loss reaches target (<=), linearly interpolated between
+    the two evaluations around the crossing; None if it never does. log: train.py log.jsonl entries."""
+    raise NotImplementedError
+
+
+# 11. Extension: Model Breadcrumbs
+def breadcrumbs(tau, density, gamma):
+    """Zero the largest-magnitude `gamma` fraction of tau's entries (outliers) and keep the next `density`
+    fraction; zero the rest. Counts round half up; equal magnitudes: the earlier entry counts as larger."""
+    raise NotImplementedError
+
+
+def merge_breadcrumbs(base, models, density, gamma):
+    """theta = theta_base + mean_i breadcrumbs(theta_i - theta_base), tensor by tensor."""
+    raise NotImplementedError

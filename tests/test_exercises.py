@@ -1,0 +1,53 @@
+"""
+The exercises are solvable as written: every check passes on the reference
+solutions, fails on the untouched student file, and the sweeps behind
+exercises 8-10 run (on tiny data here).
+
+    python -m pytest -q tests/test_exercises.py
+"""
+
+import os
+
+import pytest
+
+import train
+from data.common import write_dataset
+from tests.conftest import REPO, TINY, run_script, synthetic_german
+
+
+def test_every_check_passes_on_the_reference_solutions():
+    r = run_script("exercises/check.py", "all", "--reference")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.count(": PASS") == 11
+
+
+def test_every_check_fails_on_the_untouched_student_file():
+    r = run_script("exercises/check.py", "all")
+    assert r.returncode == 1
+    assert r.stdout.count("FAIL — not done yet") == 11 and "PASS" not in r.stdout
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory, data_dir):
+    d = tmp_path_factory.mktemp("ex")
+    write_dataset("german", synthetic_german(1000), "bytes", "test", data_dir=data_dir)
+    train.main(TINY + ["--n-layer=4", f"--data-dir={data_dir}", f"--out-dir={d}/base", "--max-iters=10"])
+    return d, f"{d}/base/ckpt.pt"
+
+
+@pytest.mark.parametrize("which", ["replay", "factor", "ties"])
+def test_sweeps_run_and_feed_the_checks(which, tiny_base, data_dir):
+    d, base = tiny_base
+    out = f"{d}/out/exercises"
+    flags = [f"--base={base}", f"--data-dir={data_dir}", "--iters=4", "--eval-iters=1", f"--out={out}"]
+    if which == "ties":  # a Korean and a German model continued from the tiny base
+        for lang in ("korean", "german"):
+            train.main([f for f in TINY if not f.startswith(("--n-", "--block"))] + [f"--init-from={base}", f"--dataset={lang}", f"--eval-datasets={lang}",
+                               f"--data-dir={data_dir}", f"--out-dir={d}/{lang}", "--max-iters=4"])
+        flags += [f"--ancestor={base}", f"--ko={d}/korean/ckpt.pt", f"--de={d}/german/ckpt.pt"]
+    r = run_script(os.path.join(REPO, "exercises/sweep.py"), which, *flags, cwd=d)
+    assert r.returncode == 0, r.stderr
+    assert os.path.getsize(f"{out}/{which}.png") > 5_000
+    number = {"replay": 8, "ties": 9, "factor": 10}[which]
+    r = run_script(os.path.join(REPO, "exercises/check.py"), str(number), "--reference", cwd=d)
+    assert r.returncode == 0 and "PASS" in r.stdout and "run the exercise's command" not in r.stdout, r.stdout
