@@ -26,6 +26,8 @@ Two tracks, following the two papers:
 import argparse
 import json
 import os
+import subprocess
+import sys
 import time
 
 import torch
@@ -115,7 +117,7 @@ class Stages:
             print(f"\n$ python train.py --init-from=resume --out-dir={out_dir}   # continuing: {cmd}", flush=True)
             train.main(["--init-from=resume", f"--out-dir={out_dir}", "--sample-tokens=0"])
         else:
-            self._record(out_dir, cmd, 0, group)
+            self._record(out_dir, cmd, 0, group, finished=False)  # a kill from here on resumes, never skips
             print(f"\n$ {cmd}", flush=True)
             train.main(argv)
         finished = load_checkpoint(ckpt)["iter_num"] >= iters
@@ -134,8 +136,6 @@ def prepare_data(s, data_dir):
         try:
             load_meta(name, data_dir)
         except UserError:  # not prepared yet: download and prepare it (bytes tokenizer)
-            import subprocess
-            import sys
             print(f"\n$ python data/{name}/prepare.py --data-dir={data_dir}", flush=True)
             if subprocess.run([sys.executable, os.path.join(DATA_DIR, name, "prepare.py"),
                                f"--data-dir={data_dir}"]).returncode != 0:

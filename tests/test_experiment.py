@@ -140,3 +140,15 @@ def test_claims_are_decided_by_the_numbers(quick_run):
     assert {c[0]: c[-1] for c in report.claims(r)}["C2"] is False
     r["bios"]["before"] = [0.3] * 6  # the base never memorised A: no verdict
     assert {c[0]: c[-1] for c in report.claims(r)}["C1"] is None
+
+
+def test_a_training_stage_killed_midway_is_not_taken_for_finished(tmp_path, monkeypatch):
+    st = experiment.Stages(str(tmp_path))
+
+    def killed(argv):
+        raise KeyboardInterrupt  # the process dies during training, before the stage is recorded as done
+
+    monkeypatch.setattr(experiment.train, "main", killed)
+    with pytest.raises(KeyboardInterrupt):
+        st.train("test", str(tmp_path / "run"), ["--dataset=english"], 8)
+    assert experiment.Stages(str(tmp_path)).done[str(tmp_path / "run")]["finished"] is False
