@@ -47,20 +47,22 @@ PRESETS = {
                     base_iters=2000, base_lr=1e-3, cpt_iters=300, cpt_lr=3e-4, eval_interval=50,
                     replay=0.05, long_factor=4, joint_factor=2, full_seeds=2,
                     bios_people=100, bios_renderings=5, bios_base_iters=2000, bios_base_lr=3e-3,
-                    bios_iters=250, bios_lr=1e-3, bios_seeds=3, bios_methods=["full", "depth", "preserve", "route"]),
+                    bios_iters=250, bios_lr=1e-3, bios_seeds=3, bios_methods=["full", "depth", "preserve", "route"],
+                    bios_korean=False),
     # every stage, tiny: what the test runs
     "quick": dict(n_layer=4, n_head=2, n_embd=32, block_size=64, batch_size=4, eval_iters=2, train_eval_iters=1,
                   base_iters=20, base_lr=3e-3, cpt_iters=8, cpt_lr=1e-3, eval_interval=4,
                   replay=0.05, long_factor=2, joint_factor=2, full_seeds=2,
                   bios_people=6, bios_renderings=2, bios_base_iters=20, bios_base_lr=3e-3,
-                  bios_iters=8, bios_lr=1e-3, bios_seeds=2, bios_methods=["full", "depth", "preserve", "route"]),
+                  bios_iters=8, bios_lr=1e-3, bios_seeds=2, bios_methods=["full", "depth", "preserve", "route"],
+                  bios_korean=False),
     # a GPU: a 6 x 384 model (nanoGPT's char model size) and ten times the tokens
     "gpu": dict(n_layer=6, n_head=6, n_embd=384, block_size=256, batch_size=64, eval_iters=50, train_eval_iters=20,
                 base_iters=5000, base_lr=1e-3, cpt_iters=2000, cpt_lr=3e-4, eval_interval=250,
                 replay=0.05, long_factor=4, joint_factor=2, full_seeds=3,
                 bios_people=400, bios_renderings=5, bios_base_iters=5000, bios_base_lr=1e-3,
                 bios_iters=1500, bios_lr=5e-4, bios_seeds=5,
-                bios_methods=["full", "depth", "hyperclone", "preserve", "adapt", "route"]),
+                bios_methods=["full", "depth", "hyperclone", "preserve", "adapt", "route"], bios_korean=False),
 }
 # scale.py flags per growth method (the language track grows the base with all of them)
 GROW = {
@@ -196,23 +198,25 @@ def language_track(st, s, out, data_dir):
 
 
 def bios_track(st, s, out, data_dir, bios):
-    """Memorise population A, grow, continue on population B; exact match on both, per seed."""
+    """Memorise population A, grow, continue on population B; exact match on both, per seed.
+    With bios_korean, population B is written in Korean (the cross-lingual variant)."""
     flags = model_flags(s) + run_flags(s, data_dir)
     base = st.train("bios", f"{out}/bios/base", flags + [f"--dataset={bios['a']}", f"--eval-datasets={bios['a']}",
                                                          f"--learning-rate={s['bios_base_lr']}",
                                                          f"--eval-interval={s['bios_base_iters'] // 4}"],
                     s["bios_base_iters"])
+    b, out = (bios["b_ko"], f"{out}/bios-ko") if s["bios_korean"] else (bios["b"], f"{out}/bios")
     runs = {}
     for method in s["bios_methods"]:
         for seed in range(s["bios_seeds"]):
             init = base
             if method != "full":
-                init = f"{out}/bios/grown/{method}-{seed}.pt"
+                init = f"{out}/grown/{method}-{seed}.pt"
                 st.run("bios", scale, GROW[method] + [f"--in={base}", f"--out={init}", f"--seed={seed}"], init)
             argv = run_flags(s, data_dir, 1337 + seed) + [
-                f"--init-from={init}", f"--dataset={bios['b']}", f"--eval-datasets={bios['a']},{bios['b']}",
+                f"--init-from={init}", f"--dataset={b}", f"--eval-datasets={bios['a']},{b}",
                 f"--learning-rate={s['bios_lr']}", f"--eval-interval={max(1, s['bios_iters'] // 5)}"]
-            runs[(method, seed)] = st.train("bios", f"{out}/bios/{method}-{seed}", argv, s["bios_iters"])
+            runs[(method, seed)] = st.train("bios", f"{out}/{method}-{seed}", argv, s["bios_iters"])
     return base, runs
 
 
@@ -238,12 +242,12 @@ def measure(s, out, data_dir, runs, grown, merges, bios, bios_base, bios_runs):
     losses = evaluate_checkpoints(list(ckpts.values()), LANGUAGES, data_dir, s["batch_size"], s["eval_iters"],
                                   dtype="bfloat16")  # as train.py evaluates on a CPU
     a_people, _ = load_people(bios["a"], data_dir)
-    b_people, _ = load_people(bios["b"], data_dir)
-    bios = {"before": exact_match(model_from_checkpoint(load_checkpoint(bios_base)), a_people), "runs": {}}
+    b_people, b_lang = load_people(bios["b_ko"] if s["bios_korean"] else bios["b"], data_dir)
+    bio = {"before": exact_match(model_from_checkpoint(load_checkpoint(bios_base)), a_people), "runs": {}}
     for (method, seed), path in bios_runs.items():
         model = model_from_checkpoint(load_checkpoint(path), path)
-        bios["runs"].setdefault(method, []).append(
-            {"seed": seed, "retention": exact_match(model, a_people), "acquisition": exact_match(model, b_people)})
+        bio["runs"].setdefault(method, []).append({"seed": seed, "retention": exact_match(model, a_people),
+                                                   "acquisition": exact_match(model, b_people, b_lang)})
     return {
         "losses": {k: losses[v] for k, v in ckpts.items()},
         "logs": {k: read_log(v) for k, v in runs.items()},
@@ -251,7 +255,7 @@ def measure(s, out, data_dir, runs, grown, merges, bios, bios_base, bios_runs):
         "flops_per_token": {k: model_from_checkpoint(load_checkpoint(runs[k])).flops_per_token()
                             for k in ("full-long", "hyperclone")},
         "tokens_per_step": s["batch_size"] * s["block_size"],
-        "bios": bios,
+        "bios": bio,
     }
 
 

@@ -274,7 +274,8 @@ English before: {L['base']['english']:.3f}; Korean before: {L['base']['korean']:
 ## Biographies: retention and acquisition
 
 Population A memorised by the base: {np.mean(r['bios']['before']):.1%} exact match
-(per attribute: {", ".join(f"{v:.0%}" for v in r['bios']['before'])}). Phase 2 continues on population B for
+(per attribute: {", ".join(f"{v:.0%}" for v in r['bios']['before'])}). Phase 2 continues on population B
+{"written in Korean (the cross-lingual variant) " if s.get("bios_korean") else ""}for
 {s['bios_iters']} steps at learning rate {s['bios_lr']}; mean ± std over {s['bios_seeds']} seeds.
 
 {table(["method", "retention on A", "acquisition of B"], bio_rows)}

@@ -152,3 +152,16 @@ def test_a_training_stage_killed_midway_is_not_taken_for_finished(tmp_path, monk
     with pytest.raises(KeyboardInterrupt):
         st.train("test", str(tmp_path / "run"), ["--dataset=english"], 8)
     assert experiment.Stages(str(tmp_path)).done[str(tmp_path / "run")]["finished"] is False
+
+
+def test_cross_lingual_bios_variant(quick_run, tmp_path, capsys):
+    """bios_korean: phase 2 learns population B from Korean biographies; only those stages run again."""
+    data, out = quick_run
+    cfg = tmp_path / "ko.json"
+    cfg.write_text('{"bios_korean": true}')
+    capsys.readouterr()
+    experiment.main(["--preset=quick", f"--config={cfg}", f"--data-dir={data}", f"--out-dir={out}"])
+    printed = capsys.readouterr().out
+    assert "--dataset=bios_b_ko-n6k2" in printed and "--dataset=english" not in printed
+    assert os.path.isdir(os.path.join(out, "bios-ko", "full-0"))
+    assert "written in Korean" in open(os.path.join(out, "report", "REPORT.md")).read()
