@@ -99,12 +99,11 @@ class Stages:
         """`python script argv...` unless `output` exists and was made by that very command."""
         cmd = " ".join(["python", script.__name__ + ".py"] + argv)
         if self.done.get(output, {}).get("cmd") == cmd and os.path.exists(output):
-            return False
+            return
         print(f"\n$ {cmd}", flush=True)
         t0 = time.time()
         script.main(argv)
         self._record(output, cmd, time.time() - t0, group)
-        return True
 
     def train(self, group, out_dir, argv, iters):
         """train.py into out_dir; an interrupted run of the same command resumes from its checkpoint."""
