@@ -157,6 +157,7 @@ def make_checkpoints(folder, model_args):
     paths = []
     for i in range(4):
         sd = {k: v if i == 0 else v + 0.01 * torch.randn_like(v) for k, v in base.items()}
+        sd["lm_head.weight"] = sd["transformer.wte.weight"]  # tied, as in GPT-2
         paths.append(os.path.join(folder, f"m{i}.pt"))
         save_checkpoint({"model": sd, "model_args": margs, "tokenizer": "gpt2"}, paths[-1])
         del sd

@@ -20,7 +20,7 @@ from dataclasses import asdict
 
 import torch
 
-from model import GPTConfig, UserError, load_checkpoint, model_from_checkpoint, parse_flags, run_cli, save_checkpoint
+from model import GPTConfig, UserError, load_checkpoint, parse_flags, run_cli, save_checkpoint
 
 # method: (sparsify, consensus). sparsify: None | "magnitude" (TIES' trim) | "random" (DARE);
 # consensus: elect a sign per coordinate and average only the models that agree with it.
@@ -36,7 +36,7 @@ METHODS = {
 # the steps, one tensor (or one coordinate) at a time
 
 
-CHUNK = 1 << 22  # entries merged at a time: float64 temporaries of 32 MB each
+CHUNK = 1 << 20  # entries merged at a time: float64 temporaries of 8 MB each
 
 
 def task_vector(theta, theta_base):
@@ -49,16 +49,47 @@ def magnitude(tau):
     return tau.abs().float().flatten()
 
 
-def kth_largest(magnitudes, k):
-    """(t, ties): keeping the k largest entries of a flat tensor of magnitudes means keeping every
-    entry > t and the first `ties` entries == t (in order). k counts, not fractions."""
-    n = magnitudes.numel()
+def parts(numel):
+    """Slices of CHUNK entries covering a flat tensor of numel entries."""
+    return [slice(start, start + CHUNK) for start in range(0, numel, CHUNK)]
+
+
+def magnitudes(theta, theta_base):
+    """magnitude(task_vector(theta, theta_base)), flat, computed a piece at a time: the float64 task
+    vector of a whole GPT-2 embedding would take 300 MB."""
+    theta, theta_base = theta.reshape(-1), theta_base.reshape(-1)
+    return torch.cat([magnitude(task_vector(theta[p], theta_base[p])) for p in parts(theta.numel())])
+
+
+def kth_largest(pieces, k):
+    """(t, ties): keeping the k largest of all entries in `pieces` (float32 magnitudes, in order)
+    means keeping every entry > t and the first `ties` entries == t. k counts, not fractions.
+    For a whole model, pieces is a function returning them one tensor at a time: the model is then
+    read twice rather than held in memory.
+
+    A radix select, 5x faster than kthvalue on a whole model: read as integers, the bits of floats
+    >= 0 sort like the floats, so counting entries by their top 16 bits finds the bucket that holds
+    the threshold, and kthvalue only has to search that one bucket."""
+    read = pieces if callable(pieces) else lambda: pieces
+    at_or_below = sum(torch.bincount(bucket(m), minlength=1 << 15) for m in read()).cumsum(0)  # per bucket b
+    n = int(at_or_below[-1])
     if k >= n:
         return float("-inf"), 0
     if k <= 0:
         return float("inf"), 0
-    t = magnitudes.kthvalue(n - k + 1).values.item()
-    return t, k - int((magnitudes > t).sum())
+    j = n - k + 1  # the k-th largest is the j-th smallest
+    b = int(torch.searchsorted(at_or_below, j))  # the first bucket that reaches j entries
+    below = int(at_or_below[b - 1]) if b > 0 else 0
+    in_bucket = torch.cat([m[bucket(m) == b] for m in read()])
+    t = in_bucket.kthvalue(j - below).values.item()
+    above = n - int(at_or_below[b]) + int((in_bucket > t).sum())
+    return t, k - above
+
+
+def bucket(magnitudes):
+    """The top 16 bits of each float32 >= 0, read as an integer: 0 .. 2^15 - 1, ordered like the floats."""
+    assert magnitudes.dtype == torch.float32, "rank magnitude(tau), which is float32"
+    return magnitudes.contiguous().view(torch.int32) >> 16
 
 
 def trim(tau, t, ties):
@@ -133,21 +164,19 @@ def merge_state_dicts(base, models, method="ties", weights=None, density=0.5, la
     thresholds = {}
     if sparsify == "magnitude" and trim_scope == "global":
         for i, sd in enumerate(models):
-            mags = torch.cat([magnitude(task_vector(sd[n], base[n])) for n in names])
-            thresholds[i] = list(kth_largest(mags, n_kept(mags.numel(), density)))
-            del mags
+            model_magnitudes = lambda: (magnitudes(sd[n], base[n]) for n in names)
+            thresholds[i] = list(kth_largest(model_magnitudes, n_kept(sum(base[n].numel() for n in names), density)))
     gen = torch.Generator().manual_seed(seed)
     merged = {}
     for name in names:
         flat_base, flats = base[name].reshape(-1), [sd[name].reshape(-1) for sd in models]
         if sparsify == "magnitude" and trim_scope == "tensor":
-            thresholds = {i: list(kth_largest(magnitude(task_vector(f, flat_base)), n_kept(f.numel(), density)))
+            thresholds = {i: list(kth_largest([magnitudes(f, flat_base)], n_kept(f.numel(), density)))
                           for i, f in enumerate(flats)}
         elif sparsify == "random":
             masks = [dare_mask(f.numel(), density, gen) for f in flats]
         pieces = []
-        for start in range(0, flat_base.numel(), CHUNK):  # in pieces: a 124M model merges in little memory
-            part = slice(start, start + CHUNK)
+        for part in parts(flat_base.numel()):  # in pieces: a 124M model merges in little memory
             taus = [task_vector(f[part], flat_base[part]) for f in flats]
             if sparsify == "magnitude":
                 for i, tau in enumerate(taus):
@@ -233,7 +262,7 @@ def main(argv=None):
         merged["lm_head.weight"] = merged["transformer.wte.weight"]
         if "transformer.wte_u.weight" in merged:
             merged["lm_head_u.weight"] = merged["transformer.wte_u.weight"]
-    model = model_from_checkpoint({"model": merged, "model_args": base["model_args"]}, "the merged model")
+    state = {n: merged[n] for n in base["model"]}  # the base's order; check_compatible proved the shapes
     seen = None
     for c in [base] + ckpts:
         if c.get("seen_tokens") is not None:
@@ -241,7 +270,7 @@ def main(argv=None):
     record = {"stage": "merge", "method": args.method, "base": args.base, "models": paths, "weights": weights,
               "density": args.density, "lambda": args.lam, "normalize": args.normalize,
               "trim_scope": args.trim_scope, "seed": args.seed}
-    save_checkpoint({"model": model.state_dict(), "model_args": base["model_args"], "tokenizer": base["tokenizer"],
+    save_checkpoint({"model": state, "model_args": base["model_args"], "tokenizer": base["tokenizer"],
                      "frozen": base.get("frozen", {}), "seen_tokens": seen, "merge": record,
                      "history": base.get("history", []) + [record]}, args.out)
     print(f"saved {args.out}; evaluate it with: python evaluate.py --ckpts={args.out}")

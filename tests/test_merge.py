@@ -23,7 +23,7 @@ T = lambda *v: torch.tensor(v, dtype=torch.float64)
 
 
 def trim_to(tau, density):
-    t, ties = kth_largest(tau.abs().flatten(), merge.n_kept(tau.numel(), density))
+    t, ties = kth_largest([merge.magnitude(tau)], merge.n_kept(tau.numel(), density))
     return trim(tau, t, ties)[0]
 
 
@@ -34,6 +34,23 @@ def test_trim_keeps_the_largest_magnitudes():
 def test_trim_breaks_threshold_ties_in_order():
     # keep 2 of 5: 3 is kept, then only the first of the three entries tied at |2|
     assert torch.equal(trim_to(T(3, -2, 2, 2, 1), 0.4), T(3, -2, 0, 0, 0))
+
+
+@pytest.mark.parametrize("values", ["normal", "ties", "zeros", "wide", "special"])
+def test_kth_largest_radix_select_equals_kthvalue(values):
+    g = torch.Generator().manual_seed(0)
+    x = {"normal": torch.randn(5000, generator=g) * 0.01,
+         "ties": torch.randint(0, 7, (5000,), generator=g).float(),  # few distinct values, all tied
+         "zeros": torch.zeros(5000),  # one bucket holds everything (a frozen tensor's task vector)
+         "wide": torch.randn(5000, generator=g) * 10.0 ** torch.randint(-30, 30, (5000,), generator=g),
+         "special": torch.tensor([0.0, float("inf"), 1e-45, 3.4e38, 1.0, 1.0 + 2 ** -23] * 3)}[values].abs()
+    n = len(x)
+    for k in sorted({1, 2, n // 3, n // 2, n - 1}):
+        t = x.kthvalue(n - k + 1).values.item()
+        expected = (t, k - int((x > t).sum()))
+        assert kth_largest([x], k) == expected, k
+        assert kth_largest(lambda: iter(x.split(777)), k) == expected, k  # a model, tensor by tensor
+    assert kth_largest([x], n) == (float("-inf"), 0) and kth_largest([x], 0) == (float("inf"), 0)
 
 
 def test_elect_sign_by_mass_with_zero_sum_positive():
