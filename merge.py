@@ -86,10 +86,10 @@ def kth_largest(pieces, k):
     return t, k - above
 
 
-def bucket(magnitudes):
+def bucket(mags):
     """The top 16 bits of each float32 >= 0, read as an integer: 0 .. 2^15 - 1, ordered like the floats."""
-    assert magnitudes.dtype == torch.float32, "rank magnitude(tau), which is float32"
-    return magnitudes.contiguous().view(torch.int32) >> 16
+    assert mags.dtype == torch.float32, "rank magnitude(tau), which is float32"
+    return mags.contiguous().view(torch.int32) >> 16
 
 
 def trim(tau, t, ties):
