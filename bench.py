@@ -32,7 +32,8 @@ import torch
 import merge
 import scale
 import train
-from model import GPT, GPTConfig, UserError, parse_flags, run_cli, save_checkpoint
+from checkpoint import save_checkpoint
+from model import GPT, GPTConfig, UserError, parse_flags, run_cli
 
 BASE = dict(n_layer=4, n_head=4, n_embd=128, block_size=128, vocab_size=256)  # train.py's default model
 CONFIGS = {  # name: (model_args, batch size, scale.py flags or None)

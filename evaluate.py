@@ -14,7 +14,8 @@ from contextlib import nullcontext
 import torch
 
 from data.common import DATA_DIR
-from model import UserError, load_checkpoint, model_from_checkpoint, parse_flags, run_cli
+from checkpoint import load_checkpoint, model_from_checkpoint
+from model import UserError, parse_flags, run_cli
 from data.loader import open_split
 from train import evaluate
 

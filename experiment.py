@@ -30,8 +30,6 @@ import subprocess
 import sys
 import time
 
-import torch
-
 import merge
 import report
 import scale
@@ -39,7 +37,8 @@ import train
 from data.bios.prepare import exact_match, load_people, prepare as prepare_bios
 from data.common import DATA_DIR, load_meta
 from evaluate import evaluate_checkpoints
-from model import UserError, load_checkpoint, model_from_checkpoint, parse_flags, run_cli
+from checkpoint import load_checkpoint, model_from_checkpoint
+from model import UserError, parse_flags, run_cli
 
 PRESETS = {
     # byte tokenizer, 4 x 128 model: ~25k tokens/s on 2 cores, so the whole run fits in ~30 minutes

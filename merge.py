@@ -20,7 +20,8 @@ from dataclasses import asdict
 
 import torch
 
-from model import GPTConfig, UserError, load_checkpoint, parse_flags, run_cli, save_checkpoint
+from checkpoint import load_checkpoint, save_checkpoint
+from model import GPTConfig, UserError, parse_flags, run_cli
 
 # method: (sparsify, consensus). sparsify: None | "magnitude" (TIES' trim) | "random" (DARE);
 # consensus: elect a sign per coordinate and average only the models that agree with it.

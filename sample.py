@@ -14,7 +14,8 @@ import argparse
 import torch
 
 from data.common import get_tokenizer
-from model import UserError, load_checkpoint, model_from_checkpoint, run_cli
+from checkpoint import load_checkpoint, model_from_checkpoint
+from model import UserError, run_cli
 
 
 def sample_text(model, tokenizer, prompt, n_tokens, temperature=0.8, top_k=200, seed=0, device="cpu"):

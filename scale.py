@@ -30,8 +30,8 @@ from dataclasses import asdict
 
 import torch
 
-from model import GPT, GPTConfig, UserError, load_checkpoint, model_from_checkpoint, parse_flags, run_cli, \
-    save_checkpoint
+from checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from model import GPT, GPTConfig, UserError, parse_flags, run_cli
 from train import BASE_CKPT, UPSCALED_CKPT
 
 METHODS = ("depth", "solar", "hyperclone", "ffn", "scale")

@@ -34,7 +34,8 @@ from tqdm import tqdm
 
 from data.common import DATA_DIR, get_tokenizer, load_meta
 from data.loader import draw_rows, make_batch, open_split, parse_replay, seen_tokens
-from model import GPT, GPTConfig, UserError, load_checkpoint, model_from_checkpoint, parse_flags, run_cli, save_checkpoint
+from checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from model import GPT, GPTConfig, UserError, parse_flags, run_cli
 
 BASE_CKPT = "out/base/ckpt.pt"   # where pretraining writes by default; scale.py reads it
 UPSCALED_CKPT = "out/upscaled.pt"  # where scale.py writes by default; --init-from=upscaled reads it

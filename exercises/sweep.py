@@ -19,7 +19,8 @@ import scale  # noqa: E402
 import train  # noqa: E402
 from data.common import DATA_DIR  # noqa: E402
 from evaluate import evaluate_checkpoints  # noqa: E402
-from model import load_checkpoint, model_from_checkpoint, run_cli  # noqa: E402
+from checkpoint import load_checkpoint, model_from_checkpoint  # noqa: E402
+from model import run_cli  # noqa: E402
 
 EXP = "out/experiment"
 

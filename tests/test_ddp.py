@@ -14,7 +14,7 @@ import sys
 import torch
 
 import train
-from model import load_checkpoint
+from checkpoint import load_checkpoint
 from tests.conftest import REPO, TINY
 
 

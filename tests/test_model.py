@@ -10,10 +10,9 @@ from dataclasses import asdict
 
 import pytest
 import torch
-from torch.nn import functional as F
 
-from model import (GPT, GPTConfig, UserError, convert_hf_gpt2, load_checkpoint, model_from_checkpoint,
-                   save_checkpoint)
+from checkpoint import convert_hf_gpt2, load_checkpoint, model_from_checkpoint, save_checkpoint
+from model import GPT, GPTConfig, UserError
 from tests.conftest import trained_a_little
 
 
@@ -108,7 +107,7 @@ def block_matrix(W, W12, W21_22, n_in_new):
 
 def fuse_streams(sd, config):
     """A two-stream model as one wide GPT-2 in the Hugging Face layout, every linear map in block form."""
-    C, Cu = config.n_embd, config.n_embd_u
+    Cu = config.n_embd_u
     get = lambda k: sd.get(k)
     cat = lambda a, b: a if b is None else torch.cat([a, b], dim=-1)
     fused = {"wte.weight": cat(sd["transformer.wte.weight"], get("transformer.wte_u.weight")),

@@ -14,7 +14,8 @@ import torch
 
 import scale
 import train
-from model import GPT, GPTConfig, UserError, load_checkpoint, save_checkpoint
+from checkpoint import load_checkpoint
+from model import GPT, GPTConfig, UserError
 from tests.conftest import TINY, run_script, trained_a_little
 
 PRESERVING = {

@@ -19,7 +19,8 @@ import torch
 
 import train
 from data.loader import draw_rows, parse_replay
-from model import GPT, GPTConfig, UserError, load_checkpoint, save_checkpoint
+from checkpoint import load_checkpoint, save_checkpoint
+from model import GPT, GPTConfig, UserError
 from tests.conftest import REPO, TINY, run_script
 
 
