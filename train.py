@@ -391,7 +391,7 @@ def main(argv=None):
         with open(log_path, "w") as f:  # a new run starts a new log; a resumed one drops lines past its step
             f.writelines(line for line in old_log if json.loads(line)["iter"] <= iter_num)
 
-    def checkpoint():
+    def snapshot():  # everything a resume needs, as of the start of the current step
         return {"model": raw_model.state_dict(), "model_args": asdict(raw_model.config), "tokenizer": tokenizer,
                 "optimizer": optimizer.state_dict(), "iter_num": iter_num, "tokens_seen": tokens_seen,
                 "config": vars(args).copy(), "frozen": frozen, "seen_tokens": seen,
@@ -414,7 +414,7 @@ def main(argv=None):
                 f.write(json.dumps({"iter": iter_num, "tokens": tokens_seen, "lr": lr_at(iter_num, args),
                                     "elapsed_s": round(time.time() - t_start, 2), "loss": last_eval}) + "\n")
             if iter_num > 0 and not done:
-                save_checkpoint(checkpoint(), ckpt_path)
+                save_checkpoint(snapshot(), ckpt_path)
         if done:
             break
 
@@ -444,7 +444,7 @@ def main(argv=None):
 
     elapsed, trained = time.time() - t_start, tokens_seen - tokens_at_start
     if master:
-        save_checkpoint(checkpoint(), ckpt_path)
+        save_checkpoint(snapshot(), ckpt_path)
         if stop["requested"]:
             print(f"interrupted: saved step {iter_num} to {ckpt_path}; continue with "
                   f"python train.py --init-from=resume --out-dir={args.out_dir}")
