@@ -33,7 +33,8 @@ import merge
 import scale
 import train
 from checkpoint import save_checkpoint
-from model import GPT, GPTConfig, UserError, parse_flags, run_cli
+from model import GPT, GPTConfig
+from cli import UserError, parse_flags, parser, run_cli
 
 BASE = dict(n_layer=4, n_head=4, n_embd=128, block_size=128, vocab_size=256)  # train.py's default model
 CONFIGS = {  # name: (model_args, batch size, scale.py flags or None)
@@ -217,9 +218,7 @@ def print_training(args):
 
 
 def main():
-    p = argparse.ArgumentParser(prog="bench.py", description="Training throughput of named configurations.",
-                                allow_abbrev=False, exit_on_error=False,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = parser("bench.py", "Training throughput of named configurations.")
     p.add_argument("--configs", default=",".join(GROWN), help=f"comma-separated, from: {', '.join(CONFIGS)}")
     p.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"], help="autocast precision")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")

@@ -1,20 +1,84 @@
 """
-checkpoint.py — models on disk: atomic writes, safe reads, the one loading recipe, GPT-2's own weights.
+checkpoint.py — models on disk: the format, atomic writes, safe reads, the one loading recipe, GPT-2's weights.
 
 Place in the story: every stage hands the next one a checkpoint (base -> upscaled
--> continued -> merged), a dict with the weights ("model"), the architecture
-("model_args"), the tokenizer and what was done to it ("history", "frozen", ...).
+-> continued -> merged). This file is the format's one owner. A checkpoint is a
+dict; `make_checkpoint` builds it, and these are its keys:
+
+    model         state dict (a tied head is stored under both names, one tensor)
+    model_args    GPTConfig's fields: GPT(GPTConfig(**model_args)) has these weights
+    tokenizer     "bytes" or "gpt2": which ids the model reads and writes
+    history       list of stages, oldest first ({"stage": "train"|"scale"|"merge", ...})
+    lineage       ids of every checkpoint this one descends from (its own "id" last),
+                  so merge.py can tell a model that was not continued from --base
+    frozen        {parameter name: True or a bool mask (True = frozen)}: what train.py holds fixed;
+                  a merge inherits its base's
+    seen_tokens   bool (vocab_size,): token ids any training data of the lineage contained
+    merge         (merged checkpoints) the merge's settings
+    optimizer, iter_num, tokens_seen, elapsed_s, config, rng
+                  (train.py's checkpoints) what an exact resume needs
+
 A checkpoint is written to a temporary file and renamed, so Ctrl-C never leaves
 half a file; it is read with weights_only=True, so a downloaded file cannot run
 code; and one function turns it back into a GPT with a one-line error when it
-does not fit.
+does not fit:
+
+    model = model_from_checkpoint(load_checkpoint(path), path)
 """
 
 import os
+import uuid
+import zipfile
 
 import torch
 
-from model import GPT, GPTConfig, UserError
+from cli import UserError
+from model import GPT, GPTConfig
+
+BASE_CKPT = "out/base/ckpt.pt"     # where pretraining writes by default; scale.py reads it
+UPSCALED_CKPT = "out/upscaled.pt"  # where scale.py writes by default; --init-from=upscaled reads it
+
+
+def make_checkpoint(model_state, model_args, tokenizer, history, parents=(), **extra):
+    """The dict every script saves. parents: the checkpoints this one was made from (their
+    lineage is inherited, so descent can be checked later); extra: the optional keys above."""
+    lineage = []
+    for parent in parents:
+        lineage += [i for i in parent.get("lineage", []) if i not in lineage]
+    lineage.append(uuid.uuid4().hex[:16])
+    return {"model": model_state, "model_args": dict(model_args), "tokenizer": tokenizer,
+            "history": list(history), "lineage": lineage, **extra}
+
+
+def descends_from(ckpt, ancestor):
+    """True when ckpt was made (by training, growing or merging) from ancestor. Checkpoints
+    written before lineage existed say nothing, so they are given the benefit of the doubt."""
+    if not ckpt.get("lineage") or not ancestor.get("lineage"):
+        return True
+    return ancestor["lineage"][-1] in ckpt["lineage"]
+
+
+def tie_head(sd, model_args):
+    """A state dict with the tied head filled in: lm_head (and SCALE's lm_head_u) is the embedding."""
+    if not model_args.get("tie_weights", True):
+        return sd
+    sd = dict(sd, **{"lm_head.weight": sd["transformer.wte.weight"]})
+    if "transformer.wte_u.weight" in sd:
+        sd["lm_head_u.weight"] = sd["transformer.wte_u.weight"]
+    return sd
+
+
+def untie_head(sd, model_args):
+    """The state dict with a tied head stored once, as the embedding: what growth and merging work on."""
+    if not model_args.get("tie_weights", True):
+        return sd
+    return {k: v for k, v in sd.items() if k not in ("lm_head.weight", "lm_head_u.weight")}
+
+
+def remove_stale_tmp(path):
+    """A save killed mid-write (SIGKILL, power cut) leaves path.tmp behind: remove it at the next start."""
+    if os.path.isfile(path + ".tmp"):
+        os.remove(path + ".tmp")
 
 
 def save_checkpoint(ckpt, path):
@@ -30,19 +94,32 @@ def save_checkpoint(ckpt, path):
 
 
 def load_checkpoint(path, map_location="cpu", mmap=False):
-    """Load a checkpoint safely (weights_only: a downloaded file cannot run code)
-    and check that it is one of ours before anyone touches it. mmap=True reads
+    """Load a checkpoint safely (weights_only: a downloaded file cannot run code) and check
+    that it is one of ours, tokenizer included, before anyone touches it. mmap=True reads
     tensors from the file only when they are used (merge.py streams that way)."""
     if not os.path.isfile(path):
-        raise UserError(f"no checkpoint at {path}")
+        raise UserError(f"no checkpoint at {path}" + (" (it is a folder)" if os.path.isdir(path) else ""))
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as e:
-        first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise UserError(f"{path} is not a readable checkpoint ({first_line[:120]})")
+        raise UserError(unreadable(path, e))
     if not isinstance(ckpt, dict) or "model" not in ckpt or "model_args" not in ckpt:
         raise UserError(f"{path} is not a model checkpoint of this project (no 'model' and 'model_args' entries)")
+    if "tokenizer" not in ckpt:
+        raise UserError(f"{path} does not say which tokenizer it was trained with")
     return ckpt
+
+
+def unreadable(path, e):
+    """Why torch.load refused a file, in words a user can act on."""
+    text = str(e)
+    if "Unsupported global" in text or "GLOBAL " in text:  # a pickled class or function, not a tensor
+        return (f"{path} holds Python objects, not only tensors: refused, because loading it could run code "
+                "(it is not a checkpoint of this project)")
+    if isinstance(e, (zipfile.BadZipFile, EOFError)) or "zip archive" in text or "central directory" in text:
+        return f"{path} is truncated or not a PyTorch file (an interrupted copy?): copy or train it again"
+    first_line = (text.strip().splitlines() or [type(e).__name__])[0]
+    return f"{path} is not a readable checkpoint ({first_line[:120]})"
 
 
 def model_from_checkpoint(ckpt, path="checkpoint"):

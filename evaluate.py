@@ -7,7 +7,6 @@ is one command, on the same fixed validation batches train.py evaluates on.
     python evaluate.py --ckpts=out/base/ckpt.pt,out/korean/ckpt.pt,out/merged.pt --datasets=english,korean,german
 """
 
-import argparse
 import math
 from contextlib import nullcontext
 
@@ -15,9 +14,28 @@ import torch
 
 from data.common import DATA_DIR
 from checkpoint import load_checkpoint, model_from_checkpoint
-from model import UserError, parse_flags, run_cli
-from data.loader import open_split
-from train import evaluate
+from cli import UserError, parse_flags, parser, run_cli
+from data.loader import draw_rows, make_batch, open_split
+
+
+@torch.no_grad()
+def estimate_loss(model, splits, batch_size, eval_iters, device="cpu", ctx=nullcontext()):
+    """{split name: mean loss} over the same fixed batches of each split at every call
+    (a fixed seed), so the points of a training curve are comparable."""
+    model.eval()
+    block_size = model.config.block_size
+    out = {}
+    for name, data in splits.items():
+        gen = torch.Generator().manual_seed(1234)
+        losses = []
+        for _ in range(eval_iters):
+            rows = draw_rows(gen, [(data, 1.0)], batch_size, block_size)
+            x, y = make_batch(rows, [data], block_size, device)
+            with ctx:
+                losses.append(model(x, y)[1].item())
+        out[name] = sum(losses) / len(losses)
+    model.train()
+    return out
 
 
 def evaluate_checkpoints(paths, datasets, data_dir=DATA_DIR, batch_size=16, eval_iters=20, dtype="float32"):
@@ -26,13 +44,10 @@ def evaluate_checkpoints(paths, datasets, data_dir=DATA_DIR, batch_size=16, eval
     results = {}
     for path in paths:
         ckpt = load_checkpoint(path)
-        if "tokenizer" not in ckpt:
-            raise UserError(f"{path} does not say which tokenizer it was trained with")
         model = model_from_checkpoint(ckpt, path)
-        settings = argparse.Namespace(batch_size=batch_size, eval_iters=eval_iters, block_size=model.config.block_size)
         splits = {name: open_split(data_dir, name, "val", ckpt["tokenizer"], model.config.block_size)
                   for name in datasets}
-        results[path] = evaluate(model, splits, settings, "cpu", ctx)
+        results[path] = estimate_loss(model, splits, batch_size, eval_iters, "cpu", ctx)
     return results
 
 
@@ -46,9 +61,7 @@ def format_table(results, datasets):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="evaluate.py", description="Validation loss of checkpoints on datasets.",
-                                allow_abbrev=False, exit_on_error=False,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = parser("evaluate.py", "Validation loss of checkpoints on datasets.")
     p.add_argument("--ckpts", required=True, help="comma-separated checkpoints")
     p.add_argument("--datasets", default="english,korean", help="comma-separated prepared datasets")
     p.add_argument("--data-dir", default=DATA_DIR, help="folder holding the prepared datasets")

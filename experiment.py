@@ -23,7 +23,6 @@ Two tracks, following the two papers:
   over several seeds.
 """
 
-import argparse
 import json
 import os
 import subprocess
@@ -38,7 +37,7 @@ from data.bios.prepare import exact_match, load_people, prepare as prepare_bios
 from data.common import DATA_DIR, load_meta
 from evaluate import evaluate_checkpoints
 from checkpoint import load_checkpoint, model_from_checkpoint
-from model import UserError, parse_flags, run_cli
+from cli import UserError, parse_flags, parser, run_cli
 
 PRESETS = {
     # byte tokenizer, 4 x 128 model: ~25k tokens/s on 2 cores, so the whole run fits in ~30 minutes
@@ -261,9 +260,7 @@ def measure(s, out, data_dir, runs, grown, merges, bios, bios_base, bios_runs):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="experiment.py", description="Run the whole experiment and write the report.",
-                                allow_abbrev=False, exit_on_error=False,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = parser("experiment.py", "Run the whole experiment and write the report.")
     p.add_argument("--preset", default="default", choices=list(PRESETS), help="model size and budgets")
     p.add_argument("--config", help="JSON file overriding preset settings, e.g. {\"cpt_iters\": 800}")
     p.add_argument("--out-dir", help="where checkpoints go (default: out/experiment, or out/experiment-PRESET)")

@@ -20,8 +20,11 @@ from dataclasses import asdict
 
 import torch
 
-from checkpoint import load_checkpoint, save_checkpoint
-from model import GPTConfig, UserError, parse_flags, run_cli
+from checkpoint import descends_from, load_checkpoint, make_checkpoint, save_checkpoint, tie_head
+from model import GPTConfig
+
+# method: (sparsify, consensus). sparsify: None | "magnitude" (TIES' trim) | "random" (DARE);
+from cli import UserError, parse_flags, parser, run_cli
 
 # method: (sparsify, consensus). sparsify: None | "magnitude" (TIES' trim) | "random" (DARE);
 # consensus: elect a sign per coordinate and average only the models that agree with it.
@@ -220,9 +223,7 @@ def tensors_to_merge(margs, state_dict):
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="merge.py", description="Merge models continued from a common ancestor.",
-                                allow_abbrev=False, exit_on_error=False,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = parser("merge.py", "Merge models continued from a common ancestor.")
     p.add_argument("--method", default="ties", choices=list(METHODS), help="how to combine the task vectors")
     p.add_argument("--base", help="the common ancestor the models were continued from (task vectors are "
                                   "taken against it); optional for linear")
@@ -259,10 +260,7 @@ def main(argv=None):
     print(f"{args.method}: {len(paths)} models, {len(names)} tensors, against {base_path}")
     merged = merge_state_dicts(base["model"], [c["model"] for c in ckpts], args.method, weights, args.density,
                                args.lam, args.normalize, args.trim_scope, args.seed, names)
-    if base["model_args"].get("tie_weights", True):
-        merged["lm_head.weight"] = merged["transformer.wte.weight"]
-        if "transformer.wte_u.weight" in merged:
-            merged["lm_head_u.weight"] = merged["transformer.wte_u.weight"]
+    merged = tie_head(merged, base["model_args"])
     state = {n: merged[n] for n in base["model"]}  # the base's order; check_compatible proved the shapes
     seen = None
     for c in [base] + ckpts:
@@ -271,9 +269,9 @@ def main(argv=None):
     record = {"stage": "merge", "method": args.method, "base": args.base, "models": paths, "weights": weights,
               "density": args.density, "lambda": args.lam, "normalize": args.normalize,
               "trim_scope": args.trim_scope, "seed": args.seed}
-    save_checkpoint({"model": state, "model_args": base["model_args"], "tokenizer": base["tokenizer"],
-                     "frozen": base.get("frozen", {}), "seen_tokens": seen, "merge": record,
-                     "history": base.get("history", []) + [record]}, args.out)
+    save_checkpoint(make_checkpoint(state, base["model_args"], base["tokenizer"], base.get("history", []) + [record],
+                                    parents=[base] + ckpts, frozen=base.get("frozen", {}), seen_tokens=seen,
+                                    merge=record), args.out)
     print(f"saved {args.out}; evaluate it with: python evaluate.py --ckpts={args.out}")
 
 

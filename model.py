@@ -32,14 +32,14 @@ with one recipe (checkpoint.py writes and reads them):
     model.load_state_dict(ckpt["model"])
 """
 
-import argparse
 import math
-import sys
 from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
+
+from cli import UserError
 
 
 @dataclass
@@ -314,37 +314,3 @@ class GPT(nn.Module):
             idx = torch.cat((idx, idx_next), dim=1)
             context = torch.cat((context, idx_next), dim=1)
         return idx
-
-
-# ----------------------------------------------------------------------------
-# User-facing errors, shared by every script
-
-class UserError(Exception):
-    """A mistake the user can fix (bad flag, missing file, wrong checkpoint).
-
-    Command-line entry points print it as one line and exit with status 1;
-    every other exception is a bug and keeps its traceback.
-    """
-
-
-def run_cli(main):
-    """Run main(); print a UserError as one line and exit 1 instead of a traceback (Ctrl-C: exit 130)."""
-    try:
-        main()
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        sys.exit(130)
-
-
-def parse_flags(parser, argv=None):
-    """parser.parse_args, but a bad flag is a UserError (one line), not argparse's usage dump."""
-    try:
-        args, unknown = parser.parse_known_args(argv)
-    except argparse.ArgumentError as e:
-        raise UserError(f"{e} (see python {parser.prog} -h)")
-    if unknown:
-        raise UserError(f"unrecognized arguments: {' '.join(unknown)} (see python {parser.prog} -h)")
-    return args

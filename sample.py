@@ -9,13 +9,12 @@ exactly what its base wrote: try --temperature=0 on both.
     python sample.py --ckpt=out/continued/ckpt.pt --prompt="파일" --tokens=200
 """
 
-import argparse
 
 import torch
 
 from data.common import get_tokenizer
 from checkpoint import load_checkpoint, model_from_checkpoint
-from model import UserError, run_cli
+from cli import UserError, parse_flags, parser, run_cli
 
 
 def sample_text(model, tokenizer, prompt, n_tokens, temperature=0.8, top_k=200, seed=0, device="cpu"):
@@ -31,9 +30,8 @@ def sample_text(model, tokenizer, prompt, n_tokens, temperature=0.8, top_k=200, 
     return enc.decode(out[0].tolist())
 
 
-def main():
-    p = argparse.ArgumentParser(description="Sample text from a checkpoint.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def main(argv=None):
+    p = parser("sample.py", "Sample text from a checkpoint.")
     p.add_argument("--ckpt", default="out/base/ckpt.pt", help="any checkpoint this project wrote")
     p.add_argument("--prompt", default="\n", help="text to continue")
     p.add_argument("--tokens", type=int, default=300, help="tokens to generate")
@@ -42,10 +40,8 @@ def main():
     p.add_argument("--top-k", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
-    args = p.parse_args()
+    args = parse_flags(p, argv)
     ckpt = load_checkpoint(args.ckpt)
-    if "tokenizer" not in ckpt:
-        raise UserError(f"{args.ckpt} does not say which tokenizer it was trained with")
     model = model_from_checkpoint(ckpt, args.ckpt).to(args.device)
     for i in range(args.num_samples):
         print(sample_text(model, ckpt["tokenizer"], args.prompt, args.tokens, args.temperature,

@@ -24,15 +24,15 @@ The README gives the equations of every method in the names of this code.
     python scale.py --method=hyperclone --factor=2 --in=out/base/ckpt.pt --out=out/hyper.pt
 """
 
-import argparse
 import re
 from dataclasses import asdict
 
 import torch
 
-from checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
-from model import GPT, GPTConfig, UserError, parse_flags, run_cli
-from train import BASE_CKPT, UPSCALED_CKPT
+from checkpoint import (BASE_CKPT, UPSCALED_CKPT, load_checkpoint, make_checkpoint, model_from_checkpoint,
+                        save_checkpoint, tie_head, untie_head)
+from model import GPT, GPTConfig
+from cli import UserError, parse_flags, parser, run_cli
 
 METHODS = ("depth", "solar", "hyperclone", "ffn", "scale")
 BLOCK = re.compile(r"^transformer\.h\.(\d+)\.(.*)$")
@@ -190,10 +190,7 @@ def logit_gap(args, ckpt, dtype, batch=4):
 
 def build(margs, sd, dtype=torch.float32):
     """The grown model from its state dict (a tied head is stored once, as the embedding)."""
-    if margs.get("tie_weights", True):
-        sd = dict(sd, **{"lm_head.weight": sd["transformer.wte.weight"]})
-        if margs.get("n_embd_u"):
-            sd["lm_head_u.weight"] = sd["transformer.wte_u.weight"]
+    sd = tie_head(sd, margs)
     model = GPT(GPTConfig(**margs)).to(dtype)
     model.load_state_dict(sd)
     return model
@@ -231,9 +228,7 @@ def count(model, spec):
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="scale.py", description="Grow a GPT checkpoint, preserving what it computes.",
-                                allow_abbrev=False, exit_on_error=False,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = parser("scale.py", "Grow a GPT checkpoint, preserving what it computes.")
     p.add_argument("--method", required=True, choices=METHODS, help="how to grow (see the top of scale.py)")
     p.add_argument("--variant", default="preserve", choices=["preserve", "adapt", "route"],
                    help="scale only: W12 frozen at 0 / W12 trains / a per-token gate between two heads")
@@ -266,9 +261,8 @@ def check_factor(text):
 
 def grow(args, ckpt):
     """Apply --method to the checkpoint; return (model_args, state_dict, frozen tensor names)."""
-    sd, margs = ckpt["model"], dict(ckpt["model_args"])
-    if margs.get("tie_weights", True):
-        sd = {k: v for k, v in sd.items() if k not in ("lm_head.weight", "lm_head_u.weight")}  # stored once, as wte
+    margs = dict(ckpt["model_args"])
+    sd = untie_head(ckpt["model"], margs)  # a tied head is stored once, as wte
     if args.method in ("hyperclone", "ffn", "scale") and not is_plain(margs):
         raise UserError(f"--method={args.method} needs a plain GPT-2 model, but this one already has "
                         f"{'a second stream' if margs.get('n_embd_u') else 'extra MLP neurons'}; grow it with "
@@ -302,8 +296,6 @@ def main(argv=None):
     if args.method != "hyperclone" and args.factor != "2":
         raise UserError("--factor is for --method=hyperclone")
     ckpt = load_checkpoint(args.inp)
-    if "tokenizer" not in ckpt:
-        raise UserError(f"{args.inp} does not say which tokenizer it was trained with")
     base = model_from_checkpoint(ckpt, args.inp)
     margs, sd, frozen_names = grow(args, ckpt)
     grown = build(margs, sd)
@@ -331,8 +323,9 @@ def main(argv=None):
 
     record = {"stage": "scale", "method": args.method, "from": args.inp, "gap_float32": gap32,
               **{k: v for k, v in vars(args).items() if k not in ("inp", "out", "method")}}
-    save_checkpoint({"model": grown.state_dict(), "model_args": asdict(grown.config), "tokenizer": ckpt["tokenizer"],
-                     "frozen": spec, "seen_tokens": seen, "history": ckpt.get("history", []) + [record]}, args.out)
+    save_checkpoint(make_checkpoint(grown.state_dict(), asdict(grown.config), ckpt["tokenizer"],
+                                    ckpt.get("history", []) + [record], parents=[ckpt],
+                                    frozen=spec, seen_tokens=seen), args.out)
     print(f"saved {args.out}; continue it with: python train.py --init-from="
           + ("upscaled" if args.out == UPSCALED_CKPT else args.out))
 

@@ -34,11 +34,11 @@ from tqdm import tqdm
 
 from data.common import DATA_DIR, get_tokenizer, load_meta
 from data.loader import draw_rows, make_batch, open_split, parse_replay, seen_tokens
-from checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
-from model import GPT, GPTConfig, UserError, parse_flags, run_cli
-
-BASE_CKPT = "out/base/ckpt.pt"   # where pretraining writes by default; scale.py reads it
-UPSCALED_CKPT = "out/upscaled.pt"  # where scale.py writes by default; --init-from=upscaled reads it
+from evaluate import estimate_loss
+from checkpoint import (UPSCALED_CKPT, load_checkpoint, make_checkpoint, model_from_checkpoint,
+                        remove_stale_tmp, save_checkpoint)
+from model import GPT, GPTConfig
+from cli import UserError, parse_flags, parser, run_cli, typed_flags
 
 # Continued pretraining (--init-from=upscaled or a checkpoint path) uses these instead of the
 # pretraining defaults: a new language, both languages evaluated, and a gentler learning rate
@@ -50,16 +50,8 @@ PRETRAIN_DEFAULTS = dict(dataset="english", eval_datasets=None, out_dir="out/bas
 ARCH_FLAGS = ("n_layer", "n_head", "n_embd", "block_size", "bias")
 
 
-class HelpWithDefaults(argparse.ArgumentDefaultsHelpFormatter):
-    """-h shows each default, except where it depends on --init-from (the help text says it)."""
-
-    def _get_help_string(self, action):
-        return action.help if action.default is None else super()._get_help_string(action)
-
-
 def build_parser():
-    p = argparse.ArgumentParser(prog="train.py", description="Pretrain or continue pretraining a GPT.", allow_abbrev=False,
-                                exit_on_error=False, formatter_class=HelpWithDefaults)
+    p = parser("train.py", "Pretrain or continue pretraining a GPT.")
     io = p.add_argument_group("what to train")
     io.add_argument("--init-from", default="scratch",
                     help="scratch | resume (the checkpoint in --out-dir) | upscaled (scale.py's output, "
@@ -109,9 +101,7 @@ def parse_args(argv=None):
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
     args = parse_flags(parser, argv)
-    flags = parser._option_string_actions
-    explicit = {flags[a.split("=")[0]].dest for a in argv if a.split("=")[0] in flags}
-    return args, explicit
+    return args, typed_flags(parser, argv)
 
 
 def fill_defaults(args):
@@ -140,27 +130,6 @@ def pick_dtype(requested, device_type):
     if device_type == "cpu" and torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
         return "bfloat16"
     return "float32"
-
-
-# ----------------------------------------------------------------------------
-# evaluation
-
-
-def evaluate(model, splits, args, device, ctx):
-    """Mean loss on the same fixed batches of each split at every eval, so curves are comparable."""
-    model.eval()
-    out = {}
-    for name, data in splits.items():
-        gen = torch.Generator().manual_seed(1234)
-        losses = []
-        for _ in range(args.eval_iters):
-            rows = draw_rows(gen, [(data, 1.0)], args.batch_size, args.block_size)
-            x, y = make_batch(rows, [data], args.block_size, device)
-            with ctx:
-                losses.append(model(x, y)[1].item())
-        out[name] = sum(losses) / len(losses)
-    model.train()
-    return out
 
 
 # ----------------------------------------------------------------------------
@@ -287,8 +256,6 @@ def build_model(args, explicit, ckpt, path):
                            n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd,
                            dropout=args.dropout, bias=args.bias)
         return GPT(config), tokenizer
-    if "tokenizer" not in ckpt:
-        raise UserError(f"{path} does not say which tokenizer it was trained with")
     margs = dict(ckpt["model_args"])
     for flag in set(ARCH_FLAGS) & explicit:
         if getattr(args, flag) != margs[flag]:
@@ -408,7 +375,7 @@ def main(argv=None):
         done = iter_num >= args.max_iters or stop["requested"]
         eval_due = iter_num % args.eval_interval == 0 or iter_num == args.max_iters
         if master and eval_due and (iter_num > start_iter or not resumed):
-            last_eval = evaluate(raw_model, eval_splits, args, device, ctx)
+            last_eval = estimate_loss(raw_model, eval_splits, args.batch_size, args.eval_iters, device, ctx)
             bar.write(f"step {iter_num}: " + " | ".join(f"{k} {v:.4f}" for k, v in last_eval.items()))
             with open(log_path, "a") as f:
                 f.write(json.dumps({"iter": iter_num, "tokens": tokens_seen, "lr": lr_at(iter_num, args),

@@ -18,7 +18,6 @@ Raw downloads are cached under data/cache/ (git-ignored) and checked against a
 SHA-256 before use.
 """
 
-import argparse
 import hashlib
 import importlib.util
 import io
@@ -37,7 +36,7 @@ import numpy as np
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_DIR not in sys.path:  # prepare scripts run as `python data/<name>/prepare.py`
     sys.path.insert(0, REPO_DIR)
-from model import UserError, run_cli  # noqa: E402
+from cli import UserError, check_number, parse_flags, parser, run_cli  # noqa: E402
 
 DATA_DIR = os.path.join(REPO_DIR, "data")
 CACHE_DIR = os.path.join(DATA_DIR, "cache")
@@ -298,15 +297,18 @@ def prepare_main(name, description, source_id, download_text, clean=lambda text:
     is applied to it and to --input text alike. Re-running with the same source
     and tokenizer does nothing (use --force to rebuild).
     """
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--tokenizer", default="bytes", choices=TOKENIZERS,
+    p = parser(f"data/{name}/prepare.py", description)
+    p.add_argument("--tokenizer", default="bytes", choices=TOKENIZERS,
                         help="bytes: 256 UTF-8 byte ids (fast on CPU); gpt2: GPT-2's BPE (default: bytes)")
-    parser.add_argument("--input", default=None, metavar="FILE",
+    p.add_argument("--input", default=None, metavar="FILE",
                         help="use this UTF-8 text file (or folder of .txt files) instead of the default corpus")
-    parser.add_argument("--val-fraction", type=float, default=0.1, help="share of the text held out for validation")
-    parser.add_argument("--force", action="store_true", help="rebuild even if the data is already prepared")
-    parser.add_argument("--data-dir", default=DATA_DIR, help="write <data-dir>/%s/ (default: this data/ folder)" % name)
-    args = parser.parse_args()
+    p.add_argument("--val-fraction", type=float, default=0.1, help="share of the text held out for validation")
+    p.add_argument("--force", action="store_true", help="rebuild even if the data is already prepared")
+    p.add_argument("--data-dir", default=DATA_DIR, help="write <data-dir>/%s/ (default: this data/ folder)" % name)
+    args = parse_flags(p)
+    check_number("val_fraction", args.val_fraction, 0, 1, low_open=True)
+    if args.val_fraction >= 1:
+        raise UserError(f"--val-fraction={args.val_fraction:g} leaves no training text: use a number between 0 and 1, like 0.1")
     user_text = read_input(args.input) if args.input else None
     if user_text is not None:
         source_id = "input sha256:" + hashlib.sha256(user_text.encode()).hexdigest()[:16]

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from data.common import load_meta
-from model import UserError
+from cli import UserError
 
 
 def open_split(data_dir, name, split, tokenizer, block_size):

@@ -10,12 +10,12 @@ the check builds itself; where you ran the exercise's command, it also prints
 what your function says about your own run.
 """
 
-import argparse
 import importlib
 import json
 import os
 import sys
 import tempfile
+import traceback
 
 import torch
 from torch.nn import functional as F
@@ -23,9 +23,13 @@ from torch.nn import functional as F
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import merge  # noqa: E402
 import scale  # noqa: E402
+from cli import UserError, parse_flags, parser, run_cli  # noqa: E402
 from model import GPT, GPTConfig  # noqa: E402
 
 TAUS = [[0.4, -0.1, 0.3, -0.2], [-0.5, 0.2, 0.1, -0.3], [0.1, 0.3, -0.4, 0.05]]  # exercise 6
+
+
+N_EXERCISES = 11
 
 
 class Fail(Exception):
@@ -192,25 +196,49 @@ def check_11(m):
     return "hand examples and the gamma = 0, density = 1 limit agree"
 
 
-def main():
-    p = argparse.ArgumentParser(description="Check the exercises of EXERCISES.md.")
+def where_it_broke(e):
+    """'file.py:line' of the innermost frame in the student's (or solutions') file, else the innermost."""
+    frames = traceback.extract_tb(e.__traceback__)
+    mine = [f for f in frames if os.path.basename(f.filename) in ("student.py", "solutions.py")]
+    f = (mine or frames)[-1]
+    return f"{os.path.relpath(f.filename)}:{f.lineno}"
+
+
+def run_check(n, module):
+    """One exercise's verdict line. A student's exception is that exercise's FAIL, never the end of the run."""
+    try:
+        return True, f"exercise {n}: PASS — {globals()[f'check_{n}'](module)}"
+    except NotImplementedError:
+        return False, f"exercise {n}: FAIL — not done yet (exercises/student.py still raises NotImplementedError)"
+    except Fail as e:
+        return False, f"exercise {n}: FAIL — {e}"
+    except Exception as e:  # the student's bug: say what and where, then go on with the next exercise
+        message = (str(e).strip().splitlines() or [""])[-1]
+        return False, f"exercise {n}: FAIL — {type(e).__name__}: {message} (at {where_it_broke(e)})"
+
+
+def which_exercises(text):
+    if text == "all":
+        return list(range(1, N_EXERCISES + 1))
+    if not text.isdigit() or not 1 <= int(text) <= N_EXERCISES:
+        raise UserError(f"'{text}' is not an exercise: use a number from 1 to {N_EXERCISES}, or all")
+    return [int(text)]
+
+
+def main(argv=None):
+    p = parser("exercises/check.py", "Check the exercises of EXERCISES.md.")
     p.add_argument("which", help="an exercise number, or all")
     p.add_argument("--reference", action="store_true", help="check the teachers' solutions instead of yours")
-    args = p.parse_args()
+    args = parse_flags(p, argv)
+    numbers = which_exercises(args.which)
     module = importlib.import_module("exercises.solutions" if args.reference else "exercises.student")
-    numbers = range(1, 12) if args.which == "all" else [int(args.which)]
     failed = 0
     for n in numbers:
-        try:
-            print(f"exercise {n}: PASS — {globals()[f'check_{n}'](module)}")
-        except NotImplementedError:
-            print(f"exercise {n}: FAIL — not done yet (exercises/student.py still raises NotImplementedError)")
-            failed += 1
-        except Fail as e:
-            print(f"exercise {n}: FAIL — {e}")
-            failed += 1
+        ok, line = run_check(n, module)
+        print(line, flush=True)
+        failed += not ok
     sys.exit(1 if failed else 0)
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -8,7 +8,6 @@ exercises/sweep.py — the runs behind exercises 8, 9 and 10: each writes a JSON
 Results go to out/exercises/{replay,ties,factor}.json and .png.
 """
 
-import argparse
 import json
 import os
 import sys
@@ -20,7 +19,7 @@ import train  # noqa: E402
 from data.common import DATA_DIR  # noqa: E402
 from evaluate import evaluate_checkpoints  # noqa: E402
 from checkpoint import load_checkpoint, model_from_checkpoint  # noqa: E402
-from model import run_cli  # noqa: E402
+from cli import parse_flags, parser, run_cli  # noqa: E402
 
 EXP = "out/experiment"
 
@@ -89,7 +88,7 @@ def sweep_factor(args, plt):
 
 
 def main():
-    p = argparse.ArgumentParser(description="Sweeps for exercises 8-10.")
+    p = parser("exercises/sweep.py", "Sweeps for exercises 8-10.")
     p.add_argument("which", choices=["replay", "ties", "factor"])
     p.add_argument("--base", default="out/base/ckpt.pt", help="the English base (python train.py writes it)")
     p.add_argument("--ancestor", default=f"{EXP}/grown/hyperclone.pt", help="ties: the common ancestor")
@@ -99,7 +98,7 @@ def main():
     p.add_argument("--eval-iters", type=int, default=20)
     p.add_argument("--data-dir", default=DATA_DIR)
     p.add_argument("--out", default="out/exercises", help="where runs, JSON and plots go")
-    args = p.parse_args()
+    args = parse_flags(p)
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

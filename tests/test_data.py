@@ -20,7 +20,7 @@ from data.common import deb_files, fetch, fortune_entries, get_tokenizer, load_m
     write_dataset
 from data.english.prepare import strip_gutenberg
 from data.korean.prepare import clean_lines, html_lines, mallard_lines
-from model import UserError
+from cli import UserError
 from tests.conftest import run_script
 
 SAMPLES = ["Hello world", "To be, or not to be: that is the question.\n", "파일을 저장합니다. 한국어!", "emoji 🎭 and tabs\t"]

@@ -17,7 +17,8 @@ import experiment
 import report
 from data.bios.prepare import ATTRIBUTES, dataset_names, exact_match, populations, prepare, questions
 from data.common import write_dataset
-from model import GPT, GPTConfig, UserError
+from model import GPT, GPTConfig
+from cli import UserError
 from tests.conftest import synthetic_english, synthetic_german, synthetic_korean
 
 

@@ -17,7 +17,8 @@ import scale
 import train
 from merge import dare_mask, disjoint_mean, drop_and_rescale, elect_sign, kth_largest, merge_state_dicts, trim
 from checkpoint import load_checkpoint, save_checkpoint
-from model import GPT, GPTConfig, UserError
+from model import GPT, GPTConfig
+from cli import UserError
 from tests.conftest import TINY, run_script, trained_a_little
 
 T = lambda *v: torch.tensor(v, dtype=torch.float64)

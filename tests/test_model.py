@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from checkpoint import convert_hf_gpt2, load_checkpoint, model_from_checkpoint, save_checkpoint
-from model import GPT, GPTConfig, UserError
+from model import GPT, GPTConfig
+from cli import UserError
 from tests.conftest import trained_a_little
 
 
@@ -255,7 +256,7 @@ def test_checkpoint_recipe_from_the_readme(tmp_path):
 
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     path = str(tmp_path / "ckpt.pt")
-    save_checkpoint({"model": {}, "model_args": {}, "n": 1}, path)
+    save_checkpoint({"model": {}, "model_args": {}, "tokenizer": "bytes", "n": 1}, path)
 
     def crash(obj, f):
         with open(f, "wb") as fh:
@@ -284,8 +285,16 @@ def test_bad_checkpoints_give_one_clear_error(tmp_path):
     with pytest.raises(UserError, match="not a model checkpoint"):
         load_checkpoint(str(tmp_path / "foreign.pt"))
     torch.save({"model": NotPlainData(), "model_args": {}}, tmp_path / "code.pt")  # would run code when unpickled
-    with pytest.raises(UserError, match="not a readable checkpoint"):
+    with pytest.raises(UserError, match="holds Python objects, not only tensors: refused, because loading it could run code"):
         load_checkpoint(str(tmp_path / "code.pt"))
+    good = tmp_path / "good.pt"
+    torch.save({"model": {"w": torch.zeros(1000)}, "model_args": {}, "tokenizer": "bytes"}, good)
+    (tmp_path / "cut.pt").write_bytes(good.read_bytes()[:len(good.read_bytes()) // 2])  # an interrupted copy
+    with pytest.raises(UserError, match="truncated or not a PyTorch file"):
+        load_checkpoint(str(tmp_path / "cut.pt"))
+    torch.save({"model": {}, "model_args": {}}, tmp_path / "notok.pt")
+    with pytest.raises(UserError, match="does not say which tokenizer"):
+        load_checkpoint(str(tmp_path / "notok.pt"))
     ckpt = {"model": GPT(CONFIGS["gpt2"]).state_dict(), "model_args": asdict(CONFIGS["no_bias"])}
     with pytest.raises(UserError, match="do not match"):
         model_from_checkpoint(ckpt, "x.pt")

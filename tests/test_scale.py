@@ -15,7 +15,8 @@ import torch
 import scale
 import train
 from checkpoint import load_checkpoint
-from model import GPT, GPTConfig, UserError
+from model import GPT, GPTConfig
+from cli import UserError
 from tests.conftest import TINY, run_script, trained_a_little
 
 PRESERVING = {

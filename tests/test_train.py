@@ -20,7 +20,8 @@ import torch
 import train
 from data.loader import draw_rows, parse_replay
 from checkpoint import load_checkpoint, save_checkpoint
-from model import GPT, GPTConfig, UserError
+from model import GPT, GPTConfig
+from cli import UserError
 from tests.conftest import REPO, TINY, run_script
 
 

@@ -17,7 +17,6 @@ of the same people (the facts are the same; only the wording and order differ).
     python data/bios/prepare.py --people=50 --renderings=3
 """
 
-import argparse
 import json
 import os
 import random
@@ -26,7 +25,8 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from data.common import DATA_DIR, run_cli, write_dataset  # noqa: E402
+from cli import UserError, parse_flags, parser, run_cli  # noqa: E402
+from data.common import DATA_DIR, write_dataset  # noqa: E402
 
 FIRST = ["Ana", "Ben", "Cara", "Dan", "Eva", "Finn", "Gia", "Hugo", "Ida", "Jon", "Kai", "Lea", "Max", "Nia", "Otto",
          "Pia", "Rex", "Sia", "Tom", "Uma", "Vic", "Wen", "Xia", "Yul", "Zoe", "Abe", "Bea", "Cy", "Dee", "Eli"]
@@ -165,12 +165,14 @@ def load_people(name, data_dir=DATA_DIR):
 
 
 def main():
-    p = argparse.ArgumentParser(description="Write the synthetic biography datasets bios_a, bios_b, bios_b_ko "
+    p = parser("data/bios/prepare.py", "Write the synthetic biography datasets bios_a, bios_b, bios_b_ko "
                                             "(named bios_a-n<people>k<renderings> etc. for other sizes).")
     p.add_argument("--people", type=int, default=100, help="people per population (A and B)")
     p.add_argument("--renderings", type=int, default=5, help="biographies per person in train.bin")
     p.add_argument("--data-dir", default=DATA_DIR, help="write <data-dir>/bios_*/")
-    args = p.parse_args()
+    args = parse_flags(p)
+    if args.people < 1 or args.renderings < 1:
+        raise UserError("--people and --renderings must be at least 1")
     prepare(args.people, args.renderings, args.data_dir)
 
 
