@@ -26,6 +26,7 @@ import tempfile
 import threading
 import time
 from contextlib import nullcontext
+from dataclasses import asdict
 
 import torch
 
@@ -33,7 +34,7 @@ import merge
 import scale
 import train
 from checkpoint import save_checkpoint
-from model import GPT, GPTConfig
+from model_scale import config_of, new_model
 from cli import UserError, parse_flags, parser, run_cli
 
 BASE = dict(n_layer=4, n_head=4, n_embd=128, block_size=128, vocab_size=256)  # train.py's default model
@@ -56,11 +57,11 @@ GROWN = ["depth", "ffn", "scale-preserve", "scale-adapt", "scale-route"]
 def build(name, frozen):
     """The model of a configuration and its frozen spec (empty unless frozen and grown)."""
     margs, batch, flags = CONFIGS[name]
-    margs = dict(GPTConfig(**margs).__dict__)
+    margs = asdict(config_of(margs))
     torch.manual_seed(0)
     if flags is None:
-        return GPT(GPTConfig(**margs)), {}, batch
-    base = GPT(GPTConfig(**margs))
+        return new_model(margs), {}, batch
+    base = new_model(margs)
     seen = torch.arange(margs["vocab_size"]) < 128  # an ASCII-English base
     ckpt = {"model": base.state_dict(), "model_args": margs}
     grown_args, sd, frozen_names = scale.grow(scale.build_parser().parse_args(flags), ckpt)
@@ -134,7 +135,7 @@ def run_one(name, frozen, dtype, compile, steps, warmup):
 def time_sampling(tokens=256, reps=3, block_size=128):
     """Seconds to sample `tokens` from `small` with and without the KV cache, and whether they agree."""
     torch.manual_seed(0)
-    model = GPT(GPTConfig(**dict(CONFIGS["small"][0], block_size=block_size))).eval()
+    model = new_model(dict(CONFIGS["small"][0], block_size=block_size)).eval()
     prompt = torch.zeros(1, 1, dtype=torch.long)
     out, secs = {}, {}
     for use_cache in (True, False):
@@ -153,9 +154,9 @@ GPT2_SMALL = dict(n_layer=12, n_head=12, n_embd=768, block_size=1024, vocab_size
 
 def make_checkpoints(folder, model_args):
     """An 'ancestor' and three models that moved away from it, as merge.py inputs."""
-    margs = dict(GPTConfig(**model_args).__dict__)
+    margs = asdict(config_of(model_args))
     torch.manual_seed(0)
-    base = GPT(GPTConfig(**margs)).state_dict()
+    base = new_model(margs).state_dict()
     paths = []
     for i in range(4):
         sd = {k: v if i == 0 else v + 0.01 * torch.randn_like(v) for k, v in base.items()}

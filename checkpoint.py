@@ -6,7 +6,8 @@ Place in the story: every stage hands the next one a checkpoint (base -> upscale
 dict; `make_checkpoint` builds it, and these are its keys:
 
     model         state dict (a tied head is stored under both names, one tensor)
-    model_args    GPTConfig's fields: GPT(GPTConfig(**model_args)) has these weights
+    model_args    the config's fields (GPTConfig, or ScaleConfig for SCALE and ffn growth):
+                  new_model(model_args) (model_scale.py) has these weights
     tokenizer     "bytes" or "gpt2": which ids the model reads and writes
     history       list of stages, oldest first ({"stage": "train"|"scale"|"merge", ...})
     lineage       ids of every checkpoint this one descends from (its own "id" last),
@@ -33,7 +34,7 @@ import zipfile
 import torch
 
 from cli import UserError
-from model import GPT, GPTConfig
+from model_scale import new_model
 
 BASE_CKPT = "out/base/ckpt.pt"     # where pretraining writes by default; scale.py reads it
 UPSCALED_CKPT = "out/upscaled.pt"  # where scale.py writes by default; --init-from=upscaled reads it
@@ -125,7 +126,7 @@ def unreadable(path, e):
 def model_from_checkpoint(ckpt, path="checkpoint"):
     """The one recipe, with a clear error when the weights do not fit the config."""
     try:
-        model = GPT(GPTConfig(**ckpt["model_args"]))
+        model = new_model(ckpt["model_args"])
     except TypeError as e:
         raise UserError(f"{path} has model_args this version does not understand ({e})")
     try:

@@ -21,7 +21,7 @@ from dataclasses import asdict
 import torch
 
 from checkpoint import descends_from, load_checkpoint, make_checkpoint, save_checkpoint, tie_head
-from model import GPTConfig
+from model_scale import config_of
 
 # method: (sparsify, consensus). sparsify: None | "magnitude" (TIES' trim) | "random" (DARE);
 from cli import UserError, parse_flags, parser, run_cli
@@ -202,7 +202,7 @@ def check_compatible(base_ckpt, ckpts, paths, base_path):
     for ckpt, path in zip(ckpts, paths):
         if ckpt.get("tokenizer") != base_ckpt.get("tokenizer"):
             raise UserError(f"{path} uses the {ckpt.get('tokenizer')} tokenizer, {base_path} {base_ckpt.get('tokenizer')}")
-        a, b = dict(asdict(GPTConfig(**base_ckpt["model_args"]))), dict(asdict(GPTConfig(**ckpt["model_args"])))
+        a, b = asdict(config_of(base_ckpt["model_args"])), asdict(config_of(ckpt["model_args"]))
         a.pop("dropout"), b.pop("dropout")
         if a != b:
             diff = ", ".join(f"{k} {b[k]} vs {a[k]}" for k in a if a[k] != b[k])

@@ -31,7 +31,7 @@ import torch
 
 from checkpoint import (BASE_CKPT, UPSCALED_CKPT, load_checkpoint, make_checkpoint, model_from_checkpoint,
                         save_checkpoint, tie_head, untie_head)
-from model import GPT, GPTConfig
+from model_scale import new_model
 from cli import UserError, parse_flags, parser, run_cli
 
 METHODS = ("depth", "solar", "hyperclone", "ffn", "scale")
@@ -94,7 +94,7 @@ def break_symmetry(W, n, std, gen):
 def fresh_state(margs, seed):
     """GPT-2's initialisation for a model of this shape: where new weights come from."""
     torch.manual_seed(seed)
-    return GPT(GPTConfig(**margs)).state_dict()
+    return new_model(margs).state_dict()
 
 
 # ----------------------------------------------------------------------------
@@ -180,7 +180,7 @@ def logit_gap(args, ckpt, dtype, batch=4):
     In float64 this measures the method itself; in float32 it is the gap of the
     saved model, rounding included (W/3 or W/2 + N are not exact in float32)."""
     margs = ckpt["model_args"]
-    base = GPT(GPTConfig(**margs)).to(dtype).eval()
+    base = new_model(margs).to(dtype).eval()
     base.load_state_dict(ckpt["model"])
     grown_args, sd, _ = grow(args, dict(ckpt, model={k: v.to(dtype) for k, v in ckpt["model"].items()}))
     grown = build(grown_args, sd, dtype).eval()
@@ -191,7 +191,7 @@ def logit_gap(args, ckpt, dtype, batch=4):
 def build(margs, sd, dtype=torch.float32):
     """The grown model from its state dict (a tied head is stored once, as the embedding)."""
     sd = tie_head(sd, margs)
-    model = GPT(GPTConfig(**margs)).to(dtype)
+    model = new_model(margs).to(dtype)
     model.load_state_dict(sd)
     return model
 
@@ -211,7 +211,7 @@ def frozen_spec(model, frozen_names, seen, train_unseen):
             continue
         spec[name] = True
         if train_unseen and seen is not None and name in ("transformer.wte.weight", "lm_head.weight") \
-                and not model.config.n_embd_u and not seen.all():
+                and not getattr(model.config, "n_embd_u", 0) and not seen.all():
             spec[name] = seen[:, None].expand_as(p).clone()  # True = frozen: the rows of seen tokens
     return spec
 
@@ -305,10 +305,9 @@ def main(argv=None):
     n_base = base.num_params()
     total, trainable = count(grown, spec)
     what = f"{args.method}" + (f" ({args.variant})" if args.method == "scale" else "")
-    print(f"{what}: {base.config.n_layer} layers x {base.config.n_embd} -> {grown.config.n_layer} layers x "
-          f"{grown.config.n_embd}" + (f" + {grown.config.n_embd_u}" if grown.config.n_embd_u else "") +
-          (f", MLP {grown.config.mlp_width} + {grown.config.n_inner_u}" if grown.config.n_inner_u else
-           f", MLP {grown.config.mlp_width}"))
+    cfg, Cu, Hu = grown.config, margs.get("n_embd_u"), margs.get("n_inner_u")
+    print(f"{what}: {base.config.n_layer} layers x {base.config.n_embd} -> {cfg.n_layer} layers x {cfg.n_embd}"
+          + (f" + {Cu}" if Cu else "") + f", MLP {cfg.mlp_width}" + (f" + {Hu}" if Hu else ""))
     print(f"parameters: {total:,} total, {total - n_base:+,} added, {trainable:,} trainable, {total - trainable:,} frozen")
     if any(m is not True for m in spec.values()):
         print(f"embedding rows of the {int((~seen).sum())} token ids the base never saw stay trainable")

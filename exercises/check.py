@@ -25,6 +25,7 @@ import merge  # noqa: E402
 import scale  # noqa: E402
 from cli import UserError, parse_flags, parser, run_cli  # noqa: E402
 from model import GPT, GPTConfig  # noqa: E402
+from model_scale import new_model  # noqa: E402
 
 TAUS = [[0.4, -0.1, 0.3, -0.2], [-0.5, 0.2, 0.1, -0.3], [0.1, 0.3, -0.4, 0.05]]  # exercise 6
 
@@ -44,7 +45,7 @@ def expect(ok, message):
 def small_model(seed=0, **kw):
     """A 2-layer model with random (not freshly initialised) biases and LayerNorms."""
     torch.manual_seed(seed)
-    model = GPT(GPTConfig(**{**dict(block_size=16, vocab_size=64, n_layer=2, n_head=2, n_embd=32), **kw}))
+    model = new_model({**dict(block_size=16, vocab_size=64, n_layer=2, n_head=2, n_embd=32), **kw})
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.05 * torch.randn_like(p))
@@ -86,7 +87,7 @@ def check_3(m):
         new_proj = ".c_proj." in k and int(k.split(".")[2]) % 2 == 1
         want = sd[k.replace(f"h.{k.split('.')[2]}.", f"h.{int(k.split('.')[2]) // 2}.")] if new_proj else v
         expect(k in got and torch.equal(got[k], want), f"{k} is not what the exercise asks for")
-    grown = GPT(GPTConfig(**got_args))
+    grown = new_model(got_args)
     grown.load_state_dict(got, strict=False)
     idx = torch.randint(64, (4, 16))
     gap = (grown.double()(idx)[0] - base.double()(idx)[0]).abs().max().item()

@@ -6,6 +6,7 @@ their own tiny datasets in a temporary folder.
 """
 
 import os
+from dataclasses import asdict
 import random
 import subprocess
 import sys
@@ -17,7 +18,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from data.common import write_dataset  # noqa: E402
-from model import GPT  # noqa: E402
+from model_scale import new_model  # noqa: E402
 
 # a tiny model and short evaluations: every training test runs in seconds
 TINY = ["--n-layer=2", "--n-head=2", "--n-embd=32", "--block-size=32", "--batch-size=8",
@@ -64,7 +65,7 @@ def run_script(*args, timeout=240, cwd=REPO, **kwargs):
 def trained_a_little(config, steps=5, seed=0):
     """A model whose weights are not the symmetric fresh init (random biases and LN too)."""
     torch.manual_seed(seed)
-    model = GPT(config)
+    model = new_model(asdict(config))
     with torch.no_grad():
         for name, p in model.named_parameters():
             if p.dim() == 1:

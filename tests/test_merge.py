@@ -18,6 +18,7 @@ import train
 from merge import dare_mask, disjoint_mean, drop_and_rescale, elect_sign, kth_largest, merge_state_dicts, trim
 from checkpoint import load_checkpoint, save_checkpoint
 from model import GPT, GPTConfig
+from model_scale import new_model
 from cli import UserError
 from tests.conftest import TINY, run_script, trained_a_little
 
@@ -188,7 +189,7 @@ def test_command_line_merges_two_language_models(family, method, capsys):
     merge.main([f"--method={method}", f"--base={d / 'up.pt'}",
                 f"--models={d / 'english' / 'ckpt.pt'},{d / 'korean' / 'ckpt.pt'}", f"--out={out}"])
     ckpt = torch.load(out, weights_only=True)  # the one recipe
-    model = GPT(GPTConfig(**ckpt["model_args"]))
+    model = new_model(ckpt["model_args"])
     model.load_state_dict(ckpt["model"])
     assert ckpt["merge"]["method"] == method and ckpt["history"][-1]["stage"] == "merge"
     assert ckpt["merge"]["models"][1].endswith("korean/ckpt.pt") and ckpt["merge"]["density"] == 0.5

@@ -13,6 +13,7 @@ import torch
 
 from checkpoint import convert_hf_gpt2, load_checkpoint, model_from_checkpoint, save_checkpoint
 from model import GPT, GPTConfig
+from model_scale import ScaleConfig, new_model
 from cli import UserError
 from tests.conftest import trained_a_little
 
@@ -80,11 +81,11 @@ CONFIGS = {
     "untied": GPTConfig(block_size=16, vocab_size=50, n_layer=3, n_head=6, n_embd=48, n_inner=80, tie_weights=False),
 }
 TWO_STREAM = {  # SCALE's two streams (and ffn's extra neurons), checked against the fused block form
-    "scale": GPTConfig(block_size=16, vocab_size=50, n_layer=2, n_head=4, n_embd=32, n_embd_u=16, n_inner_u=64),
-    "scale_adapt_untied": GPTConfig(block_size=16, vocab_size=50, n_layer=2, n_head=4, n_embd=32, n_embd_u=8,
-                                    n_inner_u=24, adapt=True, tie_weights=False),
-    "ffn": GPTConfig(block_size=16, vocab_size=50, n_layer=2, n_head=4, n_embd=32, n_inner_u=40, adapt=True,
-                     bias=False),
+    "scale": ScaleConfig(block_size=16, vocab_size=50, n_layer=2, n_head=4, n_embd=32, n_embd_u=16, n_inner_u=64),
+    "scale_adapt_untied": ScaleConfig(block_size=16, vocab_size=50, n_layer=2, n_head=4, n_embd=32, n_embd_u=8,
+                                     n_inner_u=24, adapt=True, tie_weights=False),
+    "ffn": ScaleConfig(block_size=16, vocab_size=50, n_layer=2, n_head=4, n_embd=32, n_inner_u=40, adapt=True,
+                      bias=False),
 }
 
 
@@ -181,7 +182,7 @@ def test_hf_gpt2_state_dict_converts_and_gives_its_logits():
         hf[f"transformer.h.{i}.attn.bias"] = torch.ones(1, 1, 16, 16)
     model_args, sd = convert_hf_gpt2(hf)
     model_args["n_head"] = config.n_head  # GPT-2 has 64-wide heads; this toy has 8
-    model = GPT(GPTConfig(**model_args)).double()
+    model = new_model(model_args).double()
     model.load_state_dict(sd)
     idx = torch.randint(50, (2, 16))
     ref = naive_gpt2({k.removeprefix("transformer."): v for k, v in hf.items()} | {"lm_head.weight": hf["transformer.wte.weight"]},
@@ -208,8 +209,8 @@ def test_generate_greedy_appends_argmax_and_respects_block_size():
 @pytest.mark.parametrize("name", ["gpt2", "scale-route"])
 def test_kv_cache_gives_the_logits_and_tokens_of_recomputing(name):
     """Feeding one token at a time through the cache = one forward pass over the whole sequence."""
-    config = CONFIGS["gpt2"] if name == "gpt2" else GPTConfig(**{**asdict(CONFIGS["gpt2"]), "n_embd_u": 16,
-                                                                    "n_inner_u": 32, "route": True})
+    config = CONFIGS["gpt2"] if name == "gpt2" else ScaleConfig(**{**asdict(CONFIGS["gpt2"]), "n_embd_u": 16,
+                                                                      "n_inner_u": 32, "route": True})
     model = trained_a_little(config).eval()
     idx = torch.randint(50, (2, 12))
     cache = [{} for _ in model.transformer.h]
@@ -234,9 +235,9 @@ def test_bad_configs_are_user_errors():
     with pytest.raises(UserError, match="not divisible"):
         GPTConfig(n_embd=30, n_head=4)
     with pytest.raises(UserError, match="multiple of the head size"):
-        GPTConfig(n_embd=32, n_head=4, n_embd_u=12)
+        ScaleConfig(n_embd=32, n_head=4, n_embd_u=12)
     with pytest.raises(UserError, match="route needs"):
-        GPTConfig(route=True)
+        ScaleConfig(route=True)
     with pytest.raises(UserError, match="longer than block_size"):
         GPT(CONFIGS["gpt2"])(torch.zeros(1, 17, dtype=torch.long))
 
@@ -247,7 +248,7 @@ def test_checkpoint_recipe_from_the_readme(tmp_path):
     path = str(tmp_path / "ckpt.pt")
     save_checkpoint({"model": model.state_dict(), "model_args": asdict(config), "tokenizer": "bytes"}, path)
     ckpt = torch.load(path, weights_only=True)
-    loaded = GPT(GPTConfig(**ckpt["model_args"]))
+    loaded = new_model(ckpt["model_args"])
     loaded.load_state_dict(ckpt["model"])
     idx = torch.randint(50, (2, 16))
     assert torch.equal(loaded.eval()(idx)[0], model(idx)[0])
@@ -300,3 +301,16 @@ def test_bad_checkpoints_give_one_clear_error(tmp_path):
         model_from_checkpoint(ckpt, "x.pt")
     with pytest.raises(UserError, match="does not understand"):
         model_from_checkpoint({"model": {}, "model_args": {"n_wings": 2}}, "x.pt")
+
+
+def test_checkpoints_written_before_model_scale_existed_still_load(tmp_path):
+    """Plain models used to list SCALE's fields as 0 / False; they load as plain GPT-2, same logits."""
+    config = CONFIGS["untied"]
+    model = trained_a_little(config).eval()
+    old_args = asdict(config) | {"n_embd_u": 0, "n_inner_u": 0, "adapt": False, "route": False}
+    path = str(tmp_path / "old.pt")
+    save_checkpoint({"model": model.state_dict(), "model_args": old_args, "tokenizer": "bytes"}, path)
+    loaded = model_from_checkpoint(load_checkpoint(path), path).eval()
+    assert type(loaded) is GPT
+    idx = torch.randint(50, (2, 16))
+    assert torch.equal(loaded(idx)[0], model(idx)[0])

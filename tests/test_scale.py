@@ -16,6 +16,7 @@ import scale
 import train
 from checkpoint import load_checkpoint
 from model import GPT, GPTConfig
+from model_scale import new_model
 from cli import UserError
 from tests.conftest import TINY, run_script, trained_a_little
 
@@ -43,7 +44,7 @@ def base_checkpoint(bias=True, vocab=256, block=32):
 def grown_and_base(flags, ckpt, dtype):
     """Grow ckpt in dtype with scale.py's own functions; return (base, grown) models."""
     args = scale.build_parser().parse_args(flags)
-    base = GPT(GPTConfig(**ckpt["model_args"])).to(dtype).eval()
+    base = new_model(ckpt["model_args"]).to(dtype).eval()
     base.load_state_dict(ckpt["model"])
     margs, sd, _ = scale.grow(args, dict(ckpt, model={k: v.to(dtype) for k, v in ckpt["model"].items()}))
     return base, scale.build(margs, sd, dtype).eval()
@@ -123,7 +124,7 @@ def test_frozen_weights_bit_identical_after_continued_training(method, base_path
     # the one recipe loads both
     for path in (tmp_path / "upscaled.pt", tmp_path / "cont" / "ckpt.pt"):
         ckpt = torch.load(path, weights_only=True)
-        model = GPT(GPTConfig(**ckpt["model_args"]))
+        model = new_model(ckpt["model_args"])
         model.load_state_dict(ckpt["model"])
 
 
@@ -133,9 +134,9 @@ def test_preserve_keeps_the_base_model_inside_forever(base_path, data_dir, tmp_p
     train.main(["--init-from=upscaled", f"--data-dir={data_dir}", f"--out-dir={tmp_path / 'cont'}", *TINY[5:],
                 "--max-iters=30", "--learning-rate=3e-3"])
     ckpt = load_checkpoint(str(tmp_path / "cont" / "ckpt.pt"))
-    grown = GPT(GPTConfig(**ckpt["model_args"]))
+    grown = new_model(ckpt["model_args"])
     grown.load_state_dict(ckpt["model"])
-    base = GPT(GPTConfig(**load_checkpoint(base_path)["model_args"]))
+    base = new_model(load_checkpoint(base_path)["model_args"])
     base.load_state_dict(load_checkpoint(base_path)["model"])
     idx = torch.randint(256, (2, 32))
     changed = (grown(idx)[0] - base(idx)[0]).abs().max().item()
@@ -149,7 +150,7 @@ def test_frozen_base_gets_no_gradients_and_no_optimizer_state(base_path, tmp_pat
                                  (["--method=depth"], "transformer.h.0.mlp.c_fc.weight")):
         scale.main([*flags, f"--in={base_path}", f"--out={tmp_path / 'g.pt'}"])
         ckpt = load_checkpoint(str(tmp_path / "g.pt"))
-        model = GPT(GPTConfig(**ckpt["model_args"]))
+        model = new_model(ckpt["model_args"])
         model.load_state_dict(ckpt["model"])
         train.apply_freezing(model, ckpt["frozen"])
         args, _ = train.parse_args([])
