@@ -24,8 +24,7 @@ import os
 import signal
 import sys
 import time
-from contextlib import nullcontext
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.distributed as dist
@@ -37,13 +36,14 @@ from data.loader import draw_rows, make_batch, open_split, parse_replay, seen_to
 from evaluate import estimate_loss
 from checkpoint import (UPSCALED_CKPT, load_checkpoint, make_checkpoint, model_from_checkpoint,
                         remove_stale_tmp, save_checkpoint)
+from cli import UserError, check_number, parse_flags, parser, run_cli, typed_flags, writable_dir
 from model import GPT, GPTConfig
-from cli import UserError, parse_flags, parser, run_cli, typed_flags
+from system import autocast, pick_dtype, resolve_device
 
 # Continued pretraining (--init-from=upscaled or a checkpoint path) uses these instead of the
 # pretraining defaults: a new language, both languages evaluated, and a gentler learning rate
 # (at 1e-3 full continued pretraining nearly erased English in our calibration runs).
-CONTINUE_DEFAULTS = dict(dataset="korean", eval_datasets="english,korean", out_dir="out/continued",
+CONTINUE_DEFAULTS = dict(dataset="korean", eval_datasets="english,korean",
                          max_iters=600, learning_rate=3e-4, warmup_iters=50)
 PRETRAIN_DEFAULTS = dict(dataset="english", eval_datasets=None, out_dir="out/base",
                          max_iters=2000, learning_rate=1e-3, warmup_iters=100)
@@ -56,7 +56,8 @@ def build_parser():
     io.add_argument("--init-from", default="scratch",
                     help="scratch | resume (the checkpoint in --out-dir) | upscaled (scale.py's output, "
                          f"{UPSCALED_CKPT}) | a checkpoint path")
-    io.add_argument("--out-dir", help="where ckpt.pt and log.jsonl go (default: out/base; out/continued when continuing)")
+    io.add_argument("--out-dir", help="where ckpt.pt and log.jsonl go (default: out/base; when continuing X, out/continued-X, "
+                                          "e.g. out/continued-upscaled)")
     io.add_argument("--dataset", help="training data, a folder under data/ (default: english; korean when continuing)")
     io.add_argument("--eval-datasets", help="comma-separated datasets evaluated at every eval "
                                             "(default: the training dataset; english,korean when continuing)")
@@ -73,7 +74,8 @@ def build_parser():
     m.add_argument("--bias", action=argparse.BooleanOptionalAction, default=True, help="biases in Linear and LayerNorm")
     o = p.add_argument_group("optimisation")
     o.add_argument("--batch-size", type=int, default=16, help="sequences per micro-batch (per process)")
-    o.add_argument("--grad-accum", type=int, default=1, help="micro-batches per optimizer step, over all processes")
+    o.add_argument("--grad-accum", type=int, help="micro-batches per optimizer step, over all processes "
+                                                  "(default: one per process)")
     o.add_argument("--max-iters", type=int, help="optimizer steps (default: 2000; 600 when continuing)")
     o.add_argument("--learning-rate", type=float, help="peak learning rate (default: 1e-3; 3e-4 when continuing)")
     o.add_argument("--min-lr", type=float, help="final learning rate of the cosine (default: learning rate / 10)")
@@ -86,6 +88,8 @@ def build_parser():
     e = p.add_argument_group("evaluation and output")
     e.add_argument("--eval-interval", type=int, default=200, help="evaluate and save a checkpoint every N steps")
     e.add_argument("--eval-iters", type=int, default=20, help="batches per dataset per evaluation")
+    e.add_argument("--overwrite", action="store_true",
+                   help="replace a run with other settings that already lives in --out-dir")
     e.add_argument("--sample-tokens", type=int, default=300, help="tokens sampled and printed at the end (0 = none)")
     s = p.add_argument_group("system")
     s.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu) | cpu | cuda | cuda:1 | mps")
@@ -112,24 +116,6 @@ def fill_defaults(args):
     args.eval_datasets = args.eval_datasets or args.dataset
     args.min_lr = args.learning_rate / 10 if args.min_lr is None else args.min_lr
     args.lr_decay_iters = args.lr_decay_iters or args.max_iters
-
-
-def autodetect_device():
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
-
-
-def pick_dtype(requested, device_type):
-    if requested != "auto":
-        return requested
-    if device_type == "cuda" and torch.cuda.is_bf16_supported():
-        return "bfloat16"
-    if device_type == "cpu" and torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        return "bfloat16"
-    return "float32"
 
 
 # ----------------------------------------------------------------------------
@@ -224,6 +210,17 @@ def weights_fingerprint(model):
 # the run
 
 
+def continue_out_dir(init_from):
+    """Default folder of a continued run, named after what it continues, so the README's story
+    steps never share one: out/base/ckpt.pt -> out/continued-base, upscaled -> out/continued-upscaled."""
+    if init_from == "upscaled":
+        return "out/continued-upscaled"
+    stem = os.path.splitext(os.path.basename(init_from))[0]
+    if stem == "ckpt":
+        stem = os.path.basename(os.path.dirname(os.path.abspath(init_from)))
+    return f"out/continued-{stem}"
+
+
 def init_path(args):
     """The checkpoint --init-from names, or None for scratch."""
     if args.init_from == "scratch":
@@ -242,10 +239,44 @@ def take_saved_settings(args, explicit, ckpt, path):
     if not ckpt.get("config"):
         raise UserError(f"{path} holds no training settings to resume from")
     for key, value in ckpt["config"].items():
-        if key not in explicit and key != "init_from":
+        if key not in explicit and key != "init_from" and hasattr(args, key):
             setattr(args, key, value)
     args.out_dir = os.path.dirname(path)  # keep writing where the run lives
     return sorted(explicit - {"init_from", "out_dir"})
+
+
+def check_settings(args):
+    """Every number in range, before anything is read or written."""
+    for name in ("batch_size", "grad_accum", "eval_interval", "eval_iters", "n_layer", "n_head", "n_embd", "block_size"):
+        check_number(name, getattr(args, name), 1)
+    for name in ("max_iters", "warmup_iters", "lr_decay_iters", "weight_decay", "grad_clip", "min_lr", "sample_tokens"):
+        check_number(name, getattr(args, name), 0)
+    check_number("learning_rate", args.learning_rate, 0, low_open=True)
+    check_number("dropout", args.dropout, 0, 0.99)
+    check_number("beta1", args.beta1, 0, 0.9999)
+    check_number("beta2", args.beta2, 0, 0.9999)
+
+
+def other_settings(saved, args):
+    """The settings in which a finished run in the same folder differs from this one."""
+    ignore = {"device", "compile", "sample_tokens", "overwrite", "threads", "init_from"}
+    now = vars(args)
+    return sorted(k for k in saved if k not in ignore and k in now and saved[k] != now[k])
+
+
+def claim_out_dir(args, resumed):
+    """The run's folder, writable, and not holding a different earlier run (unless --overwrite)."""
+    writable_dir(args.out_dir, "--out-dir")
+    ckpt_path = os.path.join(args.out_dir, "ckpt.pt")
+    remove_stale_tmp(ckpt_path)
+    if resumed or args.overwrite or not os.path.isfile(ckpt_path):
+        return
+    saved = load_checkpoint(ckpt_path).get("config") or {}
+    differ = other_settings(saved, args)
+    if differ:
+        raise UserError(f"{args.out_dir} already holds a run with other settings ({', '.join(differ[:4])}"
+                        f"{', ...' if len(differ) > 4 else ''}): continue it with --init-from=resume "
+                        f"--out-dir={args.out_dir}, choose another --out-dir, or pass --overwrite to replace it")
 
 
 def build_model(args, explicit, ckpt, path):
@@ -291,24 +322,67 @@ def catch_ctrl_c():
     return stop
 
 
-def main(argv=None):
+# ----------------------------------------------------------------------------
+# the run, in named steps: settings, system, state, step, evaluate and save, finish
+
+
+@dataclass
+class System:
+    """Where and how this process computes."""
+    device: str
+    device_type: str
+    dtype: str
+    ctx: object      # the autocast context of every forward pass
+    ddp: bool        # started by torchrun
+    rank: int
+    world: int
+
+    @property
+    def master(self):  # the process that evaluates, logs and saves
+        return self.rank == 0
+
+
+@dataclass
+class Run:
+    """Everything that changes as training goes, and what a checkpoint of it holds."""
+    model: object      # what the loop calls: maybe compiled, maybe DDP-wrapped
+    raw_model: object  # what is saved: never a wrapper, so no "_orig_mod." prefixes
+    optimizer: object
+    tokenizer: str
+    frozen: dict
+    partial: list      # partly frozen tensors: (parameter, mask, frozen values)
+    sources: list
+    eval_splits: dict
+    seen: object
+    data_gen: object   # draws the training batches
+    start: dict        # the checkpoint the run started from ({} for scratch)
+    iter_num: int = 0
+    tokens_seen: int = 0
+    elapsed_before: float = 0.0  # seconds spent in earlier sessions of this run (resumes)
+
+
+def settle_settings(argv, world):
+    """Flags, the starting checkpoint, and the settings a resume takes from it, all checked."""
     args, explicit = parse_args(argv)
-    ddp = int(os.environ.get("RANK", -1)) != -1  # started by torchrun?
-    rank, world = (int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])) if ddp else (0, 1)
-    master = rank == 0  # the process that evaluates, logs and saves
     path = init_path(args)
     ckpt = load_checkpoint(path) if path else None
     resumed = args.init_from == "resume"
-    if resumed:
-        overridden = take_saved_settings(args, explicit, ckpt, path)
-        if master and overridden:
-            print("resuming with the saved settings, except: " + ", ".join(f"{k}={getattr(args, k)}" for k in overridden))
+    overridden = take_saved_settings(args, explicit, ckpt, path) if resumed else []
+    if args.out_dir is None and args.init_from not in ("scratch", "resume"):
+        args.out_dir = continue_out_dir(args.init_from)
     fill_defaults(args)
+    args.grad_accum = args.grad_accum or world  # one micro-batch per process by default
+    check_settings(args)
     if args.grad_accum % world != 0:
         raise UserError(f"--grad-accum={args.grad_accum} must be a multiple of the {world} processes")
+    return args, explicit, ckpt, path, overridden
 
-    # device, precision, processes
-    device = autodetect_device() if args.device == "auto" else args.device
+
+def set_up_system(args):
+    """Device, precision, processes (DDP under torchrun), seeds."""
+    ddp = int(os.environ.get("RANK", -1)) != -1
+    rank, world = (int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])) if ddp else (0, 1)
+    device = resolve_device(args.device)
     if ddp:
         dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
         if device.startswith("cuda"):
@@ -316,91 +390,157 @@ def main(argv=None):
             torch.cuda.set_device(device)
     device_type = device.split(":")[0]
     dtype = pick_dtype(args.dtype, device_type)
-    ctx = torch.autocast(device_type, dtype=torch.bfloat16) if dtype == "bfloat16" else nullcontext()
     torch.manual_seed(args.seed + rank)
+    return System(device, device_type, dtype, autocast(device_type, dtype), ddp, rank, world)
 
-    # model, frozen weights, optimizer, data
+
+def build_run(args, explicit, ckpt, path, system):
+    """The model, its frozen weights, optimizer and data: new, or restored exactly from a checkpoint."""
     model, tokenizer = build_model(args, explicit, ckpt, path)
     frozen = {} if args.unfreeze or ckpt is None else ckpt.get("frozen", {})
-    model.to(device)
+    model.to(system.device)
     partial = apply_freezing(model, frozen)
-    optimizer = make_optimizer(model, args, device_type)
-    data_gen = torch.Generator().manual_seed(args.seed)  # draws the training batches
+    optimizer = make_optimizer(model, args, system.device_type)
     sources, eval_splits = open_datasets(args, tokenizer)
-    iter_num, tokens_seen = 0, 0
-    if resumed:
+    seen = seen_tokens(sources, model.config.vocab_size, (ckpt or {}).get("seen_tokens"))
+    run = Run(model, model, optimizer, tokenizer, frozen, partial, sources, eval_splits, seen,
+              torch.Generator().manual_seed(args.seed), ckpt or {})
+    if args.init_from == "resume":
         optimizer.load_state_dict(ckpt["optimizer"])
-        iter_num, tokens_seen = ckpt["iter_num"], ckpt["tokens_seen"]
-        data_gen.set_state(ckpt["rng"]["data"])
-        if world == 1:
+        run.iter_num, run.tokens_seen = ckpt["iter_num"], ckpt["tokens_seen"]
+        run.elapsed_before = ckpt.get("elapsed_s", 0.0)
+        run.data_gen.set_state(ckpt["rng"]["data"])
+        if system.world == 1:
             torch.set_rng_state(ckpt["rng"]["torch"])
         else:  # only the first process's dropout stream is saved; the others restart theirs
-            torch.manual_seed(args.seed + rank + 1_000_003 * iter_num)
-    start_iter = iter_num
-    seen = seen_tokens(sources, model.config.vocab_size, (ckpt or {}).get("seen_tokens"))
-    raw_model = model  # what we save: never the compiled or DDP wrapper, so no "_orig_mod." prefixes
+            torch.manual_seed(args.seed + system.rank + 1_000_003 * run.iter_num)
     if args.compile:
-        model = torch.compile(model)
-    if ddp:
-        model = DDP(model, device_ids=[int(os.environ["LOCAL_RANK"])] if device_type == "cuda" else None)
+        run.model = torch.compile(run.model)
+    if system.ddp:
+        run.model = DDP(run.model, device_ids=[int(os.environ["LOCAL_RANK"])] if system.device_type == "cuda" else None)
+    return run
 
-    local_accum = args.grad_accum // world  # micro-batches per step on this process
-    tokens_per_iter = args.grad_accum * args.batch_size * args.block_size
+
+def checkpoint_of(run, args, rng_state, elapsed):
+    """Everything a resume needs, as of the start of the current step (rng_state is from then)."""
+    resumed = args.init_from == "resume"
+    history = run.start.get("history", []) + ([] if resumed else
+                                              [{"stage": "train", "init_from": args.init_from, "dataset": args.dataset}])
+    return make_checkpoint(run.raw_model.state_dict(), asdict(run.raw_model.config), run.tokenizer, history,
+                           parents=[run.start] if run.start else [],
+                           optimizer=run.optimizer.state_dict(), iter_num=run.iter_num, tokens_seen=run.tokens_seen,
+                           elapsed_s=round(elapsed, 2), config=vars(args).copy(), frozen=run.frozen,
+                           seen_tokens=run.seen, rng={"data": rng_state[0], "torch": rng_state[1]})
+
+
+def start_log(log_path, resumed, iter_num):
+    """A new run starts a new log; a resumed one keeps its lines up to the step it resumes from."""
+    old = [line for line in open(log_path)] if os.path.exists(log_path) and resumed else []
+    with open(log_path + ".tmp", "w") as f:
+        f.writelines(line for line in old if json.loads(line)["iter"] <= iter_num)
+    os.replace(log_path + ".tmp", log_path)
+
+
+def train_step(run, args, system):
+    """One optimizer step at this step's learning rate, on this process's share of the batch."""
+    lr = lr_at(run.iter_num, args)
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    local_accum = args.grad_accum // system.world  # micro-batches per step on this process
+    rows = draw_rows(run.data_gen, run.sources, args.grad_accum * args.batch_size, args.block_size)
+    rows = rows[system.rank * local_accum * args.batch_size:(system.rank + 1) * local_accum * args.batch_size]
+    datas = [data for data, _ in run.sources]
+    batches = [make_batch(rows[m * args.batch_size:(m + 1) * args.batch_size], datas, args.block_size, system.device)
+               for m in range(local_accum)]
+    return optimizer_step(run.model, run.optimizer, batches, run.partial, args.grad_clip, system.ctx)
+
+
+def agree(system, stop_requested, diverged):
+    """Under DDP every process must stop at the same step: any one's Ctrl-C or non-finite loss stops all."""
+    flags = torch.tensor([float(stop_requested), float(diverged)], device=system.device)
+    dist.all_reduce(flags)
+    return flags[0].item() > 0, flags[1].item() > 0
+
+
+def evaluate_and_log(run, args, system, log_path, elapsed):
+    losses = estimate_loss(run.raw_model, run.eval_splits, args.batch_size, args.eval_iters, system.device, system.ctx)
+    with open(log_path, "a") as f:
+        f.write(json.dumps({"iter": run.iter_num, "tokens": run.tokens_seen, "lr": lr_at(run.iter_num, args),
+                            "elapsed_s": round(elapsed, 2), "loss": losses}) + "\n")
+    return losses
+
+
+def finish(run, args, system, stopped, last_eval, trained, seconds, ckpt_path):
+    """Say how the run ended; check DDP's processes agree; let the model write a little."""
+    if system.master and stopped:
+        print(f"interrupted: saved step {run.iter_num} to {ckpt_path}; continue with "
+              f"python train.py --init-from=resume --out-dir={args.out_dir}")
+    elif system.master and trained == 0 and args.init_from == "resume":
+        print(f"nothing to do: {ckpt_path} has finished its {run.iter_num} steps; raise --max-iters to train further")
+    elif system.master:
+        losses = ", ".join(f"{k} {v:.4f}" for k, v in (last_eval or {}).items())
+        print(f"done: {run.iter_num} steps, {trained:,} tokens in {seconds:.0f}s ({trained / max(seconds, 1e-9):,.0f} "
+              f"tokens/s); loss {losses}; saved {ckpt_path}")
+    if system.ddp:
+        fingerprints = [None] * system.world
+        dist.all_gather_object(fingerprints, weights_fingerprint(run.raw_model))
+        if system.master:
+            same = len(set(fingerprints)) == 1
+            print(f"weights {'identical' if same else 'DIFFER'} on all {system.world} processes ({fingerprints[0]})")
+        dist.destroy_process_group()
+    if system.master and args.sample_tokens > 0 and not stopped and trained > 0:
+        from sample import sample_text
+        print("sample:\n" + sample_text(run.raw_model, run.tokenizer, "\n", args.sample_tokens, device=system.device))
+
+
+def main(argv=None):
+    world = int(os.environ.get("WORLD_SIZE", 1)) if int(os.environ.get("RANK", -1)) != -1 else 1
+    args, explicit, ckpt, path, overridden = settle_settings(argv, world)
+    resumed = args.init_from == "resume"
+    if int(os.environ.get("RANK", 0)) == 0:
+        claim_out_dir(args, resumed)
+    system = set_up_system(args)
+    run = build_run(args, explicit, ckpt, path, system)
     ckpt_path, log_path = os.path.join(args.out_dir, "ckpt.pt"), os.path.join(args.out_dir, "log.jsonl")
-    if master:
-        n_total, n_train = raw_model.num_params(), raw_model.num_params(trainable_only=True)
+    tokens_per_iter = args.grad_accum * args.batch_size * args.block_size
+    if system.master:
+        if overridden:
+            print("resuming with the saved settings, except: " + ", ".join(f"{k}={getattr(args, k)}" for k in overridden))
+        n_total, n_train = run.raw_model.num_params(), run.raw_model.num_params(trainable_only=True)
         print(f"model: {n_total:,} parameters, {n_train:,} trainable ({n_total - n_train:,} frozen"
-              f"{f', {len(partial)} tensors partly' if partial else ''}); tokenizer {tokenizer}")
-        print(f"device {device}, {dtype}, {world} process(es); {tokens_per_iter:,} tokens per step; training on "
-              f"{args.dataset}{' + ' + args.replay if args.replay else ''} from step {iter_num}")
-        os.makedirs(args.out_dir, exist_ok=True)
-        old_log = [line for line in open(log_path)] if os.path.exists(log_path) and resumed else []
-        with open(log_path, "w") as f:  # a new run starts a new log; a resumed one drops lines past its step
-            f.writelines(line for line in old_log if json.loads(line)["iter"] <= iter_num)
-
-    def snapshot():  # everything a resume needs, as of the start of the current step
-        return {"model": raw_model.state_dict(), "model_args": asdict(raw_model.config), "tokenizer": tokenizer,
-                "optimizer": optimizer.state_dict(), "iter_num": iter_num, "tokens_seen": tokens_seen,
-                "config": vars(args).copy(), "frozen": frozen, "seen_tokens": seen,
-                "rng": {"data": rng_at_step_start[0], "torch": rng_at_step_start[1]},
-                "history": (ckpt or {}).get("history", []) + ([] if resumed else
-                            [{"stage": "train", "init_from": args.init_from, "dataset": args.dataset}])}
+              f"{f', {len(run.partial)} tensors partly' if run.partial else ''}); tokenizer {run.tokenizer}")
+        print(f"device {system.device}, {system.dtype}, {system.world} process(es); {tokens_per_iter:,} tokens per "
+              f"step; training on {args.dataset}{' + ' + args.replay if args.replay else ''} from step {run.iter_num}")
+        start_log(log_path, resumed, run.iter_num)
 
     stop = catch_ctrl_c()
-    t_start, t_last, tokens_at_start = time.time(), time.time(), tokens_seen
-    last_eval, tok_s = None, 0.0
-    bar = tqdm(total=args.max_iters, initial=iter_num, disable=not master, dynamic_ncols=True, unit="step")
+    start_iter, tokens_at_start = run.iter_num, run.tokens_seen
+    t_start = t_last = time.time()
+    elapsed = lambda: run.elapsed_before + time.time() - t_start  # noqa: E731 (across resumes)
+    last_eval, tok_s, diverged = None, 0.0, False
+    bar = tqdm(total=args.max_iters, initial=run.iter_num, disable=not system.master, dynamic_ncols=True, unit="step")
     while True:
-        rng_at_step_start = (data_gen.get_state(), torch.get_rng_state())  # what a resume needs
-        done = iter_num >= args.max_iters or stop["requested"]
-        eval_due = iter_num % args.eval_interval == 0 or iter_num == args.max_iters
-        if master and eval_due and (iter_num > start_iter or not resumed):
-            last_eval = estimate_loss(raw_model, eval_splits, args.batch_size, args.eval_iters, device, ctx)
-            bar.write(f"step {iter_num}: " + " | ".join(f"{k} {v:.4f}" for k, v in last_eval.items()))
-            with open(log_path, "a") as f:
-                f.write(json.dumps({"iter": iter_num, "tokens": tokens_seen, "lr": lr_at(iter_num, args),
-                                    "elapsed_s": round(time.time() - t_start, 2), "loss": last_eval}) + "\n")
-            if iter_num > 0 and not done:
-                save_checkpoint(snapshot(), ckpt_path)
+        rng_at_step_start = (run.data_gen.get_state(), torch.get_rng_state())  # what a resume needs
+        done = run.iter_num >= args.max_iters or stop["requested"]
+        eval_due = run.iter_num % args.eval_interval == 0 or run.iter_num == args.max_iters
+        if system.master and eval_due and (run.iter_num > start_iter or not resumed):
+            last_eval = evaluate_and_log(run, args, system, log_path, elapsed())
+            bar.write(f"step {run.iter_num}: " + " | ".join(f"{k} {v:.4f}" for k, v in last_eval.items()))
+            if done and not all(math.isfinite(v) for v in last_eval.values()):  # the last step broke the weights
+                diverged = True
+                break
+            if run.iter_num > 0 and not done:
+                save_checkpoint(checkpoint_of(run, args, rng_at_step_start, elapsed()), ckpt_path)
         if done:
             break
-
-        # one optimizer step: local_accum micro-batches, gradients averaged over all processes
-        lr = lr_at(iter_num, args)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        rows = draw_rows(data_gen, sources, args.grad_accum * args.batch_size, args.block_size)
-        rows = rows[rank * local_accum * args.batch_size:(rank + 1) * local_accum * args.batch_size]
-        datas = [data for data, _ in sources]
-        batches = [make_batch(rows[m * args.batch_size:(m + 1) * args.batch_size], datas, args.block_size, device)
-                   for m in range(local_accum)]
-        loss = optimizer_step(model, optimizer, batches, partial, args.grad_clip, ctx)
-        iter_num += 1
-        tokens_seen += tokens_per_iter
-        if ddp:  # every process must agree to stop at the same step
-            flag = torch.tensor([float(stop["requested"])], device=device)
-            dist.all_reduce(flag)
-            stop["requested"] = flag.item() > 0
+        loss = train_step(run, args, system)
+        diverged = not math.isfinite(loss)
+        if system.ddp:
+            stop["requested"], diverged = agree(system, stop["requested"], diverged)
+        if diverged:
+            break
+        run.iter_num += 1
+        run.tokens_seen += tokens_per_iter
         now = time.time()
         tok_s = tokens_per_iter / (now - t_last) if tok_s == 0 else 0.9 * tok_s + 0.1 * tokens_per_iter / (now - t_last)
         t_last = now
@@ -408,27 +548,16 @@ def main(argv=None):
         bar.update(1)
     bar.close()
     signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C raises KeyboardInterrupt again
-
-    elapsed, trained = time.time() - t_start, tokens_seen - tokens_at_start
-    if master:
-        save_checkpoint(snapshot(), ckpt_path)
-        if stop["requested"]:
-            print(f"interrupted: saved step {iter_num} to {ckpt_path}; continue with "
-                  f"python train.py --init-from=resume --out-dir={args.out_dir}")
-        else:
-            losses = ", ".join(f"{k} {v:.4f}" for k, v in (last_eval or {}).items())
-            print(f"done: {iter_num} steps, {trained:,} tokens in {elapsed:.0f}s ({trained / max(elapsed, 1e-9):,.0f} "
-                  f"tokens/s); loss {losses}; saved {ckpt_path}")
-    if ddp:
-        fingerprints = [None] * world
-        dist.all_gather_object(fingerprints, weights_fingerprint(raw_model))
-        if master:
-            same = len(set(fingerprints)) == 1
-            print(f"weights {'identical' if same else 'DIFFER'} on all {world} processes ({fingerprints[0]})")
-        dist.destroy_process_group()
-    if master and args.sample_tokens > 0 and not stop["requested"]:
-        from sample import sample_text
-        print("sample:\n" + sample_text(raw_model, tokenizer, "\n", args.sample_tokens, device=device))
+    if diverged:
+        if system.ddp:
+            dist.destroy_process_group()
+        kept = f"the last good checkpoint is {ckpt_path}" if os.path.isfile(ckpt_path) else "nothing was saved"
+        raise UserError(f"the training loss stopped being finite at step {run.iter_num + 1} (learning rate "
+                        f"{lr_at(run.iter_num, args):.3g}); {kept}: lower --learning-rate, or keep --grad-clip on")
+    trained = run.tokens_seen - tokens_at_start
+    if system.master and (trained > 0 or not resumed):
+        save_checkpoint(checkpoint_of(run, args, rng_at_step_start, elapsed()), ckpt_path)
+    finish(run, args, system, stop["requested"], last_eval, trained, time.time() - t_start, ckpt_path)
 
 
 if __name__ == "__main__":

@@ -231,10 +231,16 @@ def _gpt2_encoding():
 # the prepared layout: data/<name>/{train.bin, val.bin, meta.json}
 
 
+MADE_BY = {"bios": ["bios_a", "bios_b", "bios_b_ko"]}  # prepare scripts that write datasets of other names
+
+
 def load_meta(name, data_dir=DATA_DIR):
     """meta.json of a prepared dataset, or a UserError naming the prepare command."""
     d = os.path.join(data_dir, name)
     if not all(os.path.isfile(os.path.join(d, f)) for f in ("meta.json", "train.bin", "val.bin")):
+        if name in MADE_BY:  # a generator's folder, not a dataset: say which datasets it writes
+            raise UserError(f"'{name}' is not a dataset: python data/{name}/prepare.py writes the datasets "
+                            f"{', '.join(MADE_BY[name])}; use one of them, like --dataset={MADE_BY[name][0]}")
         if not os.path.isfile(os.path.join(DATA_DIR, name, "prepare.py")):  # bios_a is made by data/bios/prepare.py
             name = name.split("_")[0]
         if not os.path.isfile(os.path.join(DATA_DIR, name, "prepare.py")):

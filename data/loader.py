@@ -23,10 +23,14 @@ def open_split(data_dir, name, split, tokenizer, block_size):
     if meta["tokenizer"] != tokenizer:
         raise UserError(f"dataset '{name}' was prepared with the {meta['tokenizer']} tokenizer but the model uses "
                         f"{tokenizer}: run python data/{name}/prepare.py --tokenizer={tokenizer}")
-    data = np.memmap(os.path.join(data_dir, name, f"{split}.bin"), dtype=np.uint16, mode="r")
-    if len(data) <= block_size + 1:
-        raise UserError(f"dataset '{name}' {split} split has {len(data)} tokens, too few for block_size={block_size}")
-    return data
+    path = os.path.join(data_dir, name, f"{split}.bin")
+    if not os.path.isfile(path):
+        raise UserError(f"dataset '{name}' has no {split} split ({path}): run python data/{name}/prepare.py --force")
+    n_tokens = os.path.getsize(path) // 2  # np.memmap refuses an empty file, so count first
+    if n_tokens <= block_size + 1:
+        raise UserError(f"dataset '{name}' {split} split has {n_tokens} tokens, too few for block_size={block_size}: "
+                        f"prepare more text, or use a smaller --block-size (below {max(n_tokens - 1, 1)})")
+    return np.memmap(path, dtype=np.uint16, mode="r")
 
 
 def parse_replay(spec):
