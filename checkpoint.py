@@ -76,6 +76,14 @@ def untie_head(sd, model_args):
     return {k: v for k, v in sd.items() if k not in ("lm_head.weight", "lm_head_u.weight")}
 
 
+def check_finite(state_dict, what):
+    """NaN or inf in a weight poisons every output: refuse to read or write such a model."""
+    for name, t in state_dict.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise UserError(f"{what} has non-finite values (NaN or inf) in {name}: refusing to use it "
+                            "(was it trained with too high a learning rate, or merged with extreme settings?)")
+
+
 def remove_stale_tmp(path):
     """A save killed mid-write (SIGKILL, power cut) leaves path.tmp behind: remove it at the next start."""
     if os.path.isfile(path + ".tmp"):

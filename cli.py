@@ -52,10 +52,18 @@ class HelpWithDefaults(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse prints its usage and exits on some mistakes (a missing required flag) even with
+    exit_on_error=False; here every mistake is a UserError instead."""
+
+    def error(self, message):
+        raise UserError(f"{message} (see python {self.prog} -h)")
+
+
 def parser(prog, description):
-    """An ArgumentParser that shows defaults and lets parse_flags turn every mistake into one line."""
-    return argparse.ArgumentParser(prog=prog, description=description, allow_abbrev=False,
-                                   exit_on_error=False, formatter_class=HelpWithDefaults)
+    """An ArgumentParser that shows defaults and turns every mistake into one line."""
+    return OneLineParser(prog=prog, description=description, allow_abbrev=False,
+                         exit_on_error=False, formatter_class=HelpWithDefaults)
 
 
 def parse_flags(p, argv=None):
@@ -64,10 +72,6 @@ def parse_flags(p, argv=None):
         args, unknown = p.parse_known_args(argv)
     except argparse.ArgumentError as e:
         raise UserError(f"{e} (see python {p.prog} -h)")
-    except SystemExit as e:  # argparse still exits by itself for a missing required flag and for -h
-        if e.code in (0, None):
-            raise
-        raise UserError(f"a required flag is missing (see python {p.prog} -h)")
     if unknown:
         raise UserError(f"unrecognized arguments: {' '.join(unknown)} (see python {p.prog} -h)")
     return args
@@ -107,3 +111,24 @@ def writable_dir(path, flag):
     if not os.access(path, os.W_OK):
         raise UserError(f"cannot write to {flag}={path} (permission denied): choose a folder you can write to")
     return path
+
+
+def writable_file(path, flag):
+    """Check, before any long work, that path (a file to write) can be written: its folder exists
+    or can be made and accepts files, and path is not a folder."""
+    if os.path.isdir(path):
+        raise UserError(f"{flag}={path} is a folder: give a file name, like {os.path.join(path, 'model.pt')}")
+    writable_dir(os.path.dirname(os.path.abspath(path)), f"the folder of {flag}")
+    return path
+
+
+def available_memory():
+    """Bytes of memory this machine can still give (Linux's MemAvailable), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None

@@ -14,7 +14,8 @@ import torch
 
 from data.common import DATA_DIR
 from checkpoint import load_checkpoint, model_from_checkpoint
-from cli import UserError, parse_flags, parser, run_cli
+from cli import UserError, check_number, parse_flags, parser, run_cli
+from system import autocast, resolve_device
 from data.loader import draw_rows, make_batch, open_split
 
 
@@ -38,16 +39,17 @@ def estimate_loss(model, splits, batch_size, eval_iters, device="cpu", ctx=nullc
     return out
 
 
-def evaluate_checkpoints(paths, datasets, data_dir=DATA_DIR, batch_size=16, eval_iters=20, dtype="float32"):
+def evaluate_checkpoints(paths, datasets, data_dir=DATA_DIR, batch_size=16, eval_iters=20, dtype="float32",
+                         device="cpu"):
     """{path: {dataset: mean validation loss}} for every checkpoint and dataset."""
-    ctx = torch.autocast("cpu", dtype=torch.bfloat16) if dtype == "bfloat16" else nullcontext()
+    ctx = autocast(device.split(":")[0], dtype)
     results = {}
     for path in paths:
         ckpt = load_checkpoint(path)
-        model = model_from_checkpoint(ckpt, path)
+        model = model_from_checkpoint(ckpt, path).to(device)
         splits = {name: open_split(data_dir, name, "val", ckpt["tokenizer"], model.config.block_size)
                   for name in datasets}
-        results[path] = estimate_loss(model, splits, batch_size, eval_iters, "cpu", ctx)
+        results[path] = estimate_loss(model, splits, batch_size, eval_iters, device, ctx)
     return results
 
 
@@ -70,10 +72,16 @@ def main(argv=None):
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
                    help="precision (train.py evaluates under bfloat16 autocast by default on CPU: expect "
                         "differences in the third decimal)")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:1 | mps | auto")
     args = parse_flags(p, argv)
     paths = [c for c in args.ckpts.split(",") if c]
     datasets = [d for d in args.datasets.split(",") if d]
-    results = evaluate_checkpoints(paths, datasets, args.data_dir, args.batch_size, args.eval_iters, args.dtype)
+    if not paths or not datasets:
+        raise UserError("--ckpts and --datasets each need at least one name (comma-separated)")
+    check_number("batch_size", args.batch_size, 1)
+    check_number("eval_iters", args.eval_iters, 1)
+    device = resolve_device(args.device)
+    results = evaluate_checkpoints(paths, datasets, args.data_dir, args.batch_size, args.eval_iters, args.dtype, device)
     print(format_table(results, datasets))
 
 

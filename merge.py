@@ -16,15 +16,16 @@ Yu et al. 2023); `merge_state_dicts` takes and returns plain state dicts.
 """
 
 import argparse
+import math
 from dataclasses import asdict
 
 import torch
 
-from checkpoint import descends_from, load_checkpoint, make_checkpoint, save_checkpoint, tie_head
+from checkpoint import check_finite, descends_from, load_checkpoint, make_checkpoint, save_checkpoint, tie_head
 from model_scale import config_of
 
 # method: (sparsify, consensus). sparsify: None | "magnitude" (TIES' trim) | "random" (DARE);
-from cli import UserError, parse_flags, parser, run_cli
+from cli import UserError, check_number, parse_flags, parser, run_cli, writable_file
 
 # method: (sparsify, consensus). sparsify: None | "magnitude" (TIES' trim) | "random" (DARE);
 # consensus: elect a sign per coordinate and average only the models that agree with it.
@@ -237,29 +238,52 @@ def build_parser():
                    help="ties: keep the top density per tensor (mergekit) or over the whole model (the TIES authors)")
     p.add_argument("--seed", type=int, default=0, help="dare: seed of the random drop")
     p.add_argument("--out", default="out/merged.pt", help="where to write the merged checkpoint")
+    p.add_argument("--allow-unrelated", action="store_true",
+                   help="merge even models whose records say they were not continued from --base")
     return p
+
+
+def parse_weights(text, n_models, normalize):
+    """--weights as floats, one per model; with normalisation their sum must not be 0."""
+    try:
+        weights = [float(w) for w in text.split(",")] if text else [1.0] * n_models
+    except ValueError:
+        raise UserError(f"--weights={text} must be comma-separated numbers, one per model, like --weights=0.5,0.5")
+    if len(weights) != n_models:
+        raise UserError(f"--weights has {len(weights)} values for {n_models} models")
+    if not all(math.isfinite(w) for w in weights):
+        raise UserError(f"--weights={text} must be finite numbers")
+    if normalize and abs(sum(weights)) < 1e-12:
+        raise UserError(f"--weights={text} add up to 0, and normalising divides by their sum: use weights with a "
+                        "non-zero sum, or --no-normalize")
+    return weights
 
 
 def main(argv=None):
     args = parse_flags(build_parser(), argv)
     paths = [m for m in args.models.split(",") if m]
-    weights = [float(w) for w in args.weights.split(",")] if args.weights else [1.0] * len(paths)
     if not paths:
-        raise UserError("--models names no checkpoint")
-    if len(weights) != len(paths):
-        raise UserError(f"--weights has {len(weights)} values for {len(paths)} models")
+        raise UserError("--models names no checkpoint: give them comma-separated, like --models=a.pt,b.pt")
+    weights = parse_weights(args.weights, len(paths), args.normalize)
     if not 0 < args.density <= 1:
         raise UserError(f"--density={args.density} must be in (0, 1]")
+    check_number("lambda", args.lam)
     if args.base is None and args.method != "linear":
         raise UserError(f"--method={args.method} needs --base, the common ancestor the models were continued from")
+    writable_file(args.out, "--out")
     ckpts = [load_checkpoint(p, mmap=True) for p in paths]
     base_path = args.base or paths[0]
     base = load_checkpoint(base_path, mmap=True) if args.base else ckpts[0]
     check_compatible(base, ckpts, paths, base_path)
+    for ckpt, path in zip(ckpts, paths):
+        if args.base and not args.allow_unrelated and not descends_from(ckpt, base):
+            raise UserError(f"{path} was not continued from {base_path} (its records name other ancestors): task "
+                            "vectors against it would be meaningless; pass the right --base, or --allow-unrelated")
     names = tensors_to_merge(base["model_args"], base["model"])
     print(f"{args.method}: {len(paths)} models, {len(names)} tensors, against {base_path}")
     merged = merge_state_dicts(base["model"], [c["model"] for c in ckpts], args.method, weights, args.density,
                                args.lam, args.normalize, args.trim_scope, args.seed, names)
+    check_finite(merged, "the merged model")
     merged = tie_head(merged, base["model_args"])
     state = {n: merged[n] for n in base["model"]}  # the base's order; check_compatible proved the shapes
     seen = None

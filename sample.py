@@ -13,8 +13,9 @@ exactly what its base wrote: try --temperature=0 on both.
 import torch
 
 from data.common import get_tokenizer
-from checkpoint import load_checkpoint, model_from_checkpoint
-from cli import UserError, parse_flags, parser, run_cli
+from checkpoint import check_finite, load_checkpoint, model_from_checkpoint
+from cli import UserError, check_number, parse_flags, parser, run_cli
+from system import resolve_device
 
 
 def sample_text(model, tokenizer, prompt, n_tokens, temperature=0.8, top_k=200, seed=0, device="cpu"):
@@ -39,13 +40,18 @@ def main(argv=None):
     p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
     p.add_argument("--top-k", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | mps | auto")
     args = parse_flags(p, argv)
+    for name in ("tokens", "num_samples", "top_k"):
+        check_number(name, getattr(args, name), 1)
+    check_number("temperature", args.temperature, 0)
+    device = resolve_device(args.device)
     ckpt = load_checkpoint(args.ckpt)
-    model = model_from_checkpoint(ckpt, args.ckpt).to(args.device)
+    check_finite(ckpt["model"], args.ckpt)
+    model = model_from_checkpoint(ckpt, args.ckpt).to(device)
     for i in range(args.num_samples):
         print(sample_text(model, ckpt["tokenizer"], args.prompt, args.tokens, args.temperature,
-                          args.top_k, args.seed + i, args.device))
+                          args.top_k, args.seed + i, device))
         print("---------------")
 
 

@@ -29,10 +29,10 @@ from dataclasses import asdict
 
 import torch
 
-from checkpoint import (BASE_CKPT, UPSCALED_CKPT, load_checkpoint, make_checkpoint, model_from_checkpoint,
-                        save_checkpoint, tie_head, untie_head)
+from checkpoint import (BASE_CKPT, UPSCALED_CKPT, check_finite, load_checkpoint, make_checkpoint,
+                        model_from_checkpoint, save_checkpoint, tie_head, untie_head)
 from model_scale import new_model
-from cli import UserError, parse_flags, parser, run_cli
+from cli import UserError, available_memory, check_number, parse_flags, parser, run_cli, writable_file
 
 METHODS = ("depth", "solar", "hyperclone", "ffn", "scale")
 BLOCK = re.compile(r"^transformer\.h\.(\d+)\.(.*)$")
@@ -91,8 +91,20 @@ def break_symmetry(W, n, std, gen):
     return W
 
 
+def check_fits(margs):
+    """Refuse, before allocating, a grown model this machine cannot hold: scale.py keeps the base,
+    the grown model and float64 copies of both for the preservation check, about 24 bytes a parameter."""
+    with torch.device("meta"):  # shapes only, no memory
+        n = new_model(margs).num_params()
+    need, have = 24 * n, available_memory()
+    if have is not None and need > have:
+        raise UserError(f"the grown model would have {n / 1e6:,.0f}M parameters and need about {need / 2**30:.1f} GiB "
+                        f"of memory; {have / 2**30:.1f} GiB are available: grow by less")
+
+
 def fresh_state(margs, seed):
     """GPT-2's initialisation for a model of this shape: where new weights come from."""
+    check_fits(margs)
     torch.manual_seed(seed)
     return new_model(margs).state_dict()
 
@@ -123,6 +135,9 @@ def grow_solar(sd, margs, overlap):
 
 
 def hyperclone(sd, margs, n, noise, seed):
+    wide = dict(margs, n_embd=n * margs["n_embd"], n_head=n * margs["n_head"],
+                n_inner=n * margs["n_inner"] if margs.get("n_inner") else 0, tie_weights=False)
+    check_fits(wide)
     gen = torch.Generator().manual_seed(seed)
     if "lm_head.weight" not in sd:  # a tied head is untied: the embedding is copied, the head divided
         sd = dict(sd, **{"lm_head.weight": sd["transformer.wte.weight"]})
@@ -141,8 +156,6 @@ def hyperclone(sd, margs, n, noise, seed):
             out[k] = clone_matrix(W, n, n) if W.dim() == 2 else W.repeat(n)
         if noise and W.dim() == 2 and not k.startswith("transformer.w"):
             out[k] = break_symmetry(out[k], n, noise, gen)
-    wide = dict(margs, n_embd=n * margs["n_embd"], n_head=n * margs["n_head"],
-                n_inner=n * margs["n_inner"] if margs.get("n_inner") else 0, tie_weights=False)
     return wide, out, set()  # Grow Up and Merge trains everything
 
 
@@ -264,12 +277,14 @@ def grow(args, ckpt):
     margs = dict(ckpt["model_args"])
     sd = untie_head(ckpt["model"], margs)  # a tied head is stored once, as wte
     if args.method in ("hyperclone", "ffn", "scale") and not is_plain(margs):
-        raise UserError(f"--method={args.method} needs a plain GPT-2 model, but this one already has "
-                        f"{'a second stream' if margs.get('n_embd_u') else 'extra MLP neurons'}; grow it with "
-                        f"{args.method} before scale/ffn, or use depth or solar on it")
+        grown_by = "scale (it has a second stream)" if margs.get("n_embd_u") else "ffn (it has extra MLP neurons)"
+        raise UserError(f"--method={args.method} grows plain GPT-2 models, and this one was already grown by "
+                        f"{grown_by}: grow the plain model instead, or use --method=depth or solar on this one")
     if args.method == "depth":
-        if args.every < 1 or args.top < 0:
-            raise UserError("--every must be >= 1 and --top >= 0")
+        L = margs["n_layer"]
+        if args.top < 0 or not 1 <= args.every <= L:
+            raise UserError(f"--every must be between 1 and n_layer = {L} (a copy after every k-th block; "
+                            f"--every={args.every} inserts none), and --top >= 0")
         return grow_depth(sd, margs, args.every, args.top)
     if args.method == "solar":
         L = margs["n_layer"]
@@ -280,12 +295,14 @@ def grow(args, ckpt):
         return grow_solar(sd, margs, overlap)
     if args.method == "hyperclone":
         return hyperclone(sd, margs, check_factor(args.factor), args.noise, args.seed)
+    if args.add_neurons < 0 or args.add_width < 0:
+        raise UserError("--add-neurons and --add-width must be >= 1 (or 0 for the default)")
     if args.method == "ffn":
         neurons = args.add_neurons or (margs.get("n_inner") or 4 * margs["n_embd"])
         return widen_ffn(sd, margs, neurons, args.seed)
     head_size = margs["n_embd"] // margs["n_head"]
     width = args.add_width or margs["n_embd"]
-    if width < 0 or width % head_size:
+    if width % head_size:
         raise UserError(f"--add-width={width} is not a multiple of the head size {head_size} "
                         f"(n_embd {margs['n_embd']} / n_head {margs['n_head']}): new heads must have the base's size")
     return scale_width(sd, margs, width, args.add_neurons or 4 * width, args.variant, args.seed)
@@ -295,7 +312,10 @@ def main(argv=None):
     args = parse_flags(build_parser(), argv)
     if args.method != "hyperclone" and args.factor != "2":
         raise UserError("--factor is for --method=hyperclone")
+    check_number("noise", args.noise, 0)
+    writable_file(args.out, "--out")
     ckpt = load_checkpoint(args.inp)
+    check_finite(ckpt["model"], args.inp)
     base = model_from_checkpoint(ckpt, args.inp)
     margs, sd, frozen_names = grow(args, ckpt)
     grown = build(margs, sd)
@@ -320,6 +340,7 @@ def main(argv=None):
         print(f"NOT preserved: max |logits - base logits| on random tokens = {gap64:.3g} in float64, "
               f"{gap32:.3g} in float32")
 
+    check_finite(grown.state_dict(), "the grown model")
     record = {"stage": "scale", "method": args.method, "from": args.inp, "gap_float32": gap32,
               **{k: v for k, v in vars(args).items() if k not in ("inp", "out", "method")}}
     save_checkpoint(make_checkpoint(grown.state_dict(), asdict(grown.config), ckpt["tokenizer"],

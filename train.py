@@ -38,7 +38,8 @@ from checkpoint import (UPSCALED_CKPT, load_checkpoint, make_checkpoint, model_f
                         remove_stale_tmp, save_checkpoint)
 from cli import UserError, check_number, parse_flags, parser, run_cli, typed_flags, writable_dir
 from model import GPT, GPTConfig
-from system import autocast, pick_dtype, resolve_device
+from optim import apply_freezing, lr_at, make_optimizer, optimizer_step
+from system import set_up_system
 
 # Continued pretraining (--init-from=upscaled or a checkpoint path) uses these instead of the
 # pretraining defaults: a new language, both languages evaluated, and a gentler learning rate
@@ -116,87 +117,6 @@ def fill_defaults(args):
     args.eval_datasets = args.eval_datasets or args.dataset
     args.min_lr = args.learning_rate / 10 if args.min_lr is None else args.min_lr
     args.lr_decay_iters = args.lr_decay_iters or args.max_iters
-
-
-# ----------------------------------------------------------------------------
-# optimisation
-
-
-def lr_at(it, args):
-    """Linear warm-up, then cosine decay to min_lr at lr_decay_iters (nanoGPT's schedule)."""
-    if it < args.warmup_iters:
-        return args.learning_rate * (it + 1) / (args.warmup_iters + 1)
-    if it > args.lr_decay_iters:
-        return args.min_lr
-    ratio = (it - args.warmup_iters) / max(1, args.lr_decay_iters - args.warmup_iters)
-    return args.min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (args.learning_rate - args.min_lr)
-
-
-def apply_freezing(model, frozen):
-    """Freeze what a grown checkpoint marks frozen; return the partly frozen tensors.
-
-    frozen maps parameter names to True (the whole tensor) or a bool mask
-    (True = frozen entry). A wholly frozen tensor gets requires_grad=False: no
-    gradient, no optimizer state, no work. A partly frozen one (the embedding
-    rows of tokens the base model never saw stay trainable) keeps training, and
-    `hold_frozen` zeroes its frozen entries' gradients and puts their values
-    back after every step, because AdamW's decoupled weight decay would
-    otherwise still move them.
-    """
-    params = dict(model.named_parameters())
-    partial = []
-    for name, mask in frozen.items():
-        if name not in params:
-            raise UserError(f"the checkpoint freezes '{name}', which the model does not have")
-        p = params[name]
-        if mask is True or bool(mask.all()):
-            p.requires_grad_(False)
-        elif mask.shape != p.shape:
-            raise UserError(f"frozen mask for '{name}' has shape {tuple(mask.shape)}, the weight {tuple(p.shape)}")
-        elif mask.any():
-            mask = mask.to(p.device)
-            partial.append((p, mask, p.detach()[mask].clone()))
-    return partial
-
-
-def hold_frozen(partial, after_step):
-    for p, mask, values in partial:
-        if after_step:
-            p.data[mask] = values
-        elif p.grad is not None:
-            p.grad[mask] = 0
-
-
-def optimizer_step(model, optimizer, batches, partial, grad_clip, ctx):
-    """One AdamW step on the micro-batches [(x, y), ...]; returns their mean loss.
-
-    Gradients are accumulated over the micro-batches (under DDP, all-reduced
-    once, after the last one), frozen entries held, the norm clipped.
-    """
-    loss_sum = 0.0
-    for micro, (x, y) in enumerate(batches):
-        if isinstance(model, DDP):
-            model.require_backward_grad_sync = micro == len(batches) - 1
-        with ctx:
-            _, loss = model(x, y)
-        (loss / len(batches)).backward()
-        loss_sum += loss.item()
-    hold_frozen(partial, after_step=False)
-    if grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.grad is not None], grad_clip)
-    optimizer.step()
-    hold_frozen(partial, after_step=True)
-    optimizer.zero_grad(set_to_none=True)
-    return loss_sum / len(batches)
-
-
-def make_optimizer(model, args, device_type):
-    """AdamW over trainable tensors only; weight decay on 2-D weights (matrices, embeddings) only."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": args.weight_decay},
-              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=args.learning_rate, betas=(args.beta1, args.beta2),
-                             fused=device_type == "cuda")
 
 
 def weights_fingerprint(model):
@@ -327,22 +247,6 @@ def catch_ctrl_c():
 
 
 @dataclass
-class System:
-    """Where and how this process computes."""
-    device: str
-    device_type: str
-    dtype: str
-    ctx: object      # the autocast context of every forward pass
-    ddp: bool        # started by torchrun
-    rank: int
-    world: int
-
-    @property
-    def master(self):  # the process that evaluates, logs and saves
-        return self.rank == 0
-
-
-@dataclass
 class Run:
     """Everything that changes as training goes, and what a checkpoint of it holds."""
     model: object      # what the loop calls: maybe compiled, maybe DDP-wrapped
@@ -376,22 +280,6 @@ def settle_settings(argv, world):
     if args.grad_accum % world != 0:
         raise UserError(f"--grad-accum={args.grad_accum} must be a multiple of the {world} processes")
     return args, explicit, ckpt, path, overridden
-
-
-def set_up_system(args):
-    """Device, precision, processes (DDP under torchrun), seeds."""
-    ddp = int(os.environ.get("RANK", -1)) != -1
-    rank, world = (int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])) if ddp else (0, 1)
-    device = resolve_device(args.device)
-    if ddp:
-        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
-        if device.startswith("cuda"):
-            device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
-            torch.cuda.set_device(device)
-    device_type = device.split(":")[0]
-    dtype = pick_dtype(args.dtype, device_type)
-    torch.manual_seed(args.seed + rank)
-    return System(device, device_type, dtype, autocast(device_type, dtype), ddp, rank, world)
 
 
 def build_run(args, explicit, ckpt, path, system):

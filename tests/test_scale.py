@@ -15,7 +15,7 @@ import torch
 import scale
 import train
 from checkpoint import load_checkpoint
-from model import GPT, GPTConfig
+from model import GPTConfig
 from model_scale import new_model
 from cli import UserError
 from tests.conftest import TINY, run_script, trained_a_little
@@ -176,7 +176,7 @@ def test_growing_grown_models(base_path, tmp_path):
     base, deeper = grown_and_base(["--method=depth", "--every=2"], load_checkpoint(wide), torch.float64)
     assert (deeper(idx)[0] - base(idx)[0]).abs().max().item() == 0  # depth after scale: allowed
     for method in ("hyperclone", "scale", "ffn"):
-        with pytest.raises(UserError, match="needs a plain GPT-2 model, but this one already has a second stream"):
+        with pytest.raises(UserError, match="grows plain GPT-2 models, and this one was already grown by scale \\(it has a second stream\\)"):
             scale.main([f"--method={method}", f"--in={wide}", f"--out={tmp_path / 'x.pt'}"])
 
 
