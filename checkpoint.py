@@ -125,7 +125,7 @@ def unreadable(path, e):
     if "Unsupported global" in text or "GLOBAL " in text:  # a pickled class or function, not a tensor
         return (f"{path} holds Python objects, not only tensors: refused, because loading it could run code "
                 "(it is not a checkpoint of this project)")
-    if isinstance(e, (zipfile.BadZipFile, EOFError)) or "zip archive" in text or "central directory" in text:
+    if isinstance(e, (zipfile.BadZipFile, EOFError, OSError)) or "zip archive" in text or "central directory" in text:
         return f"{path} is truncated or not a PyTorch file (an interrupted copy?): copy or train it again"
     first_line = (text.strip().splitlines() or [type(e).__name__])[0]
     return f"{path} is not a readable checkpoint ({first_line[:120]})"

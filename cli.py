@@ -95,8 +95,9 @@ def check_number(name, value, low=None, high=None, low_open=False, integer=False
     if not ok:
         lo = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
         hi = "" if high is None else f"<= {high:g}"
-        raise UserError(f"--{name.replace('_', '-')}={value:g} is out of range: use a number "
-                        f"{' and '.join(x for x in (lo, hi) if x)}")
+        bounds = " and ".join(x for x in (lo, hi) if x)
+        raise UserError(f"--{name.replace('_', '-')}={value:g} is out of range: use a "
+                        + (f"number {bounds}" if bounds else "finite number"))
     return value
 
 

@@ -117,8 +117,9 @@ class Stages:
             train.main(["--init-from=resume", f"--out-dir={out_dir}", "--sample-tokens=0"])
         else:
             self._record(out_dir, cmd, 0, group, finished=False)  # a kill from here on resumes, never skips
-            print(f"\n$ {cmd}", flush=True)
-            train.main(argv)
+            replace = ["--overwrite"] if os.path.exists(ckpt) else []  # the stage's settings changed: rerun it
+            print(f"\n$ {' '.join([cmd] + replace)}", flush=True)
+            train.main(argv + replace)
         finished = load_checkpoint(ckpt)["iter_num"] >= iters
         self._record(out_dir, cmd, spent + time.time() - t0, group, finished)
         if not finished:

@@ -6,7 +6,7 @@ can look at what the model writes, not only at its loss. A grown model writes
 exactly what its base wrote: try --temperature=0 on both.
 
     python sample.py                                   # out/base/ckpt.pt, prompt "\\n"
-    python sample.py --ckpt=out/continued/ckpt.pt --prompt="파일" --tokens=200
+    python sample.py --ckpt=out/continued-upscaled/ckpt.pt --prompt="파일" --tokens=200
 """
 
 

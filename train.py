@@ -8,7 +8,7 @@ so forgetting and learning are visible side by side. Weights that the grown
 checkpoint marks as frozen stay bit-identical (weight decay included).
 
     python train.py                          # pretrain on data/english -> out/base/ckpt.pt
-    python train.py --init-from=upscaled     # continue out/upscaled.pt on korean -> out/continued/
+    python train.py --init-from=upscaled     # continue out/upscaled.pt on korean -> out/continued-upscaled/
     python train.py --init-from=resume --out-dir=out/base   # continue where a run stopped
     torchrun --standalone --nproc_per_node=2 train.py       # the same on 2 processes (DDP)
 
@@ -167,24 +167,25 @@ def take_saved_settings(args, explicit, ckpt, path):
 
 def check_settings(args):
     """Every number in range, before anything is read or written."""
+    check_number("learning_rate", args.learning_rate, 0, low_open=True)
     for name in ("batch_size", "grad_accum", "eval_interval", "eval_iters", "n_layer", "n_head", "n_embd", "block_size"):
         check_number(name, getattr(args, name), 1)
     for name in ("max_iters", "warmup_iters", "lr_decay_iters", "weight_decay", "grad_clip", "min_lr", "sample_tokens"):
         check_number(name, getattr(args, name), 0)
-    check_number("learning_rate", args.learning_rate, 0, low_open=True)
     check_number("dropout", args.dropout, 0, 0.99)
     check_number("beta1", args.beta1, 0, 0.9999)
     check_number("beta2", args.beta2, 0, 0.9999)
 
 
-def other_settings(saved, args):
-    """The settings in which a finished run in the same folder differs from this one."""
+def other_settings(saved, args, explicit):
+    """The settings in which a run already in the folder differs from this one, typed flags first."""
     ignore = {"device", "compile", "sample_tokens", "overwrite", "threads", "init_from"}
     now = vars(args)
-    return sorted(k for k in saved if k not in ignore and k in now and saved[k] != now[k])
+    return sorted((k for k in saved if k not in ignore and k in now and saved[k] != now[k]),
+                  key=lambda k: (k not in explicit, k))
 
 
-def claim_out_dir(args, resumed):
+def claim_out_dir(args, explicit, resumed):
     """The run's folder, writable, and not holding a different earlier run (unless --overwrite)."""
     writable_dir(args.out_dir, "--out-dir")
     ckpt_path = os.path.join(args.out_dir, "ckpt.pt")
@@ -192,7 +193,7 @@ def claim_out_dir(args, resumed):
     if resumed or args.overwrite or not os.path.isfile(ckpt_path):
         return
     saved = load_checkpoint(ckpt_path).get("config") or {}
-    differ = other_settings(saved, args)
+    differ = other_settings(saved, args, explicit)
     if differ:
         raise UserError(f"{args.out_dir} already holds a run with other settings ({', '.join(differ[:4])}"
                         f"{', ...' if len(differ) > 4 else ''}): continue it with --init-from=resume "
@@ -275,7 +276,8 @@ def settle_settings(argv, world):
     if args.out_dir is None and args.init_from not in ("scratch", "resume"):
         args.out_dir = continue_out_dir(args.init_from)
     fill_defaults(args)
-    args.grad_accum = args.grad_accum or world  # one micro-batch per process by default
+    if args.grad_accum is None:
+        args.grad_accum = world  # one micro-batch per process by default
     check_settings(args)
     if args.grad_accum % world != 0:
         raise UserError(f"--grad-accum={args.grad_accum} must be a multiple of the {world} processes")
@@ -386,7 +388,7 @@ def main(argv=None):
     args, explicit, ckpt, path, overridden = settle_settings(argv, world)
     resumed = args.init_from == "resume"
     if int(os.environ.get("RANK", 0)) == 0:
-        claim_out_dir(args, resumed)
+        claim_out_dir(args, explicit, resumed)
     system = set_up_system(args)
     run = build_run(args, explicit, ckpt, path, system)
     ckpt_path, log_path = os.path.join(args.out_dir, "ckpt.pt"), os.path.join(args.out_dir, "log.jsonl")
@@ -399,9 +401,9 @@ def main(argv=None):
               f"{f', {len(run.partial)} tensors partly' if run.partial else ''}); tokenizer {run.tokenizer}")
         print(f"device {system.device}, {system.dtype}, {system.world} process(es); {tokens_per_iter:,} tokens per "
               f"step; training on {args.dataset}{' + ' + args.replay if args.replay else ''} from step {run.iter_num}")
+    stop = catch_ctrl_c()  # from here on, Ctrl-C saves and stops after the current step
+    if system.master:
         start_log(log_path, resumed, run.iter_num)
-
-    stop = catch_ctrl_c()
     start_iter, tokens_at_start = run.iter_num, run.tokens_seen
     t_start = t_last = time.time()
     elapsed = lambda: run.elapsed_before + time.time() - t_start  # noqa: E731 (across resumes)

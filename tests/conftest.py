@@ -56,7 +56,7 @@ def data_dir(tmp_path_factory):
     return d
 
 
-def run_script(*args, timeout=240, cwd=REPO, **kwargs):
+def run_script(*args, timeout=3600, cwd=REPO, **kwargs):
     """Run a project script as a user would; returns the CompletedProcess."""
     return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, **kwargs)

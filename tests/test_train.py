@@ -99,18 +99,19 @@ def test_ctrl_c_saves_and_resume_finishes_the_same_run(data_dir, tmp_path):
               "--eval-interval=400"]
     proc = subprocess.Popen(common + [f"--out-dir={tmp_path / 'b'}"], cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
-    while not os.path.exists(tmp_path / "b" / "log.jsonl") and time.time() < deadline:
+    log = tmp_path / "b" / "log.jsonl"
+    while not (log.exists() and log.stat().st_size > 0):  # step 0 evaluated: the loop is running
+        assert proc.poll() is None, proc.communicate()
         time.sleep(0.1)
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    out, err = proc.communicate(timeout=3600)
     assert proc.returncode == 0, err
     assert "interrupted: saved step" in out and "--init-from=resume" in out
     stopped_at = load_checkpoint(str(tmp_path / "b" / "ckpt.pt"))["iter_num"]
     assert 0 < stopped_at < 1000
     finish = subprocess.run([sys.executable, "train.py", "--init-from=resume", f"--out-dir={tmp_path / 'b'}"],
-                            cwd=REPO, capture_output=True, text=True, timeout=240)
+                            cwd=REPO, capture_output=True, text=True, timeout=3600)
     assert finish.returncode == 0, finish.stderr
     straight = run(data_dir, tmp_path / "a", "--max-iters=1000", "--eval-interval=400")
     assert_same_state(straight["model"], load_checkpoint(str(tmp_path / "b" / "ckpt.pt"))["model"])
@@ -179,3 +180,40 @@ def test_help_documents_every_flag():
         if action.option_strings and action.dest != "help":
             assert action.help, action.dest
     assert "--init-from" in text and "--replay" in text and "--eval-datasets" in text
+
+
+def test_resuming_a_finished_run_says_so_and_changes_nothing(data_dir, tmp_path, capsys):
+    run(data_dir, tmp_path, "--max-iters=4", "--eval-interval=2")
+    before = open(tmp_path / "ckpt.pt", "rb").read()
+    (tmp_path / "ckpt.pt.tmp").write_bytes(b"left by a killed save")
+    capsys.readouterr()
+    train.main(["--init-from=resume", f"--out-dir={tmp_path}"])
+    out = capsys.readouterr().out
+    assert "nothing to do" in out and "has finished its 4 steps" in out and "tokens/s" not in out
+    assert open(tmp_path / "ckpt.pt", "rb").read() == before
+    assert not (tmp_path / "ckpt.pt.tmp").exists()  # the stale temporary file is gone
+
+
+def test_elapsed_time_continues_across_a_resume(data_dir, tmp_path):
+    run(data_dir, tmp_path, "--max-iters=4", "--eval-interval=2")
+    first = read_log(tmp_path)[-1]["elapsed_s"]
+    train.main(["--init-from=resume", f"--out-dir={tmp_path}", "--max-iters=8"])
+    log = read_log(tmp_path)
+    assert [e["iter"] for e in log] == [0, 2, 4, 6, 8]
+    assert log[-1]["elapsed_s"] >= first > 0
+    assert all(a["elapsed_s"] <= b["elapsed_s"] for a, b in zip(log, log[1:]))
+
+
+def test_a_run_with_other_settings_is_not_replaced_without_overwrite(data_dir, tmp_path):
+    run(data_dir, tmp_path, "--max-iters=2", "--eval-interval=2")
+    run(data_dir, tmp_path, "--max-iters=2", "--eval-interval=2")  # the same command again: allowed
+    with pytest.raises(UserError, match="already holds a run with other settings \\(max_iters"):
+        run(data_dir, tmp_path, "--max-iters=3", "--eval-interval=2")
+    assert load_checkpoint(str(tmp_path / "ckpt.pt"))["iter_num"] == 2
+    assert run(data_dir, tmp_path, "--max-iters=3", "--eval-interval=2", "--overwrite")["iter_num"] == 3
+
+
+def test_continued_runs_default_to_a_folder_named_after_what_they_continue():
+    assert train.continue_out_dir("out/base/ckpt.pt") == "out/continued-base"
+    assert train.continue_out_dir("upscaled") == "out/continued-upscaled"
+    assert train.continue_out_dir("out/hyper.pt") == "out/continued-hyper"

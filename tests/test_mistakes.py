@@ -1,0 +1,189 @@
+"""
+Every user mistake is one line: each bad input below goes through its script's real
+command line (a new process, as a user types it) and must exit non-zero with exactly
+one `error:` line, no traceback, and every file that existed before unchanged.
+
+    python -m pytest -q tests/test_mistakes.py
+"""
+
+import errno
+import hashlib
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import merge
+import train
+from checkpoint import load_checkpoint, save_checkpoint
+from cli import run_cli
+from data.common import write_dataset
+from tests.conftest import REPO, TINY, synthetic_english, synthetic_korean
+
+
+class Opaque:  # a pickled object: loading it would run code
+    pass
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory):
+    """A folder as a user's would look after a few steps of the story, plus some broken files."""
+    w = tmp_path_factory.mktemp("world")
+    data = str(w / "data")
+    write_dataset("english", synthetic_english(800), "bytes", "test", data_dir=data)
+    write_dataset("korean", synthetic_korean(400), "bytes", "test", data_dir=data)
+    write_dataset("tiny10", "0123456789", "bytes", "test", data_dir=data, val_text="0123456789")
+    write_dataset("emptyval", synthetic_english(50), "bytes", "test", data_dir=data, val_text="")
+    common = [f"--data-dir={data}", *TINY, "--eval-interval=2"]
+    train.main([*common, f"--out-dir={w / 'base'}", "--max-iters=2"])
+    train.main([*common, f"--out-dir={w / 'other'}", "--max-iters=2", "--seed=7"])
+    base = str(w / "base" / "ckpt.pt")
+    train.main([*common, f"--init-from={base}", f"--out-dir={w / 'ko'}", "--max-iters=2"])
+    ckpt = load_checkpoint(base)
+    save_checkpoint(dict(ckpt, model={k: v * float("nan") for k, v in ckpt["model"].items()}), str(w / "nan.pt"))
+    torch.save({"model": Opaque(), "model_args": {}}, w / "pickle.pt")
+    (w / "cut.pt").write_bytes(open(base, "rb").read()[:5000])
+    (w / "a_file").write_text("not a folder")
+    return w
+
+
+def unwritable(w):
+    """A folder nobody may write to: /proc when running as root (root may write anywhere else)."""
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return "/proc/grow-and-merge-test"
+    d = w / "locked"
+    d.mkdir(exist_ok=True)
+    d.chmod(0o500)
+    return str(d / "sub")
+
+
+def cases(w):
+    data, base, ko, other = f"--data-dir={w / 'data'}", w / "base" / "ckpt.pt", w / "ko" / "ckpt.pt", \
+        w / "other" / "ckpt.pt"
+    no = unwritable(w)
+    t = ["train.py", data, *TINY, f"--out-dir={w / 'new'}"]
+    return [
+        (t + ["--batch-size=0"], "--batch-size=0 is out of range"),
+        (t + ["--learning-rate=-1"], "--learning-rate=-1 is out of range"),
+        (t + ["--learning-rate=nan"], "--learning-rate=nan is out of range"),
+        (t + ["--eval-interval=0"], "--eval-interval=0 is out of range"),
+        (t + ["--grad-accum=0"], "--grad-accum=0 is out of range"),
+        (t + ["--eval-iters=0"], "--eval-iters=0 is out of range"),
+        (t + ["--max-iters=-3"], "--max-iters=-3 is out of range"),
+        (t + ["--dropout=1.5"], "--dropout=1.5 is out of range"),
+        (t + ["--device=cuda"], "no CUDA GPU") if not torch.cuda.is_available() else
+        (t + ["--device=cuda:99"], "CUDA GPU(s)"),
+        (t + ["--device=banana"], "--device=banana is not a device"),
+        (t + ["--batch-size=abc"], "invalid int value"),
+        (t + ["--bogus=1"], "unrecognized arguments: --bogus=1"),
+        (["train.py", data, *TINY, f"--out-dir={w / 'a_file'}"], "is a file, not a folder"),
+        (["train.py", data, *TINY, f"--out-dir={no}"], "choose a folder you can write to"),
+        (t + ["--dataset=bios"], "'bios' is not a dataset"),
+        (t + ["--dataset=nosuch"], "unknown dataset 'nosuch'"),
+        (t + ["--dataset=english", "--eval-datasets=emptyval"], "dataset 'emptyval' val split has 0 tokens"),
+        (t + ["--dataset=tiny10", "--block-size=16"], "too few for block_size=16"),
+        (t + [f"--init-from={w / 'pickle.pt'}"], "holds Python objects, not only tensors"),
+        (t + [f"--init-from={w / 'cut.pt'}"], "truncated or not a PyTorch file"),
+        (t + [f"--init-from={w / 'missing.pt'}"], "no checkpoint at"),
+        (["train.py", data, *TINY, f"--out-dir={w / 'base'}", "--eval-interval=2", "--max-iters=2",
+          "--learning-rate=5e-3"],
+         "already holds a run with other settings (learning_rate"),
+        (["train.py", data, *TINY, f"--out-dir={w / 'diverged'}", "--learning-rate=1e30", "--grad-clip=0",
+          "--max-iters=20"], "the training loss stopped being finite"),
+        (["scale.py", "--method=ffn", "--add-neurons=-5", f"--in={base}", f"--out={w / 'g.pt'}"],
+         "--add-neurons and --add-width must be >= 1"),
+        (["scale.py", "--method=scale", "--add-width=-32", f"--in={base}", f"--out={w / 'g.pt'}"],
+         "--add-neurons and --add-width must be >= 1"),
+        (["scale.py", "--method=hyperclone", "--noise=nan", f"--in={base}", f"--out={w / 'g.pt'}"],
+         "--noise=nan is out of range"),
+        (["scale.py", "--method=depth", "--every=100", f"--in={base}", f"--out={w / 'g.pt'}"],
+         "--every=100 inserts none"),
+        (["scale.py", "--method=hyperclone", "--factor=5000", f"--in={base}", f"--out={w / 'g.pt'}"],
+         "of memory; "),
+        (["scale.py", "--method=depth", f"--in={w / 'nan.pt'}", f"--out={w / 'g.pt'}"], "non-finite values"),
+        (["scale.py", "--method=depth", f"--in={base}", f"--out={no}/g.pt"], "choose a folder you can write to"),
+        (["scale.py", f"--in={base}"], "the following arguments are required: --method"),
+        (["merge.py", "--method=linear", f"--models={base},{base}", "--weights=1,abc", f"--out={w / 'm.pt'}"],
+         "must be comma-separated numbers"),
+        (["merge.py", "--method=task_arithmetic", f"--base={base}", f"--models={ko},{ko}", "--weights=1,-1",
+          f"--out={w / 'm.pt'}"], "add up to 0"),
+        (["merge.py", "--method=task_arithmetic", f"--base={base}", f"--models={ko}", "--lambda=nan",
+          f"--out={w / 'm.pt'}"], "--lambda=nan is out of range"),
+        (["merge.py", "--method=ties", f"--base={base}", f"--models={ko},{other}", f"--out={w / 'm.pt'}"],
+         "was not continued from"),
+        (["merge.py", "--method=ties", f"--base={base}", f"--models={ko}", f"--out={no}/m.pt"],
+         "choose a folder you can write to"),
+        (["merge.py", "--models=", f"--out={w / 'm.pt'}"], "--models names no checkpoint"),
+        (["evaluate.py", f"--ckpts={base}", data, "--datasets=english", "--batch-size=0"], "--batch-size=0 is out"),
+        (["evaluate.py", f"--ckpts={base}", data, "--datasets=english", "--eval-iters=0"], "--eval-iters=0 is out"),
+        (["evaluate.py", "--ckpts=", data], "--ckpts and --datasets each need"),
+        (["evaluate.py", data], "the following arguments are required: --ckpts"),
+        (["sample.py", f"--ckpt={base}", "--top-k=0"], "--top-k=0 is out of range"),
+        (["sample.py", f"--ckpt={base}", "--top-k=-2"], "--top-k=-2 is out of range"),
+        (["sample.py", f"--ckpt={w / 'nan.pt'}"], "non-finite values"),
+        (["sample.py", f"--ckpt={base}", "--bogus"], "unrecognized arguments: --bogus"),
+        (["exercises/check.py", "abc"], "'abc' is not an exercise"),
+        (["exercises/check.py", "12"], "'12' is not an exercise"),
+        (["exercises/check.py", "0"], "'0' is not an exercise"),
+        (["data/english/prepare.py", data, "--val-fraction=1.5"], "--val-fraction=1.5 is out of range"),
+        (["data/english/prepare.py", data, "--val-fraction=1"], "leaves no training text"),
+        (["data/english/prepare.py", data, "--tokenizer=nope"], "invalid choice: 'nope'"),
+    ]
+
+
+def snapshot(folder):
+    """{path: sha256} of every file under folder."""
+    out = {}
+    for root, _, files in os.walk(folder):
+        for f in files:
+            p = os.path.join(root, f)
+            out[p] = hashlib.sha256(open(p, "rb").read()).hexdigest()
+    return out
+
+
+def test_every_mistake_is_one_line_and_changes_nothing(world):
+    problems = []
+    for argv, expected in cases(world):
+        before = snapshot(world)
+        r = subprocess.run([sys.executable, os.path.join(REPO, argv[0]), *argv[1:]], cwd=world,
+                           capture_output=True, text=True, timeout=600)
+        errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+        after = snapshot(world)
+        changed = [p for p in before if after.get(p) != before[p]]
+        what = " ".join(argv)
+        if r.returncode == 0 or "Traceback" in r.stderr or len(errors) != 1 or expected not in errors[0]:
+            problems.append(f"{what}\n  rc {r.returncode}, stderr: {r.stderr.strip()[-600:]!r}")
+        elif r.stderr.strip().splitlines()[-1] != errors[0]:
+            problems.append(f"{what}\n  the error is not the last line: {r.stderr.strip()[-300:]!r}")
+        elif changed:
+            problems.append(f"{what}\n  changed {changed}")
+    assert not problems, "\n".join(problems)
+
+
+def test_a_full_disk_is_one_line_and_keeps_the_old_checkpoint(world, tmp_path, monkeypatch, capsys):
+    """A save that fails for lack of space leaves the previous checkpoint intact, and says so in one line."""
+    path = str(tmp_path / "ckpt.pt")
+    save_checkpoint({"model": {}, "model_args": {}, "tokenizer": "bytes", "n": 1}, path)
+
+    def full(obj, f):
+        with open(f, "wb") as fh:
+            fh.write(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device", f)
+
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(SystemExit) as e:
+        run_cli(lambda: save_checkpoint({"model": {}, "model_args": {}, "tokenizer": "bytes", "n": 2}, path))
+    monkeypatch.undo()
+    assert e.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: No space left on device"), err
+    assert load_checkpoint(path)["n"] == 1 and not os.path.exists(path + ".tmp")
+
+
+def test_merge_with_allow_unrelated_insists(world, tmp_path):
+    base, ko, other = (str(world / d / "ckpt.pt") for d in ("base", "ko", "other"))
+    merge.main(["--method=ties", f"--base={base}", f"--models={ko},{other}", "--allow-unrelated",
+                f"--out={tmp_path / 'm.pt'}"])
+    assert load_checkpoint(str(tmp_path / "m.pt"))["merge"]["models"] == [ko, other]
