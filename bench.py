@@ -32,39 +32,34 @@ import torch
 
 import merge
 import scale
-import train
 from checkpoint import save_checkpoint
 from model_scale import config_of, new_model
+from optim import apply_freezing, make_optimizer, optimizer_step
 from cli import UserError, parse_flags, parser, run_cli
 
 BASE = dict(n_layer=4, n_head=4, n_embd=128, block_size=128, vocab_size=256)  # train.py's default model
-CONFIGS = {  # name: (model_args, batch size, scale.py flags or None)
+CONFIGS = {  # name: (model_args, batch size, scale.grow options or None)
     "tiny": (dict(n_layer=4, n_head=4, n_embd=128, block_size=64, vocab_size=256), 12, None),
     "small": (dict(n_layer=6, n_head=6, n_embd=384, block_size=128, vocab_size=256), 16, None),
     "tiny-gpt2": (dict(n_layer=4, n_head=4, n_embd=128, block_size=64, vocab_size=50257), 12, None),
     "small-gpt2": (dict(n_layer=6, n_head=6, n_embd=384, block_size=128, vocab_size=50257), 16, None),
     "base": (BASE, 16, None),
-    "depth": (BASE, 16, ["--method=depth"]),
-    "ffn": (BASE, 16, ["--method=ffn"]),
-    "hyperclone": (BASE, 16, ["--method=hyperclone"]),
-    "scale-preserve": (BASE, 16, ["--method=scale", "--variant=preserve"]),
-    "scale-adapt": (BASE, 16, ["--method=scale", "--variant=adapt"]),
-    "scale-route": (BASE, 16, ["--method=scale", "--variant=route"]),
 }
-GROWN = ["depth", "ffn", "scale-preserve", "scale-adapt", "scale-route"]
+CONFIGS |= {name: (BASE, 16, options) for name, options in scale.RECIPES.items()}  # every registered growth
+GROWN = [name for name in scale.RECIPES if name in scale.FROZEN_BASE]
 
 
 def build(name, frozen):
     """The model of a configuration and its frozen spec (empty unless frozen and grown)."""
-    margs, batch, flags = CONFIGS[name]
+    margs, batch, options = CONFIGS[name]
     margs = asdict(config_of(margs))
     torch.manual_seed(0)
-    if flags is None:
+    if options is None:
         return new_model(margs), {}, batch
     base = new_model(margs)
     seen = torch.arange(margs["vocab_size"]) < 128  # an ASCII-English base
     ckpt = {"model": base.state_dict(), "model_args": margs}
-    grown_args, sd, frozen_names = scale.grow(scale.build_parser().parse_args(flags), ckpt)
+    grown_args, sd, frozen_names = scale.grow(ckpt, **options)
     model = scale.build(grown_args, sd)
     return model, (scale.frozen_spec(model, frozen_names, seen, True) if frozen else {}), batch
 
@@ -112,10 +107,8 @@ def run_one(name, frozen, dtype, compile, steps, warmup):
     """Time `steps` optimizer steps after `warmup` ones; return the measurements."""
     torch.manual_seed(0)
     model, spec, batch = build(name, frozen)
-    partial = train.apply_freezing(model, spec)
-    args, _ = train.parse_args(["--weight-decay=0.1"])
-    train.fill_defaults(args)
-    optimizer = train.make_optimizer(model, args, "cpu")
+    partial = apply_freezing(model, spec)
+    optimizer = make_optimizer(model, learning_rate=1e-3, weight_decay=0.1, betas=(0.9, 0.99))
     fwd = torch.compile(model) if compile else model
     ctx = torch.autocast("cpu", dtype=torch.bfloat16) if dtype == "bfloat16" else nullcontext()
     T, V = model.config.block_size, model.config.vocab_size
@@ -123,7 +116,7 @@ def run_one(name, frozen, dtype, compile, steps, warmup):
     for i in range(warmup + steps):
         x, y = torch.randint(V, (batch, T)), torch.randint(V, (batch, T))
         t = time.perf_counter()
-        train.optimizer_step(fwd, optimizer, [(x, y)], partial, 1.0, ctx)
+        optimizer_step(fwd, optimizer, [(x, y)], partial, 1.0, ctx)
         times.append(time.perf_counter() - t)
     median = sorted(times[warmup:])[steps // 2]
     return dict(config=name, frozen=frozen, dtype=dtype, compile=compile, tokens_per_s=batch * T / median,

@@ -62,16 +62,7 @@ PRESETS = {
                 bios_iters=1500, bios_lr=5e-4, bios_seeds=5,
                 bios_methods=["full", "depth", "hyperclone", "preserve", "adapt", "route"], bios_korean=False),
 }
-# scale.py flags per growth method (the language track grows the base with all of them)
-GROW = {
-    "depth": ["--method=depth"],
-    "solar": ["--method=solar"],
-    "ffn": ["--method=ffn"],
-    "hyperclone": ["--method=hyperclone"],
-    "preserve": ["--method=scale", "--variant=preserve"],
-    "adapt": ["--method=scale", "--variant=adapt"],
-    "route": ["--method=scale", "--variant=route"],
-}
+GROW = scale.RECIPES  # the language track grows the base with every registered growth
 LANGUAGES = ["english", "korean", "german"]
 
 
@@ -163,7 +154,7 @@ def language_track(st, s, out, data_dir):
     grown = {}
     for name, how in GROW.items():
         grown[name] = f"{out}/grown/{name}.pt"
-        st.run("grow", scale, how + [f"--in={base}", f"--out={grown[name]}"], grown[name])
+        st.run("grow", scale, scale.recipe_flags(how) + [f"--in={base}", f"--out={grown[name]}"], grown[name])
 
     def cont(name, init, iters=s["cpt_iters"], dataset="korean", extra=(), seed=1337, evals="english,korean"):
         argv = run_flags(s, data_dir, seed) + [
@@ -210,7 +201,8 @@ def bios_track(st, s, out, data_dir, bios):
             init = base
             if method != "full":
                 init = f"{out}/grown/{method}-{seed}.pt"
-                st.run("bios", scale, GROW[method] + [f"--in={base}", f"--out={init}", f"--seed={seed}"], init)
+                st.run("bios", scale, scale.recipe_flags(GROW[method]) + [f"--in={base}", f"--out={init}",
+                                                                            f"--seed={seed}"], init)
             argv = run_flags(s, data_dir, 1337 + seed) + [
                 f"--init-from={init}", f"--dataset={b}", f"--eval-datasets={bios['a']},{b}",
                 f"--learning-rate={s['bios_lr']}", f"--eval-interval={max(1, s['bios_iters'] // 5)}"]

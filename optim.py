@@ -15,14 +15,14 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from cli import UserError
 
 
-def lr_at(it, args):
+def lr_at(it, learning_rate, min_lr, warmup_iters, lr_decay_iters):
     """Linear warm-up, then cosine decay to min_lr at lr_decay_iters (nanoGPT's schedule)."""
-    if it < args.warmup_iters:
-        return args.learning_rate * (it + 1) / (args.warmup_iters + 1)
-    if it > args.lr_decay_iters:
-        return args.min_lr
-    ratio = (it - args.warmup_iters) / max(1, args.lr_decay_iters - args.warmup_iters)
-    return args.min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (args.learning_rate - args.min_lr)
+    if it < warmup_iters:
+        return learning_rate * (it + 1) / (warmup_iters + 1)
+    if it > lr_decay_iters:
+        return min_lr
+    ratio = (it - warmup_iters) / max(1, lr_decay_iters - warmup_iters)
+    return min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (learning_rate - min_lr)
 
 
 def apply_freezing(model, frozen):
@@ -88,10 +88,9 @@ def optimizer_step(model, optimizer, batches, partial, grad_clip, ctx):
     return loss_sum / len(batches)
 
 
-def make_optimizer(model, args, device_type):
+def make_optimizer(model, learning_rate, weight_decay, betas, device_type="cpu"):
     """AdamW over trainable tensors only; weight decay on 2-D weights (matrices, embeddings) only."""
     params = [p for p in model.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": args.weight_decay},
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
               {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=args.learning_rate, betas=(args.beta1, args.beta2),
-                             fused=device_type == "cuda")
+    return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=device_type == "cuda")

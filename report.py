@@ -17,12 +17,15 @@ import sys
 
 import numpy as np
 
-KOREAN_RUNS = ["full", "full-seed2", "full-seed3", "full+replay", "depth", "solar", "ffn", "hyperclone",
-               "preserve", "adapt", "route"]
-BASELINES, SCALE_VARIANTS = ["full", "depth", "solar", "ffn", "hyperclone"], ["preserve", "adapt", "route"]
+import merge
+import scale
+
+KOREAN_RUNS = ["full", "full-seed2", "full-seed3", "full+replay", *scale.RECIPES]
+SCALE_VARIANTS = [name for name, options in scale.RECIPES.items() if options["method"] == "scale"]
+BASELINES = ["full"] + [name for name in scale.RECIPES if name not in SCALE_VARIANTS]
 VERDICT = {True: "**reproduced**", False: "**not reproduced**",
            None: "not measurable: the base memorised < 50% of A (raise bios_base_iters)"}
-MERGE_METHODS = ["linear", "task_arithmetic", "ties", "dare", "dare_ties"]
+MERGE_METHODS = list(merge.METHODS)
 
 
 def machine():

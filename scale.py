@@ -34,7 +34,21 @@ from checkpoint import (BASE_CKPT, UPSCALED_CKPT, check_finite, load_checkpoint,
 from model_scale import new_model
 from cli import UserError, available_memory, check_number, parse_flags, parser, run_cli, writable_file
 
-METHODS = ("depth", "solar", "hyperclone", "ffn", "scale")
+METHODS = ("depth", "solar", "hyperclone", "ffn", "scale")  # --method; grow() says what each does
+# The registry of named growths: every one here is grown, continued, benchmarked and tested by
+# experiment.py, report.py, bench.py and the tests, which read their lists from it. A new growth
+# method that needs no new layer is a function below, a line in grow() and a line here.
+RECIPES = {  # name: grow()'s options (scale.py's flags of the same names)
+    "depth": dict(method="depth"),
+    "solar": dict(method="solar"),
+    "ffn": dict(method="ffn"),
+    "hyperclone": dict(method="hyperclone"),
+    "preserve": dict(method="scale", variant="preserve"),
+    "adapt": dict(method="scale", variant="adapt"),
+    "route": dict(method="scale", variant="route"),
+}
+FROZEN_BASE = {name for name, options in RECIPES.items()  # the recipes that keep the base frozen
+               if options["method"] in ("depth", "ffn", "scale")}
 BLOCK = re.compile(r"^transformer\.h\.(\d+)\.(.*)$")
 
 # ----------------------------------------------------------------------------
@@ -186,7 +200,7 @@ def scale_width(sd, margs, add_width, add_neurons, variant, seed):
 
 
 @torch.no_grad()
-def logit_gap(args, ckpt, dtype, batch=4):
+def logit_gap(ckpt, options, dtype, batch=4):
     """Grow the checkpoint in `dtype` and return max |grown logits - base logits|
     on random token sequences of full block size.
 
@@ -195,7 +209,7 @@ def logit_gap(args, ckpt, dtype, batch=4):
     margs = ckpt["model_args"]
     base = new_model(margs).to(dtype).eval()
     base.load_state_dict(ckpt["model"])
-    grown_args, sd, _ = grow(args, dict(ckpt, model={k: v.to(dtype) for k, v in ckpt["model"].items()}))
+    grown_args, sd, _ = grow(dict(ckpt, model={k: v.to(dtype) for k, v in ckpt["model"].items()}), **options)
     grown = build(grown_args, sd, dtype).eval()
     idx = torch.randint(margs["vocab_size"], (batch, margs["block_size"]), generator=torch.Generator().manual_seed(0))
     return (grown(idx)[0] - base(idx)[0]).abs().max().item()
@@ -272,40 +286,52 @@ def check_factor(text):
     return n
 
 
-def grow(args, ckpt):
-    """Apply --method to the checkpoint; return (model_args, state_dict, frozen tensor names)."""
+def grow(ckpt, method, variant="preserve", factor=2, noise=0.0, every=1, top=0, overlap=0,
+         add_width=0, add_neurons=0, seed=0):
+    """Grow the checkpoint by `method`; return (model_args, state_dict, frozen tensor names).
+    The options are scale.py's flags of the same names; each method reads its own."""
     margs = dict(ckpt["model_args"])
     sd = untie_head(ckpt["model"], margs)  # a tied head is stored once, as wte
-    if args.method in ("hyperclone", "ffn", "scale") and not is_plain(margs):
+    if method in ("hyperclone", "ffn", "scale") and not is_plain(margs):
         grown_by = "scale (it has a second stream)" if margs.get("n_embd_u") else "ffn (it has extra MLP neurons)"
-        raise UserError(f"--method={args.method} grows plain GPT-2 models, and this one was already grown by "
+        raise UserError(f"--method={method} grows plain GPT-2 models, and this one was already grown by "
                         f"{grown_by}: grow the plain model instead, or use --method=depth or solar on this one")
-    if args.method == "depth":
+    if method == "depth":
         L = margs["n_layer"]
-        if args.top < 0 or not 1 <= args.every <= L:
+        if top < 0 or not 1 <= every <= L:
             raise UserError(f"--every must be between 1 and n_layer = {L} (a copy after every k-th block; "
-                            f"--every={args.every} inserts none), and --top >= 0")
-        return grow_depth(sd, margs, args.every, args.top)
-    if args.method == "solar":
+                            f"--every={every} inserts none), and --top >= 0")
+        return grow_depth(sd, margs, every, top)
+    if method == "solar":
         L = margs["n_layer"]
-        overlap = args.overlap or max(1, L // 4)
+        overlap = overlap or max(1, L // 4)
         if not 0 < overlap < L / 2:
             raise UserError(f"solar keeps 2 x (n_layer - overlap) layers, so --overlap must be >= 1 and below "
                             f"n_layer / 2 = {L / 2:g} to grow this {L}-layer model")
         return grow_solar(sd, margs, overlap)
-    if args.method == "hyperclone":
-        return hyperclone(sd, margs, check_factor(args.factor), args.noise, args.seed)
-    if args.add_neurons < 0 or args.add_width < 0:
+    if method == "hyperclone":
+        return hyperclone(sd, margs, check_factor(factor), noise, seed)
+    if add_neurons < 0 or add_width < 0:
         raise UserError("--add-neurons and --add-width must be >= 1 (or 0 for the default)")
-    if args.method == "ffn":
-        neurons = args.add_neurons or (margs.get("n_inner") or 4 * margs["n_embd"])
-        return widen_ffn(sd, margs, neurons, args.seed)
+    if method == "ffn":
+        return widen_ffn(sd, margs, add_neurons or (margs.get("n_inner") or 4 * margs["n_embd"]), seed)
     head_size = margs["n_embd"] // margs["n_head"]
-    width = args.add_width or margs["n_embd"]
+    width = add_width or margs["n_embd"]
     if width % head_size:
         raise UserError(f"--add-width={width} is not a multiple of the head size {head_size} "
                         f"(n_embd {margs['n_embd']} / n_head {margs['n_head']}): new heads must have the base's size")
-    return scale_width(sd, margs, width, args.add_neurons or 4 * width, args.variant, args.seed)
+    return scale_width(sd, margs, width, add_neurons or 4 * width, variant, seed)
+
+
+def growth_options(args):
+    """grow()'s options from scale.py's flags."""
+    return {k: getattr(args, k) for k in ("method", "variant", "factor", "noise", "every", "top", "overlap",
+                                          "add_width", "add_neurons", "seed")}
+
+
+def recipe_flags(options):
+    """scale.py's flags for grow() options, e.g. {"method": "scale", "variant": "adapt"} -> [--method=scale, ...]."""
+    return [f"--{k.replace('_', '-')}={v}" for k, v in options.items()]
 
 
 def main(argv=None):
@@ -317,7 +343,8 @@ def main(argv=None):
     ckpt = load_checkpoint(args.inp)
     check_finite(ckpt["model"], args.inp)
     base = model_from_checkpoint(ckpt, args.inp)
-    margs, sd, frozen_names = grow(args, ckpt)
+    options = growth_options(args)
+    margs, sd, frozen_names = grow(ckpt, **options)
     grown = build(margs, sd)
     seen = ckpt.get("seen_tokens")
     spec = frozen_spec(grown, frozen_names, seen, not args.freeze_unseen)
@@ -331,7 +358,7 @@ def main(argv=None):
     print(f"parameters: {total:,} total, {total - n_base:+,} added, {trainable:,} trainable, {total - trainable:,} frozen")
     if any(m is not True for m in spec.values()):
         print(f"embedding rows of the {int((~seen).sum())} token ids the base never saw stay trainable")
-    gap32, gap64 = logit_gap(args, ckpt, torch.float32), logit_gap(args, ckpt, torch.float64)
+    gap32, gap64 = logit_gap(ckpt, options, torch.float32), logit_gap(ckpt, options, torch.float64)
     if gap64 <= 1e-10:
         rounding = " (float32 rounding: the wider model adds in another order)" if gap32 else ""
         print(f"preserved: max |logits - base logits| on random tokens = {gap64:.3g} in float64, "

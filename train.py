@@ -119,6 +119,11 @@ def fill_defaults(args):
     args.lr_decay_iters = args.lr_decay_iters or args.max_iters
 
 
+def schedule(it, args):
+    """The learning rate of step it under this run's flags."""
+    return lr_at(it, args.learning_rate, args.min_lr, args.warmup_iters, args.lr_decay_iters)
+
+
 def weights_fingerprint(model):
     h = hashlib.sha256()
     for _, p in sorted(model.state_dict().items()):
@@ -290,7 +295,8 @@ def build_run(args, explicit, ckpt, path, system):
     frozen = {} if args.unfreeze or ckpt is None else ckpt.get("frozen", {})
     model.to(system.device)
     partial = apply_freezing(model, frozen)
-    optimizer = make_optimizer(model, args, system.device_type)
+    optimizer = make_optimizer(model, args.learning_rate, args.weight_decay, (args.beta1, args.beta2),
+                               system.device_type)
     sources, eval_splits = open_datasets(args, tokenizer)
     seen = seen_tokens(sources, model.config.vocab_size, (ckpt or {}).get("seen_tokens"))
     run = Run(model, model, optimizer, tokenizer, frozen, partial, sources, eval_splits, seen,
@@ -333,7 +339,7 @@ def start_log(log_path, resumed, iter_num):
 
 def train_step(run, args, system):
     """One optimizer step at this step's learning rate, on this process's share of the batch."""
-    lr = lr_at(run.iter_num, args)
+    lr = schedule(run.iter_num, args)
     for group in run.optimizer.param_groups:
         group["lr"] = lr
     local_accum = args.grad_accum // system.world  # micro-batches per step on this process
@@ -355,7 +361,7 @@ def agree(system, stop_requested, diverged):
 def evaluate_and_log(run, args, system, log_path, elapsed):
     losses = estimate_loss(run.raw_model, run.eval_splits, args.batch_size, args.eval_iters, system.device, system.ctx)
     with open(log_path, "a") as f:
-        f.write(json.dumps({"iter": run.iter_num, "tokens": run.tokens_seen, "lr": lr_at(run.iter_num, args),
+        f.write(json.dumps({"iter": run.iter_num, "tokens": run.tokens_seen, "lr": schedule(run.iter_num, args),
                             "elapsed_s": round(elapsed, 2), "loss": losses}) + "\n")
     return losses
 
@@ -443,7 +449,7 @@ def main(argv=None):
             dist.destroy_process_group()
         kept = f"the last good checkpoint is {ckpt_path}" if os.path.isfile(ckpt_path) else "nothing was saved"
         raise UserError(f"the training loss stopped being finite at step {run.iter_num + 1} (learning rate "
-                        f"{lr_at(run.iter_num, args):.3g}); {kept}: lower --learning-rate, or keep --grad-clip on")
+                        f"{schedule(run.iter_num, args):.3g}); {kept}: lower --learning-rate, or keep --grad-clip on")
     trained = run.tokens_seen - tokens_at_start
     if system.master and (trained > 0 or not resumed):
         save_checkpoint(checkpoint_of(run, args, rng_at_step_start, elapsed()), ckpt_path)

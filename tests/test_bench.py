@@ -10,9 +10,9 @@ from tests.conftest import run_script
 
 
 def test_bench_runs_and_compares_frozen_with_all_trainable():
-    r = run_script("bench.py", "--configs=scale-preserve", "--steps=2", "--warmup=1", "--dtype=float32")
+    r = run_script("bench.py", "--configs=preserve", "--steps=2", "--warmup=1", "--dtype=float32")
     assert r.returncode == 0, r.stderr
-    frozen, everything = [line.split() for line in r.stdout.splitlines() if line.startswith("scale-preserve")]
+    frozen, everything = [line.split() for line in r.stdout.splitlines() if line.startswith("preserve")]
     assert frozen[1] == "(frozen)" and everything[1] == "(all)"
     assert int(frozen[3].replace(",", "")) < int(everything[3].replace(",", ""))  # fewer trainable parameters
     assert float(frozen[8]) < float(everything[8])  # less optimizer state

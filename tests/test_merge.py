@@ -146,7 +146,7 @@ def test_frozen_entries_stay_bit_identical_in_every_method():
     config = GPTConfig(block_size=16, vocab_size=64, n_layer=2, n_head=2, n_embd=16)
     base_sd = trained_a_little(config).state_dict()
     ckpt = {"model": base_sd, "model_args": asdict(config)}
-    margs, sd, frozen = scale.grow(scale.build_parser().parse_args(["--method=scale"]), ckpt)
+    margs, sd, frozen = scale.grow(ckpt, method="scale")
     up = scale.build(margs, sd).state_dict()
     children = []
     for seed in (1, 2, 3):  # continued models: only the trainable (new) tensors moved

@@ -17,6 +17,7 @@ import train
 from checkpoint import load_checkpoint
 from model import GPTConfig
 from model_scale import new_model
+from optim import apply_freezing, make_optimizer
 from cli import UserError
 from tests.conftest import TINY, run_script, trained_a_little
 
@@ -43,10 +44,11 @@ def base_checkpoint(bias=True, vocab=256, block=32):
 
 def grown_and_base(flags, ckpt, dtype):
     """Grow ckpt in dtype with scale.py's own functions; return (base, grown) models."""
-    args = scale.build_parser().parse_args(flags)
+    args = scale.build_parser().parse_args(flags)  # the flags as scale.py reads them
     base = new_model(ckpt["model_args"]).to(dtype).eval()
     base.load_state_dict(ckpt["model"])
-    margs, sd, _ = scale.grow(args, dict(ckpt, model={k: v.to(dtype) for k, v in ckpt["model"].items()}))
+    margs, sd, _ = scale.grow(dict(ckpt, model={k: v.to(dtype) for k, v in ckpt["model"].items()}),
+                              **scale.growth_options(args))
     return base, scale.build(margs, sd, dtype).eval()
 
 
@@ -152,10 +154,8 @@ def test_frozen_base_gets_no_gradients_and_no_optimizer_state(base_path, tmp_pat
         ckpt = load_checkpoint(str(tmp_path / "g.pt"))
         model = new_model(ckpt["model_args"])
         model.load_state_dict(ckpt["model"])
-        train.apply_freezing(model, ckpt["frozen"])
-        args, _ = train.parse_args([])
-        train.fill_defaults(args)
-        opt = train.make_optimizer(model, args, "cpu")
+        apply_freezing(model, ckpt["frozen"])
+        opt = make_optimizer(model, learning_rate=3e-4, weight_decay=0.1, betas=(0.9, 0.99))
         idx = torch.randint(256, (2, 32))
         model(idx, idx)[1].backward()
         opt.step()

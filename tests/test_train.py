@@ -22,6 +22,7 @@ from data.loader import draw_rows, parse_replay
 from checkpoint import load_checkpoint, save_checkpoint
 from model import GPT, GPTConfig
 from cli import UserError
+from optim import lr_at
 from tests.conftest import REPO, TINY, run_script
 
 
@@ -70,9 +71,7 @@ def test_draw_rows_mixes_sources_in_the_given_proportions():
 
 
 def test_lr_schedule_warms_up_then_decays_to_min_lr():
-    args, _ = train.parse_args(["--learning-rate=1e-3", "--min-lr=1e-4", "--warmup-iters=10", "--max-iters=110"])
-    train.fill_defaults(args)
-    lrs = [train.lr_at(i, args) for i in range(120)]
+    lrs = [lr_at(i, learning_rate=1e-3, min_lr=1e-4, warmup_iters=10, lr_decay_iters=110) for i in range(120)]
     assert lrs[0] < lrs[5] < lrs[9] < 1e-3
     assert abs(lrs[10] - 1e-3) < 1e-12 and abs(lrs[110] - 1e-4) < 1e-12 and lrs[119] == 1e-4
     assert all(x >= y for x, y in zip(lrs[10:], lrs[11:]))
