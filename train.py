@@ -34,10 +34,11 @@ from tqdm import tqdm
 from data.common import DATA_DIR, get_tokenizer, load_meta
 from data.loader import draw_rows, make_batch, open_split, parse_replay, seen_tokens
 from evaluate import estimate_loss
-from checkpoint import (UPSCALED_CKPT, load_checkpoint, make_checkpoint, model_from_checkpoint,
-                        remove_stale_tmp, save_checkpoint)
-from cli import UserError, check_number, parse_flags, parser, run_cli, typed_flags, writable_dir
+from checkpoint import UPSCALED_CKPT, load_checkpoint, make_checkpoint, model_from_checkpoint, save_checkpoint
+from cli import UserError, check_number, parse_flags, parser, run_cli, typed_flags
 from model import GPT, GPTConfig
+from rundir import (PRETRAIN_OUT_DIR, claim_out_dir, continue_out_dir, init_path, start_log,
+                    take_saved_settings)
 from optim import apply_freezing, lr_at, make_optimizer, optimizer_step
 from system import set_up_system
 
@@ -46,7 +47,7 @@ from system import set_up_system
 # (at 1e-3 full continued pretraining nearly erased English in our calibration runs).
 CONTINUE_DEFAULTS = dict(dataset="korean", eval_datasets="english,korean",
                          max_iters=600, learning_rate=3e-4, warmup_iters=50)
-PRETRAIN_DEFAULTS = dict(dataset="english", eval_datasets=None, out_dir="out/base",
+PRETRAIN_DEFAULTS = dict(dataset="english", eval_datasets=None, out_dir=PRETRAIN_OUT_DIR,
                          max_iters=2000, learning_rate=1e-3, warmup_iters=100)
 ARCH_FLAGS = ("n_layer", "n_head", "n_embd", "block_size", "bias")
 
@@ -135,41 +136,6 @@ def weights_fingerprint(model):
 # the run
 
 
-def continue_out_dir(init_from):
-    """Default folder of a continued run, named after what it continues, so the README's story
-    steps never share one: out/base/ckpt.pt -> out/continued-base, upscaled -> out/continued-upscaled."""
-    if init_from == "upscaled":
-        return "out/continued-upscaled"
-    stem = os.path.splitext(os.path.basename(init_from))[0]
-    if stem == "ckpt":
-        stem = os.path.basename(os.path.dirname(os.path.abspath(init_from)))
-    return f"out/continued-{stem}"
-
-
-def init_path(args):
-    """The checkpoint --init-from names, or None for scratch."""
-    if args.init_from == "scratch":
-        return None
-    if args.init_from == "resume":
-        return os.path.join(args.out_dir or PRETRAIN_DEFAULTS["out_dir"], "ckpt.pt")
-    if args.init_from == "upscaled":
-        if not os.path.isfile(UPSCALED_CKPT):
-            raise UserError(f"no upscaled checkpoint at {UPSCALED_CKPT}: run python scale.py first, or pass a checkpoint path")
-        return UPSCALED_CKPT
-    return args.init_from
-
-
-def take_saved_settings(args, explicit, ckpt, path):
-    """Resume continues the run as it was configured, except for flags typed now (which are printed)."""
-    if not ckpt.get("config"):
-        raise UserError(f"{path} holds no training settings to resume from")
-    for key, value in ckpt["config"].items():
-        if key not in explicit and key != "init_from" and hasattr(args, key):
-            setattr(args, key, value)
-    args.out_dir = os.path.dirname(path)  # keep writing where the run lives
-    return sorted(explicit - {"init_from", "out_dir"})
-
-
 def check_settings(args):
     """Every number in range, before anything is read or written."""
     check_number("learning_rate", args.learning_rate, 0, low_open=True)
@@ -180,29 +146,6 @@ def check_settings(args):
     check_number("dropout", args.dropout, 0, 0.99)
     check_number("beta1", args.beta1, 0, 0.9999)
     check_number("beta2", args.beta2, 0, 0.9999)
-
-
-def other_settings(saved, args, explicit):
-    """The settings in which a run already in the folder differs from this one, typed flags first."""
-    ignore = {"device", "compile", "sample_tokens", "overwrite", "threads", "init_from"}
-    now = vars(args)
-    return sorted((k for k in saved if k not in ignore and k in now and saved[k] != now[k]),
-                  key=lambda k: (k not in explicit, k))
-
-
-def claim_out_dir(args, explicit, resumed):
-    """The run's folder, writable, and not holding a different earlier run (unless --overwrite)."""
-    writable_dir(args.out_dir, "--out-dir")
-    ckpt_path = os.path.join(args.out_dir, "ckpt.pt")
-    remove_stale_tmp(ckpt_path)
-    if resumed or args.overwrite or not os.path.isfile(ckpt_path):
-        return
-    saved = load_checkpoint(ckpt_path).get("config") or {}
-    differ = other_settings(saved, args, explicit)
-    if differ:
-        raise UserError(f"{args.out_dir} already holds a run with other settings ({', '.join(differ[:4])}"
-                        f"{', ...' if len(differ) > 4 else ''}): continue it with --init-from=resume "
-                        f"--out-dir={args.out_dir}, choose another --out-dir, or pass --overwrite to replace it")
 
 
 def build_model(args, explicit, ckpt, path):
@@ -329,14 +272,6 @@ def checkpoint_of(run, args, rng_state, elapsed):
                            seen_tokens=run.seen, rng={"data": rng_state[0], "torch": rng_state[1]})
 
 
-def start_log(log_path, resumed, iter_num):
-    """A new run starts a new log; a resumed one keeps its lines up to the step it resumes from."""
-    old = [line for line in open(log_path)] if os.path.exists(log_path) and resumed else []
-    with open(log_path + ".tmp", "w") as f:
-        f.writelines(line for line in old if json.loads(line)["iter"] <= iter_num)
-    os.replace(log_path + ".tmp", log_path)
-
-
 def train_step(run, args, system):
     """One optimizer step at this step's learning rate, on this process's share of the batch."""
     lr = schedule(run.iter_num, args)
@@ -389,6 +324,17 @@ def finish(run, args, system, stopped, last_eval, trained, seconds, ckpt_path):
         print("sample:\n" + sample_text(run.raw_model, run.tokenizer, "\n", args.sample_tokens, device=system.device))
 
 
+def announce(run, args, system, overridden):
+    """The start-up lines: what is trained, how big, where, on what."""
+    if overridden:
+        print("resuming with the saved settings, except: " + ", ".join(f"{k}={getattr(args, k)}" for k in overridden))
+    n_total, n_train = run.raw_model.num_params(), run.raw_model.num_params(trainable_only=True)
+    print(f"model: {n_total:,} parameters, {n_train:,} trainable ({n_total - n_train:,} frozen"
+          f"{f', {len(run.partial)} tensors partly' if run.partial else ''}); tokenizer {run.tokenizer}")
+    print(f"device {system.device}, {system.dtype}, {system.world} process(es); {args.grad_accum * args.batch_size * args.block_size:,} tokens per "
+          f"step; training on {args.dataset}{' + ' + args.replay if args.replay else ''} from step {run.iter_num}")
+
+
 def main(argv=None):
     world = int(os.environ.get("WORLD_SIZE", 1)) if int(os.environ.get("RANK", -1)) != -1 else 1
     args, explicit, ckpt, path, overridden = settle_settings(argv, world)
@@ -400,13 +346,7 @@ def main(argv=None):
     ckpt_path, log_path = os.path.join(args.out_dir, "ckpt.pt"), os.path.join(args.out_dir, "log.jsonl")
     tokens_per_iter = args.grad_accum * args.batch_size * args.block_size
     if system.master:
-        if overridden:
-            print("resuming with the saved settings, except: " + ", ".join(f"{k}={getattr(args, k)}" for k in overridden))
-        n_total, n_train = run.raw_model.num_params(), run.raw_model.num_params(trainable_only=True)
-        print(f"model: {n_total:,} parameters, {n_train:,} trainable ({n_total - n_train:,} frozen"
-              f"{f', {len(run.partial)} tensors partly' if run.partial else ''}); tokenizer {run.tokenizer}")
-        print(f"device {system.device}, {system.dtype}, {system.world} process(es); {tokens_per_iter:,} tokens per "
-              f"step; training on {args.dataset}{' + ' + args.replay if args.replay else ''} from step {run.iter_num}")
+        announce(run, args, system, overridden)
     stop = catch_ctrl_c()  # from here on, Ctrl-C saves and stops after the current step
     if system.master:
         start_log(log_path, resumed, run.iter_num)

@@ -339,3 +339,16 @@ def prepare_main(name, description, source_id, download_text, clean=lambda text:
 
 def cli(name, description, source_id, download_text, clean=lambda text: text):
     run_cli(lambda: prepare_main(name, description, source_id, download_text, clean))
+
+
+def fortune_cli(name, language, package, folder):
+    """data/<name>/prepare.py for a Debian `fortune` collection: package = (pool path, sha256),
+    folder = where its fortune files sit inside the package."""
+    pool_path, sha256 = package
+    deb = pool_path.rsplit("/", 1)[-1].split("_")[0]  # e.g. fortunes-de
+
+    def download_text():
+        return read_fortunes(fetch_deb(pool_path, sha256, hint=f"pass your own {language} text with --input=FILE"),
+                             folder)
+    cli(name, f"Prepare {language} ({deb}) as data/{name}/{{train,val}}.bin.", source_id=f"debian:{deb}",
+        download_text=download_text)

@@ -51,3 +51,22 @@ def test_sweeps_run_and_feed_the_checks(which, tiny_base, data_dir):
     number = {"replay": 8, "ties": 9, "factor": 10}[which]
     r = run_script(os.path.join(REPO, "exercises/check.py"), str(number), "--reference", cwd=d)
     assert r.returncode == 0 and "PASS" in r.stdout and "run the exercise's command" not in r.stdout, r.stdout
+
+
+def test_a_student_bug_fails_that_exercise_only(tmp_path, monkeypatch):
+    """A KeyError typo in exercise 3 and a wrong return shape in exercise 6: those two FAIL with the
+    error's type, message and the student's file and line; every other exercise still runs and passes."""
+    package = tmp_path / "exercises"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    buggy = open(os.path.join(REPO, "exercises", "solutions.py")).read()
+    buggy = buggy.replace("def depth_without_zero_init(sd, margs):",
+                          "def depth_without_zero_init(sd, margs):\n    sd['transformer.h.0.oops']\n")
+    buggy = buggy.replace("def ties_by_hand():", "def ties_by_hand():\n    return None\n\n\ndef _unused():")
+    (package / "student.py").write_text(buggy)
+    r = run_script("exercises/check.py", "all", env=dict(os.environ, PYTHONPATH=str(tmp_path)))
+    lines = [line for line in r.stdout.splitlines() if line.startswith("exercise ")]
+    assert r.returncode == 1 and len(lines) == 11, r.stdout + r.stderr
+    assert lines[2].startswith("exercise 3: FAIL — KeyError: 'transformer.h.0.oops' (at ") and "student.py:" in lines[2]
+    assert lines[5].startswith("exercise 6: FAIL")
+    assert all(": PASS" in line for i, line in enumerate(lines) if i not in (2, 5)), r.stdout

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import scale
+import rundir
 import train
 from checkpoint import load_checkpoint
 from model import GPTConfig
@@ -88,7 +89,7 @@ def test_hyperclone_noise_actually_breaks_the_symmetry():
 @pytest.fixture
 def base_path(tmp_path, data_dir, monkeypatch):
     """A base checkpoint written by train.py on tiny English, and scale.py's default output redirected here."""
-    monkeypatch.setattr(train, "UPSCALED_CKPT", str(tmp_path / "upscaled.pt"))
+    monkeypatch.setattr(rundir, "UPSCALED_CKPT", str(tmp_path / "upscaled.pt"))
     monkeypatch.setattr(scale, "UPSCALED_CKPT", str(tmp_path / "upscaled.pt"))
     train.main([f"--data-dir={data_dir}", f"--out-dir={tmp_path / 'base'}", *TINY, "--n-layer=3", "--max-iters=20",
                 "--eval-interval=20"])

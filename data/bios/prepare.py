@@ -72,7 +72,8 @@ SEED = 0
 def make_people(n, rng, taken):
     """n people with distinct names and random attributes."""
     if n > len(FIRST) * len(LAST) - len(taken):
-        raise ValueError(f"at most {len(FIRST) * len(LAST)} distinct names")
+        raise UserError(f"--people={n} per population: the generator has {len(FIRST) * len(LAST)} distinct names for "
+                        f"both populations, so use at most {(len(FIRST) * len(LAST)) // 2}")
     people = []
     while len(people) < n:
         name = f"{rng.choice(FIRST)} {rng.choice(LAST)}"
@@ -126,7 +127,8 @@ def exact_match(model, people, lang="en", device="cpu"):
     qa = [(list(q.encode()), list(a.encode())) for q, a in questions(people, lang)]
     T = max(len(q) + len(a) for q, a in qa)
     if T > model.config.block_size:
-        raise ValueError(f"questions are {T} bytes, longer than block_size={model.config.block_size}")
+        raise UserError(f"questions are {T} bytes, longer than the model's block_size={model.config.block_size}: "
+                        "use a model with a longer context")
     x = torch.zeros(len(qa), T, dtype=torch.long)
     for i, (q, a) in enumerate(qa):
         x[i, :len(q) + len(a)] = torch.tensor(q + a)

@@ -15,17 +15,11 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from data.common import cli, fetch_deb, read_fortunes  # noqa: E402
+from data.common import fortune_cli  # noqa: E402
 
 PACKAGE = ("pool/main/f/fortunes-de/fortunes-de_0.35-1_all.deb",
            "03fe7a7912935bd3d4e02e38d79ef32a289097f8718d4488c409595abce067a0")
 
 
-def download_text():
-    return read_fortunes(fetch_deb(*PACKAGE, hint="pass your own German text with --input=FILE"),
-                         "usr/share/games/fortunes/de/")
-
-
 if __name__ == "__main__":
-    cli("german", "Prepare German (fortunes-de) as data/german/{train,val}.bin.",
-        source_id="debian:fortunes-de", download_text=download_text)
+    fortune_cli("german", "German", PACKAGE, "usr/share/games/fortunes/de/")

@@ -13,17 +13,11 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from data.common import cli, fetch_deb, read_fortunes  # noqa: E402
+from data.common import fortune_cli  # noqa: E402
 
 PACKAGE = ("pool/main/f/fortunes-es/fortunes-es_1.36_all.deb",
            "54636edc1a4384093b68d1666c7e702ce42d1fcc8b5ab402d9646c328dcca899")
 
 
-def download_text():
-    return read_fortunes(fetch_deb(*PACKAGE, hint="pass your own Spanish text with --input=FILE"),
-                         "usr/share/games/fortunes/es/")
-
-
 if __name__ == "__main__":
-    cli("spanish", "Prepare Spanish (fortunes-es) as data/spanish/{train,val}.bin.",
-        source_id="debian:fortunes-es", download_text=download_text)
+    fortune_cli("spanish", "Spanish", PACKAGE, "usr/share/games/fortunes/es/")
