@@ -15,7 +15,7 @@ import torch
 from data.common import DATA_DIR
 from checkpoint import load_checkpoint, model_from_checkpoint
 from cli import UserError, check_number, parse_flags, parser, run_cli
-from system import autocast, resolve_device
+from system import autocast, resolve_device, set_threads
 from data.loader import draw_rows, make_batch, open_split
 
 
@@ -73,7 +73,9 @@ def main(argv=None):
                    help="precision (train.py evaluates under bfloat16 autocast by default on CPU: expect "
                         "differences in the third decimal)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:1 | mps | auto")
+    p.add_argument("--threads", default="auto", help="CPU threads: auto (the cores not busy) or a number")
     args = parse_flags(p, argv)
+    set_threads(args.threads)
     paths = [c for c in args.ckpts.split(",") if c]
     datasets = [d for d in args.datasets.split(",") if d]
     if not paths or not datasets:

@@ -54,7 +54,7 @@ def take_saved_settings(args, explicit, ckpt, path):
 
 def other_settings(saved, args, explicit):
     """The settings in which a run already in the folder differs from this one, typed flags first."""
-    ignore = {"device", "compile", "sample_tokens", "overwrite", "threads", "init_from"}
+    ignore = {"device", "compile", "sample_tokens", "overwrite", "threads", "init_from"}  # how, not what
     now = vars(args)
     return sorted((k for k in saved if k not in ignore and k in now and saved[k] != now[k]),
                   key=lambda k: (k not in explicit, k))

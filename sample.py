@@ -15,7 +15,7 @@ import torch
 from data.common import get_tokenizer
 from checkpoint import check_finite, load_checkpoint, model_from_checkpoint
 from cli import UserError, check_number, parse_flags, parser, run_cli
-from system import resolve_device
+from system import resolve_device, set_threads
 
 
 def sample_text(model, tokenizer, prompt, n_tokens, temperature=0.8, top_k=200, seed=0, device="cpu"):
@@ -41,7 +41,9 @@ def main(argv=None):
     p.add_argument("--top-k", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu | cuda | mps | auto")
+    p.add_argument("--threads", default="auto", help="CPU threads: auto (the cores not busy) or a number")
     args = parse_flags(p, argv)
+    set_threads(args.threads)
     for name in ("tokens", "num_samples", "top_k"):
         check_number(name, getattr(args, name), 1)
     check_number("temperature", args.temperature, 0)

@@ -2,11 +2,20 @@
 system.py — where the numbers are computed: device, precision, CPU threads.
 
 Place in the story: none; every script that runs a model (train, evaluate,
-sample, bench) asks here for its device and precision, so `--device=cuda` on a
-machine without CUDA is the same one-line error everywhere.
+sample, bench) asks here for its device, precision and number of CPU threads,
+so `--device=cuda` on a machine without CUDA is the same one-line error
+everywhere, and a laptop busy with other work does not slow training down.
+
+Why threads are chosen, not left at PyTorch's default (one per core): PyTorch's
+OpenMP threads spin while they wait for each other. When another program keeps
+one of two cores busy, two spinning threads fight it for the core and training
+runs 3.4x slower than with one thread (measured: README, Performance). So
+`--threads=auto` looks at how busy the cores are for a quarter of a second at
+start-up and uses only the ones that are free.
 """
 
 import os
+import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -43,6 +52,54 @@ def resolve_device(requested):
     return requested
 
 
+def usable_cores():
+    """Cores this process may run on (a container or taskset may allow fewer than the machine has)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def busy_cores(seconds=0.25):
+    """How many cores other programs keep busy right now: the machine's non-idle CPU time over a
+    short sleep (Linux's /proc/stat), minus this process's own. None where /proc/stat is missing."""
+    def machine_and_own():
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        own = sum(os.times()[:2])  # this process's user + system seconds
+        return sum(fields) - idle, sum(fields), own
+    try:
+        busy0, total0, own0 = machine_and_own()
+        time.sleep(seconds)
+        busy1, total1, own1 = machine_and_own()
+    except (OSError, ValueError, IndexError):
+        return None
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    wall_ticks = max(total1 - total0, 1) / max(os.cpu_count() or 1, 1)  # ticks per core in the window
+    others = (busy1 - busy0) - (own1 - own0) * ticks
+    return max(0.0, others / wall_ticks)
+
+
+def choose_threads(requested="auto", processes=1):
+    """(threads, why): --threads=N as asked, or for auto the cores not busy with other work,
+    shared among this machine's `processes` (DDP or concurrent stages)."""
+    cores = max(1, usable_cores() // processes)
+    if requested != "auto":
+        if not str(requested).isdigit() or int(requested) < 1:
+            raise UserError(f"--threads={requested} must be auto or a whole number >= 1")
+        return int(requested), "set by --threads"
+    busy = busy_cores()
+    if busy is None:
+        return cores, f"auto: {cores} core(s)"
+    free = max(1, min(cores, round(usable_cores() - busy) // processes))
+    return free, f"auto: {cores} core(s), {busy:.1f} busy with other work"
+
+
+def set_threads(requested="auto", processes=1):
+    """Choose and apply the number of CPU threads; return the start-up line's words for it."""
+    n, why = choose_threads(requested, processes)
+    torch.set_num_threads(n)
+    return f"{n} thread{'s' if n > 1 else ''} ({why})"
+
+
 def pick_dtype(requested, device_type):
     """float32 or bfloat16: bfloat16 autocast where the hardware does it fast (CUDA, and CPUs with AVX-512 BF16/AMX)."""
     if requested != "auto":
@@ -69,6 +126,8 @@ class System:
     ddp: bool        # started by torchrun
     rank: int
     world: int
+    threads: int     # CPU threads of this process
+    threads_why: str
 
     @property
     def master(self):  # the process that evaluates, logs and saves
@@ -87,5 +146,7 @@ def set_up_system(args):
             torch.cuda.set_device(device)
     device_type = device.split(":")[0]
     dtype = pick_dtype(args.dtype, device_type)
+    threads_why = set_threads(args.threads, world)
     torch.manual_seed(args.seed + rank)
-    return System(device, device_type, dtype, autocast(device_type, dtype), ddp, rank, world)
+    return System(device, device_type, dtype, autocast(device_type, dtype), ddp, rank, world,
+                  torch.get_num_threads(), threads_why)

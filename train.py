@@ -97,6 +97,8 @@ def build_parser():
     s.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu) | cpu | cuda | cuda:1 | mps")
     s.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"],
                    help="autocast precision; auto = bfloat16 on cuda and cpu when supported, else float32")
+    s.add_argument("--threads", default="auto",
+                   help="CPU threads: auto (the cores not busy with other work, checked at start-up) or a number")
     s.add_argument("--compile", action="store_true", help="torch.compile the model (faster after a slow first step)")
     s.add_argument("--seed", type=int, default=1337, help="seeds the initialisation, the data order and dropout")
     return p
@@ -221,6 +223,8 @@ def settle_settings(argv, world):
     ckpt = load_checkpoint(path) if path else None
     resumed = args.init_from == "resume"
     overridden = take_saved_settings(args, explicit, ckpt, path) if resumed else []
+    if resumed and "threads" not in explicit and ckpt.get("threads"):
+        args.threads = str(ckpt["threads"])  # the thread count can change float sums: resume exactly as it ran
     if args.out_dir is None and args.init_from not in ("scratch", "resume"):
         args.out_dir = continue_out_dir(args.init_from)
     fill_defaults(args)
@@ -260,7 +264,7 @@ def build_run(args, explicit, ckpt, path, system):
     return run
 
 
-def checkpoint_of(run, args, rng_state, elapsed):
+def checkpoint_of(run, args, system, rng_state, elapsed):
     """Everything a resume needs, as of the start of the current step (rng_state is from then)."""
     resumed = args.init_from == "resume"
     history = run.start.get("history", []) + ([] if resumed else
@@ -269,7 +273,8 @@ def checkpoint_of(run, args, rng_state, elapsed):
                            parents=[run.start] if run.start else [],
                            optimizer=run.optimizer.state_dict(), iter_num=run.iter_num, tokens_seen=run.tokens_seen,
                            elapsed_s=round(elapsed, 2), config=vars(args).copy(), frozen=run.frozen,
-                           seen_tokens=run.seen, rng={"data": rng_state[0], "torch": rng_state[1]})
+                           seen_tokens=run.seen, rng={"data": rng_state[0], "torch": rng_state[1]},
+                           threads=system.threads)  # float sums depend on it: part of what made these weights
 
 
 def train_step(run, args, system):
@@ -331,7 +336,7 @@ def announce(run, args, system, overridden):
     n_total, n_train = run.raw_model.num_params(), run.raw_model.num_params(trainable_only=True)
     print(f"model: {n_total:,} parameters, {n_train:,} trainable ({n_total - n_train:,} frozen"
           f"{f', {len(run.partial)} tensors partly' if run.partial else ''}); tokenizer {run.tokenizer}")
-    print(f"device {system.device}, {system.dtype}, {system.world} process(es); {args.grad_accum * args.batch_size * args.block_size:,} tokens per "
+    print(f"device {system.device}, {system.dtype}, {system.world} process(es), {system.threads_why}; {args.grad_accum * args.batch_size * args.block_size:,} tokens per "
           f"step; training on {args.dataset}{' + ' + args.replay if args.replay else ''} from step {run.iter_num}")
 
 
@@ -366,7 +371,7 @@ def main(argv=None):
                 diverged = True
                 break
             if run.iter_num > 0 and not done:
-                save_checkpoint(checkpoint_of(run, args, rng_at_step_start, elapsed()), ckpt_path)
+                save_checkpoint(checkpoint_of(run, args, system, rng_at_step_start, elapsed()), ckpt_path)
         if done:
             break
         loss = train_step(run, args, system)
@@ -392,7 +397,7 @@ def main(argv=None):
                         f"{schedule(run.iter_num, args):.3g}); {kept}: lower --learning-rate, or keep --grad-clip on")
     trained = run.tokens_seen - tokens_at_start
     if system.master and (trained > 0 or not resumed):
-        save_checkpoint(checkpoint_of(run, args, rng_at_step_start, elapsed()), ckpt_path)
+        save_checkpoint(checkpoint_of(run, args, system, rng_at_step_start, elapsed()), ckpt_path)
     finish(run, args, system, stop["requested"], last_eval, trained, time.time() - t_start, ckpt_path)
 
 

@@ -22,7 +22,7 @@ from model_scale import new_model  # noqa: E402
 
 # a tiny model and short evaluations: every training test runs in seconds
 TINY = ["--n-layer=2", "--n-head=2", "--n-embd=32", "--block-size=32", "--batch-size=8",
-        "--eval-iters=2", "--sample-tokens=0", "--dtype=float32", "--device=cpu"]
+        "--eval-iters=2", "--sample-tokens=0", "--dtype=float32", "--device=cpu", "--threads=1"]
 
 
 def synthetic_english(n_sentences, seed=0):
