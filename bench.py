@@ -14,6 +14,7 @@ cannot slow the next.
     python bench.py --configs=tiny,small --dtype=float32 [--compile]
     python bench.py --sample                 # KV-cache sampling vs recomputing, 256 tokens on `small`
     python bench.py --merge                  # TIES over three GPT-2-small-sized (124M) checkpoints
+    python bench.py --shared                 # idle vs one core busy, per thread setting (≈1 min)
 """
 
 import argparse
@@ -35,6 +36,7 @@ import scale
 from checkpoint import save_checkpoint
 from model_scale import config_of, new_model
 from optim import apply_freezing, make_optimizer, optimizer_step
+from system import set_threads
 from cli import UserError, parse_flags, parser, run_cli
 
 BASE = dict(n_layer=4, n_head=4, n_embd=128, block_size=128, vocab_size=256)  # train.py's default model
@@ -173,12 +175,49 @@ def time_merge(trim_scope, model_args=GPT2_SMALL):
         return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def measure_alone(flags):
+def measure_alone(flags, env=None):
     """Run this script with --run... flags in a fresh process; return the JSON it prints."""
-    out = subprocess.run([sys.executable, __file__] + flags, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, __file__] + flags, capture_output=True, text=True,
+                         env=dict(os.environ, **(env or {})))
     if out.returncode != 0:
         raise RuntimeError(out.stderr)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+SHARED_SETTINGS = {  # label: (--threads, extra environment)
+    "2 threads": ("2", {}),
+    "1 thread": ("1", {}),
+    "2 threads, passive wait": ("2", {"OMP_WAIT_POLICY": "PASSIVE"}),
+    "auto (the default)": ("auto", {}),
+}
+
+
+def busy_loop():
+    """Another program keeping one core busy (a browser tab, a compile): a Python loop that never sleeps."""
+    return subprocess.Popen([sys.executable, "-c", "while True: pass"])
+
+
+def print_shared(args):
+    """Training speed of the default model with the CPU idle and with one core busy, per thread setting."""
+    print(f"tokens/s of `base` (train.py's default model), {args.dtype}, median of {args.steps} steps; "
+          f"{os.cpu_count()} cores")
+    print(f"{'threads':<26}{'idle':>10}{'one core busy':>16}")
+    for label, (threads, env) in SHARED_SETTINGS.items():
+        row = []
+        for busy in (False, True):
+            other = busy_loop() if busy else None
+            try:
+                time.sleep(0.5 if busy else 0)  # let the other program start spinning
+                r = measure_alone(["--run=base", f"--dtype={args.dtype}", f"--steps={args.steps}",
+                                   f"--warmup={args.warmup}", f"--threads={threads}"], env)
+            finally:
+                if other:
+                    other.kill()
+                    other.wait()
+            row.append(r)
+        print(f"{label:<26}"
+              f"{row[0]['tokens_per_s']:>10,.0f}{row[1]['tokens_per_s']:>16,.0f}"
+              + (f"   (auto chose {row[0]['threads']} idle, {row[1]['threads']} busy)" if threads == "auto" else ""))
 
 
 def print_training(args):
@@ -221,19 +260,26 @@ def main():
     p.add_argument("--sample", action="store_true", help="instead: time sampling 256 tokens with and without "
                                                          "the KV cache")
     p.add_argument("--merge", action="store_true", help="instead: time merge.py TIES on three 124M checkpoints")
+    p.add_argument("--shared", action="store_true", help="instead: the default model's speed with the CPU idle and "
+                                                         "with one core busy, per thread setting")
+    p.add_argument("--threads", default="auto", help="CPU threads of each measurement: auto or a number")
     p.add_argument("--run", help=argparse.SUPPRESS)  # internal: measure one configuration, print JSON
     p.add_argument("--frozen", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--run-peak", help=argparse.SUPPRESS)
     p.add_argument("--run-merge", help=argparse.SUPPRESS)
     args = parse_flags(p)
+    threads_why = set_threads(args.threads)
     if args.run:
-        print(json.dumps(run_one(args.run, args.frozen, args.dtype, args.compile, args.steps, args.warmup)))
+        r = run_one(args.run, args.frozen, args.dtype, args.compile, args.steps, args.warmup)
+        print(json.dumps(dict(r, threads=torch.get_num_threads(), threads_why=threads_why)))
     elif args.run_peak:
         print(json.dumps({"gflops": matmul_peak(getattr(torch, args.run_peak))}))
     elif args.run_merge:
         anonymous, t = watch_anonymous_memory(), time.perf_counter()
         merge.main(json.loads(args.run_merge))
         print(json.dumps({"seconds": time.perf_counter() - t, "peak_mb": peak_mb(), "anon_mb": anonymous["mb"]}))
+    elif args.shared:
+        print_shared(args)
     elif args.sample:
         for block in (128, 512):  # `small` has a 128-token context; recomputing costs more as it grows
             r = time_sampling(block_size=block)
