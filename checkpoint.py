@@ -15,8 +15,9 @@ dict; `make_checkpoint` builds it, and these are its keys:
     frozen        {parameter name: True or a bool mask (True = frozen)}: what train.py holds fixed;
                   a merge inherits its base's
     seen_tokens   bool (vocab_size,): token ids any training data of the lineage contained
+    added         names of the tensors a growth added next to a frozen base (train.py's --new-lr-mult)
     merge         (merged checkpoints) the merge's settings
-    optimizer, iter_num, tokens_seen, elapsed_s, config, rng
+    optimizer, iter_num, tokens_seen, elapsed_s, config, rng, threads
                   (train.py's checkpoints) what an exact resume needs
 
 A checkpoint is written to a temporary file and renamed, so Ctrl-C never leaves

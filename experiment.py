@@ -29,40 +29,46 @@ import subprocess
 import sys
 import time
 
+import torch
+
 import merge
 import report
 import scale
 import train
 from data.bios.prepare import exact_match, load_people, prepare as prepare_bios
 from data.common import DATA_DIR, load_meta
-from evaluate import evaluate_checkpoints
+from data.loader import open_split
+from evaluate import estimate_loss, evaluate_checkpoints
 from checkpoint import load_checkpoint, model_from_checkpoint
 from cli import UserError, parse_flags, parser, run_cli
 
 PRESETS = {
     # byte tokenizer, 4 x 128 model: ~25k tokens/s on 2 cores, so the whole run fits in ~30 minutes
     "default": dict(n_layer=4, n_head=4, n_embd=128, block_size=128, batch_size=16, eval_iters=20, train_eval_iters=10,
-                    base_iters=2000, base_lr=1e-3, cpt_iters=300, cpt_lr=3e-4, eval_interval=50,
-                    replay=0.05, long_factor=4, joint_factor=2, full_seeds=2,
+                    base_iters=2000, base_lr=1e-3, cpt_iters=300, cpt_lr=3e-4, sweep_lrs=[1e-4, 1e-3], eval_interval=50,
+                    replay=0.05, long_factor=4, joint_factor=2, seeds=3,
                     bios_people=100, bios_renderings=5, bios_base_iters=2000, bios_base_lr=3e-3,
                     bios_iters=250, bios_lr=1e-3, bios_seeds=3, bios_methods=["full", "depth", "preserve", "route"],
                     bios_korean=False),
     # every stage, tiny: what the test runs
     "quick": dict(n_layer=4, n_head=2, n_embd=32, block_size=64, batch_size=4, eval_iters=2, train_eval_iters=1,
-                  base_iters=20, base_lr=3e-3, cpt_iters=8, cpt_lr=1e-3, eval_interval=4,
-                  replay=0.05, long_factor=2, joint_factor=2, full_seeds=2,
+                  base_iters=20, base_lr=3e-3, cpt_iters=8, cpt_lr=1e-3, sweep_lrs=[3e-3], eval_interval=4,
+                  replay=0.05, long_factor=2, joint_factor=2, seeds=2,
                   bios_people=6, bios_renderings=2, bios_base_iters=20, bios_base_lr=3e-3,
                   bios_iters=8, bios_lr=1e-3, bios_seeds=2, bios_methods=["full", "depth", "preserve", "route"],
                   bios_korean=False),
     # a GPU: a 6 x 384 model (nanoGPT's char model size) and ten times the tokens
     "gpu": dict(n_layer=6, n_head=6, n_embd=384, block_size=256, batch_size=64, eval_iters=50, train_eval_iters=20,
-                base_iters=5000, base_lr=1e-3, cpt_iters=2000, cpt_lr=3e-4, eval_interval=250,
-                replay=0.05, long_factor=4, joint_factor=2, full_seeds=3,
+                base_iters=5000, base_lr=1e-3, cpt_iters=2000, cpt_lr=3e-4, sweep_lrs=[1e-4, 1e-3], eval_interval=250,
+                replay=0.05, long_factor=4, joint_factor=2, seeds=5,
                 bios_people=400, bios_renderings=5, bios_base_iters=5000, bios_base_lr=1e-3,
                 bios_iters=1500, bios_lr=5e-4, bios_seeds=5,
                 bios_methods=["full", "depth", "hyperclone", "preserve", "adapt", "route"], bios_korean=False),
 }
 GROW = scale.RECIPES  # the language track grows the base with every registered growth
+# Runs the claims compare: each gets `seeds` seeds (data order and the growth's own random init);
+# the others (contrasts and lessons) run once. "+replay" runs also see 5% English: marked as such.
+COMPARED = ["full", "full+replay", "depth", "hyperclone", "preserve", "route+replay"]
 LANGUAGES = ["english", "korean", "german"]
 
 
@@ -146,29 +152,45 @@ def run_flags(s, data_dir, seed=1337):
             f"--seed={seed}"]
 
 
+def seed_name(name, seed):
+    """The run name of a seed: full, full-seed2, full-seed3, ..."""
+    return name if seed == 0 else f"{name}-seed{seed + 1}"
+
+
 def language_track(st, s, out, data_dir):
-    """Base on English; every growth method and full training continued on Korean; German models; merges."""
+    """Base on English; every growth method and full training continued on Korean, the compared runs
+    with several seeds; German and joint models; merges."""
     flags = model_flags(s) + run_flags(s, data_dir)
     base = st.train("base", f"{out}/base", flags + ["--dataset=english", f"--learning-rate={s['base_lr']}",
                                                     f"--eval-interval={s['base_iters'] // 10}"], s["base_iters"])
-    grown = {}
-    for name, how in GROW.items():
-        grown[name] = f"{out}/grown/{name}.pt"
-        st.run("grow", scale, scale.recipe_flags(how) + [f"--in={base}", f"--out={grown[name]}"], grown[name])
 
-    def cont(name, init, iters=s["cpt_iters"], dataset="korean", extra=(), seed=1337, evals="english,korean"):
-        argv = run_flags(s, data_dir, seed) + [
+    def grow(name, seed):
+        path = f"{out}/grown/{seed_name(name, seed)}.pt"
+        st.run("grow", scale, scale.recipe_flags(GROW[name]) + [f"--in={base}", f"--out={path}", f"--seed={seed}"],
+               path)
+        return path
+
+    def cont(name, init, iters=s["cpt_iters"], dataset="korean", extra=(), seed=0, evals="english,korean", lr=None):
+        argv = run_flags(s, data_dir, 1337 + seed) + [
             f"--init-from={init}", f"--dataset={dataset}", f"--eval-datasets={evals}",
-            f"--learning-rate={s['cpt_lr']}", f"--eval-interval={max(1, s['eval_interval'] * iters // s['cpt_iters'])}",
+            f"--learning-rate={lr or s['cpt_lr']}", f"--eval-interval={max(1, s['eval_interval'] * iters // s['cpt_iters'])}",
             *extra]
         return st.train("continue", f"{out}/{name}", argv, iters)
 
-    runs = {"base": base, "full": cont("korean/full", base)}
-    for seed in range(1, s["full_seeds"]):
-        runs[f"full-seed{seed + 1}"] = cont(f"korean/full-seed{seed + 1}", base, seed=1337 + seed)
-    runs["full+replay"] = cont("korean/full+replay", base, extra=[f"--replay=english:{s['replay']}"])
-    for name in GROW:
-        runs[name] = cont(f"korean/{name}", grown[name])
+    replay = [f"--replay=english:{s['replay']}"]
+    runs, grown = {"base": base}, {}
+    for name in ["full", "full+replay", *GROW, "route+replay"]:
+        for seed in range(s["seeds"] if name in COMPARED else 1):
+            recipe = name.removesuffix("+replay")
+            init = base if recipe == "full" else grow(recipe, seed)
+            if recipe != "full":
+                grown[seed_name(recipe, seed)] = init
+            run = seed_name(name, seed)
+            runs[run] = cont(f"korean/{run}", init, seed=seed, extra=replay if name.endswith("+replay") else ())
+            if name in COMPARED and seed == 0:  # the frontier: the same sweep of learning rates for every method
+                for lr in s["sweep_lrs"]:
+                    runs[f"{name}@{lr:g}"] = cont(f"korean/{name}@{lr:g}", init, lr=lr,
+                                                  extra=replay if name.endswith("+replay") else ())
     runs["full-long"] = cont("korean/full-long", base, iters=s["cpt_iters"] * s["long_factor"])
 
     # merging: a Korean and a German model from the same ancestor, for the 1x base and the 2x HyperClone
@@ -226,6 +248,40 @@ def params_of(path):
     return scale.count(model, ckpt.get("frozen", {}))
 
 
+@torch.no_grad()
+def symmetry(path, data_dir, s):
+    """Did the 2x HyperClone leave the 1x model? Its clones' largest difference, and its Korean and
+    English losses next to those of the 1x model it collapses to (equal while the clones are equal)."""
+    ckpt = load_checkpoint(path)
+    sd = {k: v.double() for k, v in ckpt["model"].items()}
+    small_args, small_sd = scale.unclone(sd, ckpt["model_args"])
+    wide = model_from_checkpoint(dict(ckpt, model=sd), path).double()
+    small = scale.build(small_args, small_sd, torch.float64)
+    out = {"clone_gap": scale.clone_swap_gap(sd)}
+    for lang in ("english", "korean"):
+        data = open_split(data_dir, lang, "val", ckpt["tokenizer"], s["block_size"])
+        out[lang] = [estimate_loss(m, {lang: data}, s["batch_size"], s["eval_iters"] // 4 or 1)[lang]
+                     for m in (wide, small)]
+    return out
+
+
+@torch.no_grad()
+def gate_means(path, data_dir, s):
+    """SCALE-Route's gate g (1 = keep the base's logits) averaged over English and over Korean tokens."""
+    ckpt = load_checkpoint(path)
+    model = model_from_checkpoint(ckpt, path).eval()
+    seen = []
+    hook = model.router.register_forward_hook(lambda mod, inp, outp: seen.append(torch.sigmoid(outp).mean().item()))
+    means = {}
+    for lang in ("english", "korean"):
+        seen.clear()
+        data = open_split(data_dir, lang, "val", ckpt["tokenizer"], s["block_size"])
+        estimate_loss(model, {lang: data}, s["batch_size"], s["eval_iters"] // 4 or 1)
+        means[lang] = sum(seen) / len(seen)
+    hook.remove()
+    return means
+
+
 def measure(s, out, data_dir, runs, grown, merges, bios, bios_base, bios_runs):
     ckpts = dict(runs, **{f"merged/{k}": v for k, v in merges.items()})
     print(f"\nevaluating {len(ckpts)} checkpoints on {', '.join(LANGUAGES)}", flush=True)
@@ -241,11 +297,13 @@ def measure(s, out, data_dir, runs, grown, merges, bios, bios_base, bios_runs):
     return {
         "losses": {k: losses[v] for k, v in ckpts.items()},
         "logs": {k: read_log(v) for k, v in runs.items()},
-        "params": {k: params_of(v) for k, v in dict(runs, **{f"grown/{k}": v for k, v in grown.items()}).items()},
+        "params": {k: params_of(v) for k, v in runs.items()},
         "flops_per_token": {k: model_from_checkpoint(load_checkpoint(runs[k])).flops_per_token()
                             for k in ("full-long", "hyperclone")},
         "tokens_per_step": s["batch_size"] * s["block_size"],
         "bios": bio,
+        "symmetry": {k: symmetry(runs[k], data_dir, s) for k in ("hyperclone", "hyperclone-noiseless")},
+        "gate": {k: gate_means(runs[k], data_dir, s) for k in ("route", "route+replay")},
     }
 
 
@@ -281,7 +339,7 @@ def main(argv=None):
     except KeyboardInterrupt:
         raise UserError("interrupted; run the same command again: finished stages are kept")
     results = measure(s, out, args.data_dir, runs, grown, merges, bios, bios_base, bios_runs)
-    results.update(settings=s, preset=args.preset, stages=st.done, wall_s=round(time.time() - t0, 1),
+    results.update(settings=s, compared=COMPARED, preset=args.preset, stages=st.done, wall_s=round(time.time() - t0, 1),
                    peak_rss_mb=report.peak_rss_mb(), machine=report.machine(), date=time.strftime("%Y-%m-%d"))
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(results, f, indent=1)

@@ -88,9 +88,18 @@ def optimizer_step(model, optimizer, batches, partial, grad_clip, ctx):
     return loss_sum / len(batches)
 
 
-def make_optimizer(model, learning_rate, weight_decay, betas, device_type="cpu"):
-    """AdamW over trainable tensors only; weight decay on 2-D weights (matrices, embeddings) only."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
-              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+def make_optimizer(model, learning_rate, weight_decay, betas, device_type="cpu", added=(), new_lr_mult=1.0):
+    """AdamW over trainable tensors only; weight decay on 2-D weights (matrices, embeddings) only.
+
+    `added` names the tensors a growth added next to a frozen base (random or zero init): with
+    new_lr_mult != 1 they get their own groups, whose learning rate is new_lr_mult x the schedule's,
+    because Adam moves an entry by about the learning rate per step, and a fresh stream at the
+    rate tuned for trained weights barely leaves its init (METHODS.md)."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    new = set(added) if new_lr_mult != 1 else set()
+    groups = []
+    for mult, members in ((1.0, [p for n, p in named if n not in new]), (new_lr_mult, [p for n, p in named if n in new])):
+        if members or mult == 1.0:
+            groups += [{"params": [p for p in members if p.dim() >= 2], "weight_decay": weight_decay, "lr_mult": mult},
+                       {"params": [p for p in members if p.dim() < 2], "weight_decay": 0.0, "lr_mult": mult}]
     return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=device_type == "cuda")

@@ -20,9 +20,10 @@ import numpy as np
 import merge
 import scale
 
-KOREAN_RUNS = ["full", "full-seed2", "full-seed3", "full+replay", *scale.RECIPES]
+KOREAN_RUNS = ["full", "full+replay", *scale.RECIPES, "route+replay"]  # the first seed of each; "+replay" sees English
 SCALE_VARIANTS = [name for name, options in scale.RECIPES.items() if options["method"] == "scale"]
-BASELINES = ["full"] + [name for name in scale.RECIPES if name not in SCALE_VARIANTS]
+BASELINES = ["full", "full+replay"] + [name for name in scale.RECIPES if name not in SCALE_VARIANTS
+                                       and name != "hyperclone-noiseless"]
 VERDICT = {True: "**reproduced**", False: "**not reproduced**",
            None: "not measurable: the base memorised < 50% of A (raise bios_base_iters)"}
 MERGE_METHODS = list(merge.METHODS)
@@ -50,14 +51,70 @@ def korean_runs(r):
     return [k for k in KOREAN_RUNS if k in r["losses"]]
 
 
-def noise(r, lang):
-    """Seed-to-seed spread (max - min) of full continued pretraining: the smallest difference we trust."""
-    values = [r["losses"][k][lang] for k in r["losses"] if k == "full" or k.startswith("full-seed")]
-    return max(values) - min(values) if len(values) > 1 else 0.0
+def seed_runs(r, name):
+    """The runs of one setting over its seeds: full, full-seed2, full-seed3, ..."""
+    return [k for k in r["losses"] if k == name or k.startswith(name + "-seed") and k[len(name) + 5:].isdigit()]
 
 
 def forgetting(r, k):
     return r["losses"][k]["english"] - r["losses"]["base"]["english"]
+
+
+def measure_of(what):
+    """A number of one run: its English forgetting, or its loss on a language."""
+    return (lambda r, k: forgetting(r, k)) if what == "forgetting" else (lambda r, k: r["losses"][k][what])
+
+
+def pooled_sd(r, what):
+    """The seed-to-seed standard deviation, pooled over every setting that ran several seeds: the
+    noise we assume for a setting that ran once."""
+    f, num, dof = measure_of(what), 0.0, 0
+    for name in KOREAN_RUNS:
+        values = [f(r, k) for k in seed_runs(r, name)]
+        if len(values) > 1:
+            num += float(np.var(values, ddof=1)) * (len(values) - 1)
+            dof += len(values) - 1
+    return (num / dof) ** 0.5 if dof else 0.0
+
+
+def stats(r, name, what):
+    """(mean, sd, n) of a setting over its seeds; a single run gets the pooled sd."""
+    values = [measure_of(what)(r, k) for k in seed_runs(r, name)]
+    sd = float(np.std(values, ddof=1)) if len(values) > 1 else pooled_sd(r, what)
+    return float(np.mean(values)), sd, len(values)
+
+
+def below(a, b):
+    """The rule fixed before the run: a's mean is below b's by more than twice the standard error
+    of their difference, SE = sqrt(sd_a^2 / n_a + sd_b^2 / n_b)."""
+    se = (a[1] ** 2 / a[2] + b[1] ** 2 / b[2]) ** 0.5
+    return b[0] - a[0] > 2 * se
+
+
+def frontier(r, name):
+    """[(learning rate, Korean loss, forgetting)] of one method along the learning-rate sweep, sorted by
+    Korean loss; at the default rate the mean over seeds."""
+    lr0 = r["settings"]["cpt_lr"]
+    points = [(lr0, stats(r, name, "korean")[0], stats(r, name, "forgetting")[0])]
+    for k in r["losses"]:
+        if k.startswith(name + "@"):
+            points.append((float(k.split("@")[1]), r["losses"][k]["korean"], forgetting(r, k)))
+    return sorted(points, key=lambda p: p[1])
+
+
+def forgetting_at(r, name, korean):
+    """Forgetting interpolated along the method's frontier at this Korean loss; None if its sweep
+    never gets there (its Korean stays worse, or is better everywhere)."""
+    points = frontier(r, name)
+    ks = [p[1] for p in points]
+    if not ks[0] <= korean <= ks[-1]:
+        return None
+    return float(np.interp(korean, ks, [p[2] for p in points]))
+
+
+def fmt(stat, signed=True):
+    mean = f"{stat[0]:+.3f}" if signed else f"{stat[0]:.3f}"
+    return f"{mean} ± {stat[1]:.3f} (n={stat[2]})" if stat[2] > 1 else f"{mean} (n=1)"
 
 
 def bio_stats(r, method, what):
@@ -82,10 +139,11 @@ def merge_score(losses):
 
 
 def claims(r):
-    L, en_noise, ko_noise = r["losses"], noise(r, "english"), noise(r, "korean")
+    L = r["losses"]
     before = float(np.mean(r["bios"]["before"]))
     ret = {m: bio_stats(r, m, "retention") for m in r["bios"]["runs"]}
     acq = {m: bio_stats(r, m, "acquisition") for m in r["bios"]["runs"]}
+    n_bios = len(next(iter(r["bios"]["runs"].values())))
     out = []
 
     knew = before >= 0.5  # retention means nothing if the base never memorised A
@@ -95,45 +153,55 @@ def claims(r):
                 f"(full {ret['full'][0]:.0%})", "depth keeps at most half of what the base knew", c1))
 
     best = max((m for m in SCALE_VARIANTS if m in ret), key=lambda m: ret[m][0])
-    margin = ret[best][0] - ret["depth"][0] > 2 * max(ret[best][1], ret["depth"][1], 0.01)
-    learns = acq[best][0] >= acq["full"][0] / 2
+    se = ((ret[best][1] ** 2 + ret["depth"][1] ** 2) / n_bios) ** 0.5
+    margin = ret[best][0] - ret["depth"][0] > 2 * max(se, 0.005)
+    learns, not_severe = acq[best][0] >= acq["full"][0] / 2, ret[best][0] > before / 2
     out.append(("C2", "SCALE: SCALE mitigates that forgetting while still acquiring new knowledge",
-                f"{best}: retention {ret[best][0]:.0%} vs depth {ret['depth'][0]:.0%}; acquisition "
+                f"{best}: retention {ret[best][0]:.0%} ± {ret[best][1]:.0%} vs depth {ret['depth'][0]:.0%}, "
+                f"{'above' if not_severe else 'at most'} half of A before ({before / 2:.0%}); acquisition "
                 f"{acq[best][0]:.0%} vs full {acq['full'][0]:.0%}",
-                "retention above depth's by > 2 std, and acquisition >= half of full's",
-                margin and learns if knew else None))
+                "retention above depth's by > 2 SE and, by C1's yardstick, above half of what the base knew; "
+                "acquisition >= half of full's", margin and not_severe and learns if knew else None))
 
-    least = min(SCALE_VARIANTS, key=lambda m: forgetting(r, m))
-    base_least = min(BASELINES, key=lambda m: forgetting(r, m))
-    less = forgetting(r, least) < forgetting(r, base_least) - en_noise
-    competitive = L[least]["korean"] <= L["full"]["korean"] * 1.05 + ko_noise
+    target = stats(r, "full", "korean")[0]  # equal Korean loss: what full training reaches at the default rate
+    se = 2 ** 0.5 * pooled_sd(r, "forgetting")  # SE of a difference of two single interpolated values
+    at = {m: forgetting_at(r, m, target) for m in r["compared"]}
+    scale_runs = [m for m in r["compared"] if m in SCALE_VARIANTS]
+    baselines = [m for m in r["compared"] if m in BASELINES]
+    reached = [m for m in scale_runs if at[m] is not None]
+    best = min(reached, key=lambda m: at[m]) if reached else scale_runs[0]
+    # a baseline whose sweep never crosses that Korean loss is met at its least forgetting anywhere (strict)
+    theirs = {b: at[b] if at[b] is not None else min(p[2] for p in frontier(r, b)) for b in baselines}
+    beats = {b: at[best] is not None and theirs[b] - at[best] > 2 * se for b in baselines}
+    show = lambda v: "not reached" if v is None else f"{v:+.3f}"  # noqa: E731
     out.append(("C3", "SCALE: English→Korean, SCALE forgets less English than the baselines with competitive Korean",
-                f"{least}: forgetting {forgetting(r, least):+.3f}, Korean {L[least]['korean']:.3f}; best "
-                f"baseline {base_least}: forgetting {forgetting(r, base_least):+.3f}; full: Korean "
-                f"{L['full']['korean']:.3f}; seed noise {en_noise:.3f} (English), {ko_noise:.3f} (Korean)",
-                "forgets less than every baseline by more than the seed noise, and its Korean loss is within 5% "
-                "(+ seed noise) of full continued pretraining's", less and competitive))
+                f"at full's Korean loss {target:.3f}, forgetting along each learning-rate sweep: "
+                + ", ".join(f"{m}{' (uses English)' if 'replay' in m else ''} {show(at[m])}"
+                            for m in scale_runs + [m for m in r["compared"] if m not in scale_runs + baselines]
+                            + baselines) + f"; SE {se:.3f}",
+                "the best SCALE variant reaches full's Korean loss on its sweep and there forgets less than every "
+                "baseline (full+replay included; one whose sweep does not reach that loss at its least forgetting) "
+                "by > 2 SE", all(beats.values())))
 
     log_long, log_hyper = r["logs"]["full-long"], r["logs"]["hyperclone"]
     tokens_hyper = log_hyper[-1]["tokens"]
-    flops_hyper = tokens_hyper * r["flops_per_token"]["hyperclone"]
-    tokens_long_same_flops = flops_hyper / r["flops_per_token"]["full-long"]
-    ko_hyper, ko_long = L["hyperclone"]["korean"], L["full-long"]["korean"]
+    tokens_long_same_flops = tokens_hyper * r["flops_per_token"]["hyperclone"] / r["flops_per_token"]["full-long"]
+    hyper, long = stats(r, "hyperclone", "korean"), stats(r, "full-long", "korean")
     if tokens_long_same_flops <= log_long[-1]["tokens"]:
-        flops_note = (f"its training curve passes the 2x model's FLOPs at {tokens_long_same_flops:,.0f} tokens, "
+        flops_note = (f"its curve passes the 2x model's FLOPs at {tokens_long_same_flops:,.0f} tokens, "
                       f"Korean {loss_at(log_long, tokens_long_same_flops, 'korean'):.3f}")
     else:
         flops_note = f"equal FLOPs would take {tokens_long_same_flops:,.0f} tokens"
-    c4 = ko_hyper <= ko_long + ko_noise
     out.append(("C4", "Grow Up: an upscaled model matches a smaller one trained on much more data (≈ FLOP-matched)",
-                f"2x HyperClone after {tokens_hyper:,} tokens: Korean {ko_hyper:.3f}; 1x after "
-                f"{log_long[-1]['tokens']:,} tokens: {ko_long:.3f} ({flops_note})",
-                "2x Korean loss <= the longer 1x run's + seed noise", c4))
+                f"2x HyperClone (symmetry broken) after {tokens_hyper:,} tokens: Korean {fmt(hyper, signed=False)}; 1x after "
+                f"{log_long[-1]['tokens']:,} tokens: {fmt(long, signed=False)} ({flops_note})",
+                "2x Korean loss not above the longer 1x run's by > 2 SE", not below(long, hyper)))
 
-    c5 = forgetting(r, "hyperclone") < forgetting(r, "full") - en_noise
+    h, f = stats(r, "hyperclone", "forgetting"), stats(r, "full", "forgetting")
     out.append(("C5", "Grow Up: upscaling reduces forgetting of English",
-                f"forgetting: 2x HyperClone {forgetting(r, 'hyperclone'):+.3f}, 1x full {forgetting(r, 'full'):+.3f}; "
-                f"seed noise {en_noise:.3f}", "HyperClone forgets less than full by more than the seed noise", c5))
+                f"forgetting: 2x HyperClone {fmt(h)}, 1x full {fmt(f)}; full+replay (uses English) "
+                f"{fmt(stats(r, 'full+replay', 'forgetting'))}", "HyperClone forgets less than full by > 2 SE",
+                below(h, f)))
 
     worse = {anc: min(merge_score(L[f"merged/{anc}/{m}"]) for m in MERGE_METHODS) - merge_score(L[f"joint/{anc}"])
              for anc in ("base", "hyper")}
@@ -142,14 +210,16 @@ def claims(r):
                                                                               worse.items()),
                 "for both ancestors every merge's loss is above the joint model's", all(v > 0 for v in worse.values())))
 
+    sd = pooled_sd(r, "korean")  # merges are single runs: the seed noise of a Korean loss stands in
     diff = [merge_score(L[f"merged/base/{m}"]) - merge_score(L[f"merged/hyper/{m}"]) for m in MERGE_METHODS]
     spread = max(max(merge_score(L[f"merged/{a}/{m}"]) for m in MERGE_METHODS) -
                  min(merge_score(L[f"merged/{a}/{m}"]) for m in MERGE_METHODS) for a in ("base", "hyper"))
-    c7 = sum(d > ko_noise for d in diff) > len(diff) / 2 and spread > max(0.1, 3 * ko_noise)
+    wins = sum(d > 2 * sd * 2 ** 0.5 for d in diff)
+    c7 = wins > len(diff) / 2 and spread > max(0.1, 3 * sd)
     out.append(("C7", "Grow Up: merges of upscaled models beat merges of smaller ones; methods differ widely",
-                f"hyper better than base in {sum(d > ko_noise for d in diff)} of {len(diff)} methods "
-                f"(mean gain {np.mean(diff):+.3f}); spread across methods {spread:.3f}",
-                "hyper wins for most methods by > seed noise, and methods spread > max(0.1, 3 x noise)", c7))
+                f"hyper better than base by > 2 SE in {wins} of {len(diff)} methods (mean gain {np.mean(diff):+.3f}, "
+                f"seed sd {sd:.3f}); spread across methods {spread:.3f}",
+                "hyper wins for most methods by > 2 SE (SE = sd x sqrt 2), and methods spread > max(0.1, 3 sd)", c7))
     return out
 
 
@@ -175,13 +245,31 @@ def plot_all(r, out_dir):
     paths["curves"] = _save(fig, out_dir, "curves.png")
 
     fig, ax = plt.subplots(figsize=(6, 4.5))
-    for k in korean_runs(r):
-        ax.scatter(r["losses"][k]["korean"], forgetting(r, k))
-        ax.annotate(k, (r["losses"][k]["korean"], forgetting(r, k)), fontsize=8, xytext=(3, 3),
-                    textcoords="offset points")
+    for k in korean_runs(r):  # mean over seeds, bars: one sd (the pooled sd for single runs, drawn dotted)
+        (x, sx, n), (y, sy, _) = stats(r, k, "korean"), stats(r, k, "forgetting")
+        bars = ax.errorbar(x, y, xerr=sx, yerr=sy, fmt="o", ms=4, capsize=2)
+        if n == 1:
+            bars[-1][0].set_linestyle(":")
+            bars[-1][1].set_linestyle(":")
+        ax.annotate(k + (" *" if "replay" in k else ""), (x, y), fontsize=8, xytext=(3, 3), textcoords="offset points")
     ax.set(xlabel="Korean validation loss after  (← better)", ylabel="English forgetting: loss rise  (↓ better)",
-           title="Stability vs plasticity (best: bottom left)")
+           title="Stability vs plasticity (best: bottom left; * sees English)")
     paths["tradeoff"] = _save(fig, out_dir, "tradeoff.png")
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.8))
+    for m in r["compared"]:  # one curve per method along the learning-rate sweep; bars: seed sd at the default
+        points = frontier(r, m)
+        line, = ax.plot([p[1] for p in points], [p[2] for p in points], "-o", ms=3,
+                        label=m + (" (sees English)" if "replay" in m else ""))
+        (x, sx, _), (y, sy, _) = stats(r, m, "korean"), stats(r, m, "forgetting")
+        ax.errorbar(x, y, xerr=sx, yerr=sy, color=line.get_color(), capsize=2)
+        for lr, k, f in points:
+            ax.annotate(f"{lr:g}", (k, f), fontsize=6, xytext=(2, -8), textcoords="offset points")
+    ax.axvline(stats(r, "full", "korean")[0], color="grey", lw=0.8, ls=":")
+    ax.set(xlabel="Korean validation loss after  (← better)", ylabel="English forgetting  (↓ better)",
+           title="Frontier across learning rates (dotted: full's Korean)")
+    ax.legend(fontsize=7)
+    paths["frontier"] = _save(fig, out_dir, "frontier.png")
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for k, label in (("full-long", "1x, continued longer"), ("hyperclone", "2x HyperCloned")):
@@ -238,8 +326,11 @@ def write_report(r, out_dir="report"):
     for stage in r["stages"].values():
         groups[stage["group"]] = groups.get(stage["group"], 0) + stage["seconds"]
     tokens = s["cpt_iters"] * r["tokens_per_step"]
-    lang_rows = [(k, f"{r['params'][k][0]:,}", f"{r['params'][k][1]:,}", f"{L[k]['english']:.3f}",
-                  f"{forgetting(r, k):+.3f}", f"{L[k]['korean']:.3f}") for k in korean_runs(r)]
+    lang_rows = [(k, f"{r['params'][k][0]:,}", f"{r['params'][k][1]:,}", len(seed_runs(r, k)),
+                  fmt(stats(r, k, "forgetting")), fmt(stats(r, k, "korean"), signed=False)) for k in korean_runs(r)]
+    sym_rows = [(k, f"{v['clone_gap']:.2e}", *(f"{v[lang][0]:.4f} / {v[lang][1]:.4f}" for lang in ("korean", "english")))
+                for k, v in r["symmetry"].items()]
+    gate_rows = [(k, f"{v['english']:.3f}", f"{v['korean']:.3f}") for k, v in r["gate"].items()]
     bio_rows = [(m, f"{bio_stats(r, m, 'retention')[0]:.1%} ± {bio_stats(r, m, 'retention')[1]:.1%}",
                  f"{bio_stats(r, m, 'acquisition')[0]:.1%} ± {bio_stats(r, m, 'acquisition')[1]:.1%}")
                 for m in r["bios"]["runs"]]
@@ -255,10 +346,13 @@ peak memory {r['peak_rss_mb']:,} MiB. Time per stage when it ran:
 
 Settings: a {s['n_layer']}-layer, {s['n_embd']}-wide GPT on bytes, block {s['block_size']}, batch {s['batch_size']};
 English base {s['base_iters']} steps; every continued run {s['cpt_iters']} steps = {tokens:,} Korean tokens at
-learning rate {s['cpt_lr']}; biographies: {s['bios_people']} people per population, {s['bios_seeds']} seeds.
-All losses are validation losses in nats per byte on fixed batches. Single runs unless said; the seed noise
-(max - min over {s['full_seeds']} seeds of full continued pretraining) is {noise(r, 'english'):.3f} on English
-and {noise(r, 'korean'):.3f} on Korean.
+learning rate {s['cpt_lr']} for every method (weights a growth added included: no learning-rate sweep yet);
+biographies: {s['bios_people']} people per population, {s['bios_seeds']} seeds. All losses are validation losses
+in nats per byte on fixed batches. The compared runs ({", ".join(r["compared"])}) ran {s['seeds']} seeds each, varying
+the data order and the growth's own random initialisation; the others ran once and are given the pooled seed
+standard deviation ({pooled_sd(r, 'forgetting'):.3f} for forgetting, {pooled_sd(r, 'korean'):.3f} for Korean).
+Embedding rows of bytes the English base never saw train in every method (one policy); HyperCloning breaks
+the clones' symmetry with noise {scale.SYMMETRY_NOISE} (the function is kept); "+replay" runs see 5% English.
 
 ## The claims
 
@@ -268,11 +362,39 @@ and {noise(r, 'korean'):.3f} on Korean.
 
 English before: {L['base']['english']:.3f}; Korean before: {L['base']['korean']:.3f}.
 
-{table(["run", "parameters", "trainable", "English after", "forgetting", "Korean after"], lang_rows)}
+{table(["run", "parameters", "trainable", "seeds", "English forgetting (mean ± sd)", "Korean after (mean ± sd)"], lang_rows)}
+
+### Does the 2x HyperClone leave the 1x model?
+
+The largest difference between a tensor and the same tensor with its two clones swapped, after training, and
+the loss of the 2x model next to the loss of the 1x model it collapses to (clone 0 of every coordinate, each
+row block summed over its input clones; equal as long as the clones are equal):
+
+{table(["run", "clone gap", "Korean: 2x / collapsed 1x", "English: 2x / collapsed 1x"], sym_rows)}
+
+Without noise the clones receive identical gradients and stay equal: the "2x" model is the 1x model
+with a larger step on its matrices.
+
+### What does SCALE-Route's gate learn?
+
+Mean gate over English and over Korean validation tokens (1 keeps the base's logits, 0 uses the adaptation):
+
+{table(["run", "gate on English", "gate on Korean"], gate_rows)}
 
 ![curves]({plots['curves']})
 
 ![trade-off]({plots['tradeoff']})
+
+### The whole frontier: forgetting against Korean loss across learning rates
+
+The compared methods were also trained at learning rates {", ".join(f"{lr:g}" for lr in s["sweep_lrs"])}
+(one seed each) besides {s['cpt_lr']:g}; each curve joins a method's points (labelled with their learning rate),
+the error bars are the seed sd at {s['cpt_lr']:g}. C3 reads each curve at full training's Korean loss.
+
+{table(["method", *(f"Korean / forgetting @ {lr:g}" for lr in sorted([s["cpt_lr"], *s["sweep_lrs"]]))],
+       [(m, *(f"{k:.3f} / {f:+.3f}" for _, k, f in sorted(frontier(r, m)))) for m in r["compared"]])}
+
+![frontier]({plots['frontier']})
 
 ## Biographies: retention and acquisition
 

@@ -38,11 +38,16 @@ METHODS = ("depth", "solar", "hyperclone", "ffn", "scale")  # --method; grow() s
 # The registry of named growths: every one here is grown, continued, benchmarked and tested by
 # experiment.py, report.py, bench.py and the tests, which read their lists from it. A new growth
 # method that needs no new layer is a function below, a line in grow() and a line here.
+# HyperCloning's symmetry-breaking noise for the experiment: without it both clones get identical
+# gradients for ever and the 2x model stays a 1x model with a larger step (METHODS.md). 0.005 is
+# a quarter of GPT-2's init scale; the function is kept to float32 rounding (the gap is printed).
+SYMMETRY_NOISE = 0.005
 RECIPES = {  # name: grow()'s options (scale.py's flags of the same names)
     "depth": dict(method="depth"),
     "solar": dict(method="solar"),
     "ffn": dict(method="ffn"),
-    "hyperclone": dict(method="hyperclone"),
+    "hyperclone": dict(method="hyperclone", noise=SYMMETRY_NOISE),
+    "hyperclone-noiseless": dict(method="hyperclone"),  # the lesson: it never leaves the 1x model
     "preserve": dict(method="scale", variant="preserve"),
     "adapt": dict(method="scale", variant="adapt"),
     "route": dict(method="scale", variant="route"),
@@ -227,10 +232,9 @@ def frozen_spec(model, frozen_names, seen, train_unseen):
     """{parameter name: True or a row mask} for train.py.
 
     Rows of the embedding (and an untied head) for token ids the base never saw
-    stay trainable: a base trained on ASCII English has never used the byte ids
-    of Korean, and with those rows frozen a frozen-base model cannot learn to
-    read or write Korean at all. SCALE's new columns serve every token, so its
-    base embedding stays wholly frozen.
+    stay trainable, for every method alike (one policy, so no method is handicapped):
+    a base trained on ASCII English has never used the byte ids of Korean, and with
+    those rows frozen its head keeps them at about -11 nats.
     """
     spec = {}
     for name, p in model.named_parameters():  # named_parameters lists a tied tensor once
@@ -238,9 +242,57 @@ def frozen_spec(model, frozen_names, seen, train_unseen):
             continue
         spec[name] = True
         if train_unseen and seen is not None and name in ("transformer.wte.weight", "lm_head.weight") \
-                and not getattr(model.config, "n_embd_u", 0) and not seen.all():
+                and not seen.all():
             spec[name] = seen[:, None].expand_as(p).clone()  # True = frozen: the rows of seen tokens
     return spec
+
+
+def added_names(grown_names, frozen_names):
+    """Tensors a freezing method added next to the frozen base (new blocks of depth, new neurons of
+    ffn, SCALE's stream): they start from random or zero init and learned nothing yet, so train.py
+    may give them their own learning rate (--new-lr-mult). HyperCloning and SOLAR copy trained
+    weights and freeze nothing: they add none."""
+    return sorted(k for k in grown_names if frozen_names and k not in frozen_names)
+
+
+def swap_clones(t, n, dim):
+    return torch.cat(t.chunk(n, dim=dim)[::-1], dim=dim)
+
+
+def clone_swap_gap(sd, n=2):
+    """Largest |W - W with its clones swapped| over an n x HyperClone's tensors: 0 while the clones
+    are exact copies of each other (no noise: they get identical gradients for ever), > 0 once they differ."""
+    gap = 0.0
+    for k, W in sd.items():
+        if k.endswith(("wte.weight", "wpe.weight", "lm_head.weight")):  # cloned along the width only
+            swapped = swap_clones(W, n, 1)
+        else:  # rows are outputs, columns inputs; a fused c_attn is cloned one third (q, k, v) at a time
+            thirds = W.chunk(3) if ".c_attn." in k else [W]
+            swapped = torch.cat([swap_clones(swap_clones(t, n, 0), n, 1) if t.dim() == 2 else swap_clones(t, n, 0)
+                                 for t in thirds])
+        gap = max(gap, (W.double() - swapped.double()).abs().max().item())
+    return gap
+
+
+def unclone(sd, margs, n=2):
+    """The 1x model a symmetric n x HyperClone computes (HyperCloning backwards): clone 0 of every
+    coordinate, every row block summed over its input clones. Exact while the clones are equal."""
+    C = margs["n_embd"] // n
+    out = {}
+    for k, W in sd.items():
+        if k.endswith(("wte.weight", "wpe.weight")):
+            out[k] = W[:, :C].clone()
+        elif k == "lm_head.weight":
+            out[k] = sum(W.chunk(n, dim=1))  # reads [h, h]: its column blocks act on one h
+        elif W.dim() == 1:
+            out[k] = torch.cat([t.chunk(n)[0] for t in W.chunk(3)]) if k.endswith("c_attn.bias") else W.chunk(n)[0]
+        elif k.endswith("c_attn.weight"):
+            out[k] = torch.cat([sum(t.chunk(n, dim=0)[0].chunk(n, dim=1)) for t in W.chunk(3)])
+        else:
+            out[k] = sum(W.chunk(n, dim=0)[0].chunk(n, dim=1))
+    small = dict(margs, n_embd=C, n_head=margs["n_head"] // n,
+                 n_inner=margs["n_inner"] // n if margs.get("n_inner") else 0)
+    return small, out
 
 
 def count(model, spec):
@@ -271,7 +323,8 @@ def build_parser():
     p.add_argument("--add-neurons", type=int, default=0,
                    help="scale / ffn: new MLP neurons (default: 4 x the new width for scale, the base MLP width for ffn)")
     p.add_argument("--freeze-unseen", action="store_true",
-                   help="depth / ffn: also freeze embedding rows of tokens the base never saw")
+                   help="also freeze the base's embedding rows of tokens it never saw (default: they train, "
+                        "for every method)")
     p.add_argument("--seed", type=int, default=0, help="seed for the new weights")
     return p
 
@@ -372,7 +425,8 @@ def main(argv=None):
               **{k: v for k, v in vars(args).items() if k not in ("inp", "out", "method")}}
     save_checkpoint(make_checkpoint(grown.state_dict(), asdict(grown.config), ckpt["tokenizer"],
                                     ckpt.get("history", []) + [record], parents=[ckpt],
-                                    frozen=spec, seen_tokens=seen), args.out)
+                                    frozen=spec, seen_tokens=seen, added=added_names([n for n, _ in grown.named_parameters()], frozen_names)),
+                    args.out)
     print(f"saved {args.out}; continue it with: python train.py --init-from="
           + ("upscaled" if args.out == UPSCALED_CKPT else args.out))
 

@@ -83,6 +83,9 @@ def build_parser():
     o.add_argument("--min-lr", type=float, help="final learning rate of the cosine (default: learning rate / 10)")
     o.add_argument("--warmup-iters", type=int, help="linear warm-up steps (default: 100; 50 when continuing)")
     o.add_argument("--lr-decay-iters", type=int, help="steps of the cosine decay (default: --max-iters)")
+    o.add_argument("--new-lr-mult", type=float, default=1.0,
+                   help="learning rate of the weights a growth added next to a frozen base (depth's new blocks, "
+                        "ffn's neurons, SCALE's stream), as a multiple of --learning-rate")
     o.add_argument("--weight-decay", type=float, default=0.1, help="AdamW decay, on 2-D weights only")
     o.add_argument("--beta1", type=float, default=0.9, help="AdamW's first-moment decay")
     o.add_argument("--beta2", type=float, default=0.99, help="AdamW's second-moment decay")
@@ -146,6 +149,7 @@ def check_settings(args):
     for name in ("max_iters", "warmup_iters", "lr_decay_iters", "weight_decay", "grad_clip", "min_lr", "sample_tokens"):
         check_number(name, getattr(args, name), 0)
     check_number("dropout", args.dropout, 0, 0.99)
+    check_number("new_lr_mult", args.new_lr_mult, 0, low_open=True)
     check_number("beta1", args.beta1, 0, 0.9999)
     check_number("beta2", args.beta2, 0, 0.9999)
 
@@ -243,7 +247,7 @@ def build_run(args, explicit, ckpt, path, system):
     model.to(system.device)
     partial = apply_freezing(model, frozen)
     optimizer = make_optimizer(model, args.learning_rate, args.weight_decay, (args.beta1, args.beta2),
-                               system.device_type)
+                               system.device_type, (ckpt or {}).get("added", []), args.new_lr_mult)
     sources, eval_splits = open_datasets(args, tokenizer)
     seen = seen_tokens(sources, model.config.vocab_size, (ckpt or {}).get("seen_tokens"))
     run = Run(model, model, optimizer, tokenizer, frozen, partial, sources, eval_splits, seen,
@@ -274,14 +278,14 @@ def checkpoint_of(run, args, system, rng_state, elapsed):
                            optimizer=run.optimizer.state_dict(), iter_num=run.iter_num, tokens_seen=run.tokens_seen,
                            elapsed_s=round(elapsed, 2), config=vars(args).copy(), frozen=run.frozen,
                            seen_tokens=run.seen, rng={"data": rng_state[0], "torch": rng_state[1]},
-                           threads=system.threads)  # float sums depend on it: part of what made these weights
+                           threads=system.threads, added=run.start.get("added", []))  # float sums depend on it: part of what made these weights
 
 
 def train_step(run, args, system):
     """One optimizer step at this step's learning rate, on this process's share of the batch."""
     lr = schedule(run.iter_num, args)
     for group in run.optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_mult", 1.0)
     local_accum = args.grad_accum // system.world  # micro-batches per step on this process
     rows = draw_rows(run.data_gen, run.sources, args.grad_accum * args.batch_size, args.block_size)
     rows = rows[system.rank * local_accum * args.batch_size:(system.rank + 1) * local_accum * args.batch_size]

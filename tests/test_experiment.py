@@ -38,7 +38,7 @@ def test_quick_experiment_writes_the_report(quick_run):
     data, out = quick_run
     results = json.load(open(os.path.join(out, "results.json")))
     for run in ["base", "full", "full-seed2", "full+replay", "full-long", "joint/hyper", "german/base",
-                *experiment.GROW]:
+                "route+replay", "hyperclone-seed2", *experiment.GROW]:
         assert set(results["losses"][run]) == {"english", "korean", "german"}
     assert len([k for k in results["losses"] if k.startswith("merged/")]) == 10  # 5 methods x 2 ancestors
     assert results["params"]["preserve"][1] < results["params"]["preserve"][0]  # the base is frozen
@@ -46,7 +46,10 @@ def test_quick_experiment_writes_the_report(quick_run):
     text = open(os.path.join(out, "report", "REPORT.md")).read()
     for claim in ["C1", "C2", "C3", "C4", "C5", "C6", "C7"]:
         assert f"| {claim} |" in text
-    for png in ["curves.png", "tradeoff.png", "data_efficiency.png", "merges.png"]:
+    assert results["symmetry"]["hyperclone-noiseless"]["clone_gap"] == 0 < results["symmetry"]["hyperclone"]["clone_gap"]
+    assert set(results["gate"]) == {"route", "route+replay"} and 0 < results["gate"]["route"]["korean"] < 1
+    assert "full@0.003" in results["losses"] and "full-seed2" in results["losses"]  # the sweep and the seeds
+    for png in ["curves.png", "tradeoff.png", "frontier.png", "data_efficiency.png", "merges.png"]:
         assert os.path.getsize(os.path.join(out, "report", png)) > 10_000
 
 

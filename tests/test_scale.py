@@ -131,9 +131,11 @@ def test_frozen_weights_bit_identical_after_continued_training(method, base_path
         model.load_state_dict(ckpt["model"])
 
 
-def test_preserve_keeps_the_base_model_inside_forever(base_path, data_dir, tmp_path):
-    """After continued training, SCALE-Preserve without its new head columns is the base model, bit for bit."""
-    scale.main(["--method=scale", "--variant=preserve", f"--in={base_path}"])
+@pytest.mark.parametrize("freeze_unseen", [True, False])
+def test_preserve_keeps_the_base_model_inside_forever(freeze_unseen, base_path, data_dir, tmp_path):
+    """After continued training, SCALE-Preserve without its new head columns is the base model, bit for bit;
+    by default on the tokens the base saw (the rows of the others train), with --freeze-unseen on all."""
+    scale.main(["--method=scale", "--variant=preserve", f"--in={base_path}"] + ["--freeze-unseen"] * freeze_unseen)
     train.main(["--init-from=upscaled", f"--data-dir={data_dir}", f"--out-dir={tmp_path / 'cont'}", *TINY[5:],
                 "--max-iters=30", "--learning-rate=3e-3"])
     ckpt = load_checkpoint(str(tmp_path / "cont" / "ckpt.pt"))
@@ -141,11 +143,14 @@ def test_preserve_keeps_the_base_model_inside_forever(base_path, data_dir, tmp_p
     grown.load_state_dict(ckpt["model"])
     base = new_model(load_checkpoint(base_path)["model_args"])
     base.load_state_dict(load_checkpoint(base_path)["model"])
-    idx = torch.randint(256, (2, 32))
+    seen = load_checkpoint(base_path)["seen_tokens"]
+    known = seen if not freeze_unseen else torch.ones_like(seen)
+    ids = known.nonzero().flatten()
+    idx = ids[torch.randint(len(ids), (2, 32))]
     changed = (grown(idx)[0] - base(idx)[0]).abs().max().item()
     with torch.no_grad():
         grown.lm_head_u.weight.zero_()
-    assert changed > 1e-3 and torch.equal(grown(idx)[0], base(idx)[0])
+    assert changed > 1e-3 and torch.equal(grown(idx)[0][..., known], base(idx)[0][..., known])
 
 
 def test_frozen_base_gets_no_gradients_and_no_optimizer_state(base_path, tmp_path):
@@ -225,3 +230,48 @@ def test_resume_of_a_grown_run_is_exact_and_keeps_the_base_frozen(base_path, dat
     mask = up["frozen"]["transformer.wte.weight"]
     assert torch.equal(b["model"]["transformer.wte.weight"][mask], up["model"]["transformer.wte.weight"][mask])
     assert b["frozen"].keys() == up["frozen"].keys()
+
+
+def test_a_noiseless_hyperclone_never_leaves_the_1x_model(base_path, data_dir, tmp_path):
+    """Without noise both clones get identical gradients: after training the clones are still equal and
+    the 2x model computes what its 1x collapse computes. With noise they drift apart."""
+    idx = torch.randint(256, (2, 32))
+    gaps = {}
+    for noise in ("0", "0.005"):
+        grown = str(tmp_path / f"h{noise}.pt")
+        scale.main(["--method=hyperclone", f"--noise={noise}", f"--in={base_path}", f"--out={grown}"])
+        train.main([f"--init-from={grown}", f"--data-dir={data_dir}", f"--out-dir={tmp_path / noise}", *TINY[4:],
+                    "--max-iters=6", "--eval-interval=6", "--learning-rate=3e-3"])
+        ckpt = load_checkpoint(str(tmp_path / noise / "ckpt.pt"))
+        sd = {k: v.double() for k, v in ckpt["model"].items()}
+        gaps[noise] = scale.clone_swap_gap(sd)
+        small_args, small_sd = scale.unclone(sd, ckpt["model_args"])
+        wide, small = scale.build(ckpt["model_args"], sd, torch.float64), scale.build(small_args, small_sd, torch.float64)
+        collapse = (wide(idx)[0] - small(idx)[0]).abs().max().item()
+        assert (collapse < 1e-9) == (noise == "0"), (noise, collapse)
+    assert gaps["0"] == 0 and gaps["0.005"] > 1e-3
+
+
+def test_unseen_rows_train_in_every_method_and_added_weights_get_their_rate(base_path, data_dir, tmp_path):
+    """One policy: the base's embedding rows of bytes it never saw train for SCALE too; --new-lr-mult
+    gives exactly the tensors the growth added their own learning rate; frozen entries stay bit-identical."""
+    grown = str(tmp_path / "s.pt")
+    scale.main(["--method=scale", f"--in={base_path}", f"--out={grown}"])
+    up = load_checkpoint(grown)
+    mask = up["frozen"]["transformer.wte.weight"]
+    assert mask is not True and mask.any() and not mask.all()  # a row mask: seen rows frozen, unseen ones train
+    assert up["added"] and all(("_u." in k or "_12." in k or k.startswith(("transformer.wte_u", "transformer.wpe_u",
+                                "lm_head_u", "router"))) for k in up["added"])
+    model = new_model(up["model_args"])
+    model.load_state_dict(up["model"])
+    apply_freezing(model, up["frozen"])
+    opt = make_optimizer(model, 1e-3, 0.1, (0.9, 0.99), added=up["added"], new_lr_mult=10)
+    names = {id(p): n for n, p in model.named_parameters()}
+    for group in opt.param_groups:
+        assert all((names[id(p)] in up["added"]) == (group["lr_mult"] == 10) for p in group["params"])
+    train.main([f"--init-from={grown}", f"--data-dir={data_dir}", f"--out-dir={tmp_path / 'c'}", *TINY[4:],
+                "--max-iters=4", "--eval-interval=4", "--new-lr-mult=10"])
+    after = load_checkpoint(str(tmp_path / "c" / "ckpt.pt"))
+    assert after["config"]["new_lr_mult"] == 10 and after["added"] == up["added"]
+    w0, w1 = up["model"]["transformer.wte.weight"], after["model"]["transformer.wte.weight"]
+    assert torch.equal(w0[mask], w1[mask]) and not torch.equal(w0[~mask], w1[~mask])
