@@ -107,6 +107,8 @@ def load_checkpoint(path, map_location="cpu", mmap=False):
     """Load a checkpoint safely (weights_only: a downloaded file cannot run code) and check
     that it is one of ours, tokenizer included, before anyone touches it. mmap=True reads
     tensors from the file only when they are used (merge.py streams that way)."""
+    if os.path.isdir(path) and os.path.isfile(os.path.join(path, "config.json")):
+        return from_hf_folder(path)
     if not os.path.isfile(path):
         raise UserError(f"no checkpoint at {path}" + (" (it is a folder)" if os.path.isdir(path) else ""))
     try:
@@ -115,8 +117,58 @@ def load_checkpoint(path, map_location="cpu", mmap=False):
         raise UserError(unreadable(path, e))
     if not isinstance(ckpt, dict) or "model" not in ckpt or "model_args" not in ckpt:
         raise UserError(f"{path} is not a model checkpoint of this project (no 'model' and 'model_args' entries)")
+    if "tokenizer" not in ckpt and "iter_num" in ckpt:  # nanoGPT's out/ckpt.pt
+        ckpt = from_nanogpt(ckpt, path)
     if "tokenizer" not in ckpt:
         raise UserError(f"{path} does not say which tokenizer it was trained with")
+    return ckpt
+
+
+def from_nanogpt(ckpt, path):
+    """A nanoGPT checkpoint (model, model_args, iter_num, config) as one of ours. Its GPT-2 BPE models
+    (vocabulary 50,257, or 50,304 padded for speed) use our gpt2 tokenizer; torch.compile's
+    "_orig_mod." prefixes are dropped. Character-level vocabularies (meta.pkl) are not supported."""
+    vocab = ckpt["model_args"].get("vocab_size")
+    if vocab not in (50257, 50304):
+        raise UserError(f"{path} is a nanoGPT checkpoint with a {vocab}-token vocabulary (character-level?): only "
+                        "GPT-2-vocabulary nanoGPT models (50,257 or 50,304) can be used here")
+    model = {k.removeprefix("_orig_mod."): v for k, v in ckpt["model"].items()}
+    margs = {k: v for k, v in ckpt["model_args"].items() if k in ("n_layer", "n_head", "n_embd", "block_size",
+                                                                   "bias", "vocab_size", "dropout")}
+    if "lm_head.weight" not in model:
+        model["lm_head.weight"] = model["transformer.wte.weight"]
+    return make_checkpoint(model, margs, "gpt2", [{"stage": "import", "from": path, "format": "nanoGPT",
+                                                   "iter_num": ckpt["iter_num"]}])
+
+
+def from_hf_folder(path):
+    """A Hugging Face GPT-2 folder (config.json with model.safetensors, or pytorch_model.bin read
+    with weights_only) as one of our checkpoints, with GPT-2's tokenizer."""
+    import json
+    with open(os.path.join(path, "config.json")) as f:
+        config = json.load(f)
+    if config.get("model_type") != "gpt2":
+        raise UserError(f"{path} holds a {config.get('model_type')} model: only GPT-2 folders (model_type gpt2) load here")
+    st, bin_ = os.path.join(path, "model.safetensors"), os.path.join(path, "pytorch_model.bin")
+    try:
+        if os.path.isfile(st):
+            from safetensors.torch import load_file
+            weights = load_file(st)
+        elif os.path.isfile(bin_):
+            weights = torch.load(bin_, map_location="cpu", weights_only=True)
+        else:
+            raise UserError(f"{path} has a config.json but no model.safetensors or pytorch_model.bin")
+    except UserError:
+        raise
+    except Exception as e:
+        raise UserError(unreadable(path, e))
+    model_args, sd = convert_hf_gpt2(weights)
+    model_args.update(n_head=config["n_head"], block_size=config.get("n_positions", model_args["block_size"]),
+                      tie_weights=bool(config.get("tie_word_embeddings", True)))
+    if not model_args["tie_weights"] and "lm_head.weight" in weights:
+        sd["lm_head.weight"] = weights["lm_head.weight"]
+    ckpt = make_checkpoint(sd, model_args, "gpt2", [{"stage": "import", "from": path, "format": "huggingface"}])
+    model_from_checkpoint(ckpt, path)  # shapes that do not fit the config: one line here
     return ckpt
 
 

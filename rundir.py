@@ -38,7 +38,24 @@ def init_path(args):
         if not os.path.isfile(UPSCALED_CKPT):
             raise UserError(f"no upscaled checkpoint at {UPSCALED_CKPT}: run python scale.py first, or pass a checkpoint path")
         return UPSCALED_CKPT
+    if args.init_from in HUB_GPT2 and not os.path.exists(args.init_from):
+        return hub_gpt2(args.init_from)
     return args.init_from
+
+
+HUB_GPT2 = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")  # nanoGPT's names for OpenAI's GPT-2 weights
+
+
+def hub_gpt2(name):
+    """The folder of Hugging Face's `name` (downloaded once by the optional huggingface_hub package),
+    or one line saying how to get it by hand."""
+    try:
+        from huggingface_hub import snapshot_download
+        return snapshot_download(f"openai-community/{name}", allow_patterns=["config.json", "model.safetensors"])
+    except Exception as e:  # not installed, or no network
+        raise UserError(f"--init-from={name} needs Hugging Face's {name} weights ({type(e).__name__}): download "
+                        f"config.json and model.safetensors from https://huggingface.co/openai-community/{name} "
+                        f"into a folder and pass --init-from=FOLDER (or pip install huggingface_hub)")
 
 
 def take_saved_settings(args, explicit, ckpt, path):

@@ -125,6 +125,8 @@ def cases(w):
         (["sample.py", f"--ckpt={base}", "--top-k=-2"], "--top-k=-2 is out of range"),
         (["sample.py", f"--ckpt={w / 'nan.pt'}"], "non-finite values"),
         (["sample.py", f"--ckpt={base}", "--bogus"], "unrecognized arguments: --bogus"),
+        (["export.py", f"--out={w / 'hf'}"], "the following arguments are required: --ckpt"),
+        (["export.py", f"--ckpt={w / 'pickle.pt'}", f"--out={w / 'hf'}"], "holds Python objects"),
         (["exercises/check.py", "abc"], "'abc' is not an exercise"),
         (["exercises/check.py", "12"], "'12' is not an exercise"),
         (["exercises/check.py", "0"], "'0' is not an exercise"),

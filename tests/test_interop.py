@@ -1,0 +1,110 @@
+"""
+Bring your own GPT, take the grown one anywhere: nanoGPT checkpoints and Hugging Face GPT-2
+folders load, grow and keep their logits; every GPT-2-shaped model exports to a folder that an
+independent reader (Conv1D layout, GPT-2 written out by hand in test_model.py) runs to the same
+logits; what cannot be exported or read says so in one line. No network.
+
+    python -m pytest -q tests/test_interop.py
+"""
+
+import json
+import os
+from dataclasses import asdict
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+import export
+import scale
+from checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from cli import UserError
+from model import GPTConfig
+from tests.conftest import trained_a_little
+from tests.test_model import naive_gpt2
+
+
+def nanogpt_checkpoint(path, vocab_size=50304, compiled=True):
+    """What nanoGPT's train.py writes to out/ckpt.pt (a torch.compile'd model has "_orig_mod." prefixes)."""
+    config = GPTConfig(block_size=16, vocab_size=vocab_size, n_layer=4, n_head=2, n_embd=16)
+    model = trained_a_little(config, steps=2)
+    sd = {("_orig_mod." if compiled else "") + k: v for k, v in model.state_dict().items()}
+    model_args = dict(n_layer=4, n_head=2, n_embd=16, block_size=16, bias=True, vocab_size=vocab_size, dropout=0.0)
+    torch.save({"model": sd, "optimizer": {}, "model_args": model_args, "iter_num": 100, "best_val_loss": 3.2,
+                "config": {"dataset": "openwebtext", "batch_size": 12}}, path)
+    return model.eval()
+
+
+@pytest.mark.parametrize("recipe", sorted(scale.RECIPES))
+def test_a_nanogpt_checkpoint_grows_with_every_method_and_keeps_its_logits(recipe, tmp_path):
+    path = str(tmp_path / "ckpt.pt")
+    original = nanogpt_checkpoint(path)
+    ckpt = load_checkpoint(path)
+    assert ckpt["tokenizer"] == "gpt2" and ckpt["history"][0]["format"] == "nanoGPT"
+    idx = torch.randint(50257, (2, 16))
+    assert torch.equal(model_from_checkpoint(ckpt).eval()(idx)[0], original(idx)[0])
+    options = dict(scale.RECIPES[recipe], noise=0.0)  # noise keeps the function only to float32 rounding
+    margs, sd, _ = scale.grow(dict(ckpt, model={k: v.double() for k, v in ckpt["model"].items()}), **options)
+    grown = scale.build(margs, sd, torch.float64).eval()
+    gap = (grown(idx)[0] - original.double()(idx)[0]).abs().max().item()
+    assert (gap < 1e-9) == (recipe != "solar"), gap  # SOLAR is the one that does not preserve
+
+
+def test_a_character_level_nanogpt_checkpoint_is_refused_in_one_line(tmp_path):
+    nanogpt_checkpoint(str(tmp_path / "char.pt"), vocab_size=65, compiled=False)
+    with pytest.raises(UserError, match="65-token vocabulary"):
+        load_checkpoint(str(tmp_path / "char.pt"))
+
+
+def read_folder(folder, idx):
+    """An independent reader: config.json and model.safetensors in GPT2LMHeadModel's layout -> logits."""
+    config = json.load(open(os.path.join(folder, "config.json")))
+    sd = {k.removeprefix("transformer."): v.double() for k, v in load_file(os.path.join(folder, "model.safetensors")).items()}
+    if config["tie_word_embeddings"]:
+        assert "lm_head.weight" not in sd
+        sd["lm_head.weight"] = sd["wte.weight"]
+    return naive_gpt2(sd, idx, config["n_layer"], config["n_head"])
+
+
+@pytest.mark.parametrize("recipe", ["base", "no-bias", "depth", "solar", "hyperclone", "ffn"])
+def test_every_gpt2_shaped_model_exports_to_the_same_logits(recipe, tmp_path):
+    config = GPTConfig(block_size=16, vocab_size=256, n_layer=4, n_head=2, n_embd=16, bias=recipe != "no-bias")
+    base = trained_a_little(config)
+    ckpt = {"model": base.state_dict(), "model_args": asdict(config), "tokenizer": "bytes"}
+    if recipe in scale.RECIPES:
+        margs, sd, _ = scale.grow(ckpt, **scale.RECIPES[recipe])
+        with torch.no_grad():  # train-like changes, so that zero-initialised parts are not zero any more
+            sd = {k: v + 0.01 * torch.randn_like(v) for k, v in scale.tie_head(sd, margs).items()}
+        ckpt = {"model": scale.build(margs, sd).state_dict(), "model_args": margs, "tokenizer": "bytes"}
+    save_checkpoint(ckpt, str(tmp_path / "m.pt"))
+    written, _ = export.export(str(tmp_path / "m.pt"), str(tmp_path / "hf"))
+    assert written == ["config.json", "model.safetensors"]
+    idx = torch.randint(256, (2, 16))
+    ours = model_from_checkpoint(ckpt).double().eval()(idx)[0]
+    assert (read_folder(str(tmp_path / "hf"), idx) - ours).abs().max().item() < 1e-5
+    back = model_from_checkpoint(load_checkpoint(str(tmp_path / "hf"))).double().eval()  # and in again
+    assert (back(idx)[0] - ours).abs().max().item() < 1e-5
+
+
+def test_what_cannot_be_exported_or_read_says_so_in_one_line(tmp_path):
+    config = GPTConfig(block_size=16, vocab_size=64, n_layer=1, n_head=2, n_embd=16)
+    ckpt = {"model": trained_a_little(config).state_dict(), "model_args": asdict(config), "tokenizer": "bytes"}
+    margs, sd, _ = scale.grow(ckpt, method="scale")
+    save_checkpoint({"model": scale.build(margs, sd).state_dict(), "model_args": margs, "tokenizer": "bytes"},
+                    str(tmp_path / "s.pt"))
+    with pytest.raises(UserError, match="SCALE two-stream model"):
+        export.export(str(tmp_path / "s.pt"), str(tmp_path / "x"))
+    save_checkpoint(ckpt, str(tmp_path / "m.pt"))
+    folder = str(tmp_path / "hf")
+    export.export(str(tmp_path / "m.pt"), folder)
+    weights = load_file(os.path.join(folder, "model.safetensors"))
+    os.remove(os.path.join(folder, "model.safetensors"))
+    with pytest.raises(UserError, match="no model.safetensors or pytorch_model.bin"):
+        load_checkpoint(folder)
+    weights["transformer.h.0.mlp.c_fc.weight"] = weights["transformer.h.0.mlp.c_fc.weight"][:, :10].contiguous()
+    save_file(weights, os.path.join(folder, "model.safetensors"))
+    with pytest.raises(UserError, match="do not match"):
+        model_from_checkpoint(load_checkpoint(folder))
+    json.dump({"model_type": "llama"}, open(os.path.join(folder, "config.json"), "w"))
+    with pytest.raises(UserError, match="only GPT-2 folders"):
+        load_checkpoint(folder)
