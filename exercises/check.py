@@ -30,7 +30,7 @@ from model_scale import new_model  # noqa: E402
 TAUS = [[0.4, -0.1, 0.3, -0.2], [-0.5, 0.2, 0.1, -0.3], [0.1, 0.3, -0.4, 0.05]]  # exercise 6
 
 
-N_EXERCISES = 11
+N_EXERCISES = 15
 
 
 class Fail(Exception):
@@ -195,6 +195,55 @@ def check_11(m):
     expect(torch.allclose(merged["w"], (models[0]["w"] + models[1]["w"]) / 2),
            "with gamma 0 and density 1 the merge must be the plain average of the task vectors")
     return "hand examples and the gamma = 0, density = 1 limit agree"
+
+
+def check_12(m):
+    for wd in (0.1, 0.0):
+        got, want = m.drift_under_grad_mask(wd), solutions().drift_under_grad_mask(wd)
+        expect(isinstance(got, float), f"drift_under_grad_mask returns {type(got).__name__}, expected a float")
+        expect(abs(got - want) < 1e-9, f"drift_under_grad_mask({wd}) = {got:.6g}, expected {want:.6g} "
+               + ("(weight decay moves masked entries)" if wd else "(no decay: masking is enough)"))
+    got = m.drift_when_restored(0.1)
+    expect(got == 0, f"drift_when_restored(0.1) = {got:.3g}: frozen must mean bit-identical")
+    return f"masking alone: frozen entries moved {m.drift_under_grad_mask(0.1):.4f} under weight decay 0.1; restored: 0"
+
+
+def check_13(m):
+    gap0 = m.clone_gap_after_training(0.0)
+    expect(gap0 == 0, f"without noise the clones must stay exactly equal; clone gap {gap0:.3g}")
+    gap = m.clone_gap_after_training(0.01)
+    want = solutions().clone_gap_after_training(0.01)
+    expect(abs(gap - want) < 1e-6, f"clone gap with noise 0.01: {gap:.6g}, expected {want:.6g}")
+    return f"no noise: clone gap 0 after 5 steps; noise 0.01: {gap:.4f}"
+
+
+def check_14(m):
+    model = small_model(n_embd_u=16, n_inner_u=32, route=True)
+    with torch.no_grad():
+        model.router.weight.normal_(0, 0.5)
+    idx = torch.randint(64, (3, 16))
+    got, want = m.gate_mean(model, idx), solutions().gate_mean(model, idx)
+    expect(isinstance(got, float) and abs(got - want) < 1e-6, f"gate_mean = {got}, expected {want:.6f}")
+    report = "out/experiment/results.json"
+    return "gate on a random router agrees; the experiment's: " + your_run(report, lambda: ", ".join(
+        f"{k}: English {v['english']:.3f}, Korean {v['korean']:.3f}" for k, v in json.load(open(report))["gate"].items()))
+
+
+def check_15(m):
+    model = small_model(n_layer=4)
+    margs = dict(block_size=16, vocab_size=64, n_layer=4, n_head=2, n_embd=32)
+    sd = {k: v for k, v in model.state_dict().items() if k != "lm_head.weight"}
+    idx = torch.randint(64, (2, 16))
+    got = m.preservation_gaps(sd, margs, idx)
+    expect(isinstance(got, dict) and set(got) == {"depth", "solar"}, f"expected a dict with depth and solar, got {got}")
+    expect(got["depth"] == 0, f"depth must preserve exactly; its gap is {got['depth']:.3g}")
+    want = solutions().preservation_gaps(sd, margs, idx)["solar"]
+    expect(abs(got["solar"] - want) < 1e-5, f"solar's gap {got['solar']:.5g}, expected {want:.5g}")
+    return f"depth 0, solar {got['solar']:.3f} on a small model"
+
+
+def solutions():
+    return importlib.import_module("exercises.solutions")
 
 
 def where_it_broke(e):

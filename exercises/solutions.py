@@ -105,3 +105,69 @@ def breadcrumbs(tau, density, gamma):
 def merge_breadcrumbs(base, models, density, gamma):
     return {k: base[k] + sum(breadcrumbs(sd[k] - base[k], density, gamma) for sd in models) / len(models)
             for k in base}
+
+
+# 12. Frozen means bit-identical
+def _masked_adamw(weight_decay, steps, restore):
+    torch.manual_seed(0)
+    w = torch.nn.Parameter(torch.randn(4, 3))
+    frozen = torch.zeros(4, 3, dtype=torch.bool)
+    frozen[:2] = True
+    before = w.detach().clone()
+    opt = torch.optim.AdamW([w], lr=0.1, weight_decay=weight_decay)
+    for _ in range(steps):
+        (w ** 2).sum().backward()
+        w.grad[frozen] = 0  # the gradient says nothing...
+        opt.step()          # ...but decoupled weight decay still shrinks every entry
+        if restore:
+            w.data[frozen] = before[frozen]
+        opt.zero_grad()
+    return (w.detach() - before)[frozen].abs().max().item()
+
+
+def drift_under_grad_mask(weight_decay, steps=5):
+    return _masked_adamw(weight_decay, steps, restore=False)
+
+
+def drift_when_restored(weight_decay, steps=5):
+    return _masked_adamw(weight_decay, steps, restore=True)
+
+
+# 13. A HyperClone without noise
+def clone_gap_after_training(noise, steps=5):
+    from model_scale import new_model
+    torch.manual_seed(0)
+    margs = dict(block_size=16, vocab_size=64, n_layer=2, n_head=2, n_embd=32)
+    ckpt = {"model": new_model(margs).state_dict(), "model_args": margs}
+    wide_args, sd, _ = scale.grow(ckpt, method="hyperclone", noise=noise)
+    model = scale.build(wide_args, sd)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    torch.manual_seed(1)
+    for _ in range(steps):
+        idx = torch.randint(64, (4, 16))
+        model(idx, idx)[1].backward()
+        opt.step()
+        opt.zero_grad()
+    return scale.clone_swap_gap(model.state_dict())
+
+
+# 14. What SCALE-Route's gate says
+def gate_mean(model, idx):
+    seen = []
+    hook = model.router.register_forward_hook(lambda mod, inp, out: seen.append(torch.sigmoid(out)))
+    with torch.no_grad():
+        model(idx)
+    hook.remove()
+    return seen[0].mean().item()
+
+
+# 15. SOLAR vs depth: the cost of a start that does not preserve
+def preservation_gaps(sd, margs, idx):
+    base = scale.build(margs, sd).eval()
+    gaps = {}
+    for method in ("depth", "solar"):
+        grown_args, grown_sd, _ = scale.grow({"model": sd, "model_args": margs}, method=method)
+        grown = scale.build(grown_args, grown_sd).eval()
+        with torch.no_grad():
+            gaps[method] = (grown(idx)[0] - base(idx)[0]).abs().max().item()
+    return gaps

@@ -100,3 +100,37 @@ def breadcrumbs(tau, density, gamma):
 def merge_breadcrumbs(base, models, density, gamma):
     """theta = theta_base + mean_i breadcrumbs(theta_i - theta_base), tensor by tensor."""
     raise NotImplementedError
+
+
+# 12. Frozen means bit-identical
+def drift_under_grad_mask(weight_decay, steps=5):
+    """Freeze the first 2 of 4 rows of a (4, 3) weight by zeroing their gradient before each AdamW step
+    (lr 0.1, the given weight decay, loss = sum of the weight squared, torch.manual_seed(0) for the init).
+    Return the largest |change| of a frozen entry after `steps` steps."""
+    raise NotImplementedError
+
+
+def drift_when_restored(weight_decay, steps=5):
+    """The same, but after each step also put the frozen rows back (what optim.restore_frozen does)."""
+    raise NotImplementedError
+
+
+# 13. A HyperClone without noise
+def clone_gap_after_training(noise, steps=5):
+    """HyperClone (factor 2, this noise) a 2-layer, 32-wide, 64-token model (torch.manual_seed(0) for its
+    init), train it `steps` AdamW steps (lr 1e-2) on random tokens (torch.manual_seed(1)), and return
+    scale.clone_swap_gap of its state dict."""
+    raise NotImplementedError
+
+
+# 14. What SCALE-Route's gate says
+def gate_mean(model, idx):
+    """The mean of SCALE-Route's gate g (1 = keep the base's logits) over every position of idx (B, T)."""
+    raise NotImplementedError
+
+
+# 15. SOLAR vs depth: the cost of a start that does not preserve
+def preservation_gaps(sd, margs, idx):
+    """{"depth": max |logit change|, "solar": max |logit change|} after growing (sd, margs) with scale.grow's
+    depth and solar, on the token ids idx."""
+    raise NotImplementedError

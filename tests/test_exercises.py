@@ -18,13 +18,13 @@ from tests.conftest import REPO, TINY, run_script, synthetic_german
 def test_every_check_passes_on_the_reference_solutions():
     r = run_script("exercises/check.py", "all", "--reference")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert r.stdout.count(": PASS") == 11
+    assert r.stdout.count(": PASS") == 15
 
 
 def test_every_check_fails_on_the_untouched_student_file():
     r = run_script("exercises/check.py", "all")
     assert r.returncode == 1
-    assert r.stdout.count("FAIL — not done yet") == 11 and "PASS" not in r.stdout
+    assert r.stdout.count("FAIL — not done yet") == 15 and "PASS" not in r.stdout
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def test_a_student_bug_fails_that_exercise_only(tmp_path, monkeypatch):
     (package / "student.py").write_text(buggy)
     r = run_script("exercises/check.py", "all", env=dict(os.environ, PYTHONPATH=str(tmp_path)))
     lines = [line for line in r.stdout.splitlines() if line.startswith("exercise ")]
-    assert r.returncode == 1 and len(lines) == 11, r.stdout + r.stderr
+    assert r.returncode == 1 and len(lines) == 15, r.stdout + r.stderr
     assert lines[2].startswith("exercise 3: FAIL — KeyError: 'transformer.h.0.oops' (at ") and "student.py:" in lines[2]
     assert lines[5].startswith("exercise 6: FAIL")
     assert all(": PASS" in line for i, line in enumerate(lines) if i not in (2, 5)), r.stdout
