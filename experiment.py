@@ -33,6 +33,7 @@ import torch
 
 import merge
 import report
+import clones
 import scale
 import train
 from data.bios.prepare import exact_match, load_people, prepare as prepare_bios
@@ -254,10 +255,10 @@ def symmetry(path, data_dir, s):
     English losses next to those of the 1x model it collapses to (equal while the clones are equal)."""
     ckpt = load_checkpoint(path)
     sd = {k: v.double() for k, v in ckpt["model"].items()}
-    small_args, small_sd = scale.unclone(sd, ckpt["model_args"])
+    small_args, small_sd = clones.unclone(sd, ckpt["model_args"])
     wide = model_from_checkpoint(dict(ckpt, model=sd), path).double()
     small = scale.build(small_args, small_sd, torch.float64)
-    out = {"clone_gap": scale.clone_swap_gap(sd)}
+    out = {"clone_gap": clones.clone_swap_gap(sd)}
     for lang in ("english", "korean"):
         data = open_split(data_dir, lang, "val", ckpt["tokenizer"], s["block_size"])
         out[lang] = [estimate_loss(m, {lang: data}, s["batch_size"], s["eval_iters"] // 4 or 1)[lang]

@@ -138,8 +138,8 @@ def merge_score(losses):
 # the claims, each decided by a rule on the numbers
 
 
-def claims(r):
-    L = r["losses"]
+def bios_claims(r):
+    """C1, C2: SCALE's biography test."""
     before = float(np.mean(r["bios"]["before"]))
     ret = {m: bio_stats(r, m, "retention") for m in r["bios"]["runs"]}
     acq = {m: bio_stats(r, m, "acquisition") for m in r["bios"]["runs"]}
@@ -162,7 +162,12 @@ def claims(r):
                 f"{acq[best][0]:.0%} vs full {acq['full'][0]:.0%}",
                 "retention above depth's by > 2 SE and, by C1's yardstick, above half of what the base knew; "
                 "acquisition >= half of full's", margin and not_severe and learns if knew else None))
+    return out
 
+
+def language_claims(r):
+    """C3, C4, C5: English -> Korean continued pretraining."""
+    out = []
     target = stats(r, "full", "korean")[0]  # equal Korean loss: what full training reaches at the default rate
     se = 2 ** 0.5 * pooled_sd(r, "forgetting")  # SE of a difference of two single interpolated values
     at = {m: forgetting_at(r, m, target) for m in r["compared"]}
@@ -202,7 +207,12 @@ def claims(r):
                 f"forgetting: 2x HyperClone {fmt(h)}, 1x full {fmt(f)}; full+replay (uses English) "
                 f"{fmt(stats(r, 'full+replay', 'forgetting'))}", "HyperClone forgets less than full by > 2 SE",
                 below(h, f)))
+    return out
 
+
+def merge_claims(r):
+    """C6, C7: merging a Korean and a German model."""
+    L, out = r["losses"], []
     worse = {anc: min(merge_score(L[f"merged/{anc}/{m}"]) for m in MERGE_METHODS) - merge_score(L[f"joint/{anc}"])
              for anc in ("base", "hyper")}
     out.append(("C6", "Grow Up: merging language models stays below joint multilingual training",
@@ -223,85 +233,9 @@ def claims(r):
     return out
 
 
-# ----------------------------------------------------------------------------
-# plots
-
-
-def plot_all(r, out_dir):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    paths = {}
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for k in korean_runs(r):
-        log = r["logs"][k]
-        for ax, lang in zip(axes, ("english", "korean")):
-            ax.plot([e["iter"] for e in log], [e["loss"][lang] for e in log], label=k,
-                    ls="--" if k in BASELINES or k.startswith("full") else "-")
-    for ax, lang in zip(axes, ("English (forgetting)", "Korean (learning)")):
-        ax.set(xlabel="step of continued pretraining on Korean", ylabel="validation loss (nats/byte)", title=lang)
-    axes[1].legend(fontsize=8)
-    paths["curves"] = _save(fig, out_dir, "curves.png")
-
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    for k in korean_runs(r):  # mean over seeds, bars: one sd (the pooled sd for single runs, drawn dotted)
-        (x, sx, n), (y, sy, _) = stats(r, k, "korean"), stats(r, k, "forgetting")
-        bars = ax.errorbar(x, y, xerr=sx, yerr=sy, fmt="o", ms=4, capsize=2)
-        if n == 1:
-            bars[-1][0].set_linestyle(":")
-            bars[-1][1].set_linestyle(":")
-        ax.annotate(k + (" *" if "replay" in k else ""), (x, y), fontsize=8, xytext=(3, 3), textcoords="offset points")
-    ax.set(xlabel="Korean validation loss after  (← better)", ylabel="English forgetting: loss rise  (↓ better)",
-           title="Stability vs plasticity (best: bottom left; * sees English)")
-    paths["tradeoff"] = _save(fig, out_dir, "tradeoff.png")
-
-    fig, ax = plt.subplots(figsize=(6.5, 4.8))
-    for m in r["compared"]:  # one curve per method along the learning-rate sweep; bars: seed sd at the default
-        points = frontier(r, m)
-        line, = ax.plot([p[1] for p in points], [p[2] for p in points], "-o", ms=3,
-                        label=m + (" (sees English)" if "replay" in m else ""))
-        (x, sx, _), (y, sy, _) = stats(r, m, "korean"), stats(r, m, "forgetting")
-        ax.errorbar(x, y, xerr=sx, yerr=sy, color=line.get_color(), capsize=2)
-        for lr, k, f in points:
-            ax.annotate(f"{lr:g}", (k, f), fontsize=6, xytext=(2, -8), textcoords="offset points")
-    ax.axvline(stats(r, "full", "korean")[0], color="grey", lw=0.8, ls=":")
-    ax.set(xlabel="Korean validation loss after  (← better)", ylabel="English forgetting  (↓ better)",
-           title="Frontier across learning rates (dotted: full's Korean)")
-    ax.legend(fontsize=7)
-    paths["frontier"] = _save(fig, out_dir, "frontier.png")
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for k, label in (("full-long", "1x, continued longer"), ("hyperclone", "2x HyperCloned")):
-        log = r["logs"][k]
-        tokens = np.array([e["tokens"] for e in log])
-        axes[0].plot(tokens, [e["loss"]["korean"] for e in log], label=label)
-        axes[1].plot(tokens * r["flops_per_token"][k], [e["loss"]["korean"] for e in log], label=label)
-    axes[0].set(xlabel="Korean tokens seen", ylabel="Korean validation loss", title="Data efficiency")
-    axes[1].set(xlabel="training FLOPs", xscale="log", title="Compute")
-    axes[0].legend()
-    paths["efficiency"] = _save(fig, out_dir, "data_efficiency.png")
-
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4), sharey=False)
-    names = ["korean", "german", "joint"] + MERGE_METHODS
-    for ax, lang in zip(axes, ("english", "korean", "german")):
-        for j, (anc, ko_run) in enumerate((("base", "full"), ("hyper", "hyperclone"))):
-            keys = [ko_run, f"german/{anc}", f"joint/{anc}"] + [f"merged/{anc}/{m}" for m in MERGE_METHODS]
-            ax.bar(np.arange(len(keys)) + 0.4 * j, [r["losses"][k][lang] for k in keys], width=0.4,
-                   label=f"from {'1x base' if anc == 'base' else '2x HyperClone'}")
-        ax.set_xticks(np.arange(len(names)) + 0.2, names, rotation=45, ha="right", fontsize=8)
-        ax.set(title=f"{lang} validation loss", ylim=(min(r['losses'][k][lang] for k in r['losses']) * 0.9, None))
-    axes[0].legend(fontsize=8)
-    paths["merges"] = _save(fig, out_dir, "merges.png")
-    return paths
-
-
-def _save(fig, out_dir, name):
-    fig.tight_layout()
-    fig.savefig(os.path.join(out_dir, name), dpi=110)
-    import matplotlib.pyplot as plt
-    plt.close(fig)
-    return name
+def claims(r):
+    """Every claim as (id, claim, measured, rule, verdict), each decided by its rule."""
+    return bios_claims(r) + language_claims(r) + merge_claims(r)
 
 
 # ----------------------------------------------------------------------------
@@ -319,25 +253,13 @@ def claims_table(r):
                   for c, claim, measured, rule, ok in claims(r)])
 
 
-def write_report(r, out_dir="report"):
-    os.makedirs(out_dir, exist_ok=True)
-    plots, s, L = plot_all(r, out_dir), r["settings"], r["losses"]
-    groups = {}
+def header_section(r, plots):
+    """Title, machine, time per stage and the settings every number depends on."""
+    s, groups = r["settings"], {}
     for stage in r["stages"].values():
         groups[stage["group"]] = groups.get(stage["group"], 0) + stage["seconds"]
     tokens = s["cpt_iters"] * r["tokens_per_step"]
-    lang_rows = [(k, f"{r['params'][k][0]:,}", f"{r['params'][k][1]:,}", len(seed_runs(r, k)),
-                  fmt(stats(r, k, "forgetting")), fmt(stats(r, k, "korean"), signed=False)) for k in korean_runs(r)]
-    sym_rows = [(k, f"{v['clone_gap']:.2e}", *(f"{v[lang][0]:.4f} / {v[lang][1]:.4f}" for lang in ("korean", "english")))
-                for k, v in r["symmetry"].items()]
-    gate_rows = [(k, f"{v['english']:.3f}", f"{v['korean']:.3f}") for k, v in r["gate"].items()]
-    bio_rows = [(m, f"{bio_stats(r, m, 'retention')[0]:.1%} ± {bio_stats(r, m, 'retention')[1]:.1%}",
-                 f"{bio_stats(r, m, 'acquisition')[0]:.1%} ± {bio_stats(r, m, 'acquisition')[1]:.1%}")
-                for m in r["bios"]["runs"]]
-    merge_rows = [(k, *(f"{L[k][lang]:.3f}" for lang in ("english", "korean", "german")), f"{merge_score(L[k]):.3f}")
-                  for k in L if k == "base" or k.startswith(("merged/", "joint/", "german/")) or k in
-                  ("full", "hyperclone")]
-    text = f"""# Growing a GPT and teaching it Korean: the report
+    return f"""# Growing a GPT and teaching it Korean: the report
 
 Made by `python experiment.py --preset={r['preset']}` on {r['date']}: {r['machine']}.
 Wall time {r['wall_s'] / 60:.1f} min for this invocation (stages cached from earlier runs are not re-run);
@@ -353,12 +275,26 @@ the data order and the growth's own random initialisation; the others ran once a
 standard deviation ({pooled_sd(r, 'forgetting'):.3f} for forgetting, {pooled_sd(r, 'korean'):.3f} for Korean).
 Embedding rows of bytes the English base never saw train in every method (one policy); HyperCloning breaks
 the clones' symmetry with noise {scale.SYMMETRY_NOISE} (the function is kept); "+replay" runs see 5% English.
+"""
 
-## The claims
+
+def claims_section(r, plots):
+    """The claims table."""
+    return f"""## The claims
 
 {claims_table(r)}
+"""
 
-## Stability vs plasticity: English → Korean
+
+def language_section(r, plots):
+    """English -> Korean: the runs, the frontier, the symmetry test and the gate."""
+    s, L = r["settings"], r["losses"]
+    lang_rows = [(k, f"{r['params'][k][0]:,}", f"{r['params'][k][1]:,}", len(seed_runs(r, k)),
+                  fmt(stats(r, k, "forgetting")), fmt(stats(r, k, "korean"), signed=False)) for k in korean_runs(r)]
+    sym_rows = [(k, f"{v['clone_gap']:.2e}", *(f"{v[lang][0]:.4f} / {v[lang][1]:.4f}" for lang in ("korean", "english")))
+                for k, v in r["symmetry"].items()]
+    gate_rows = [(k, f"{v['english']:.3f}", f"{v['korean']:.3f}") for k, v in r["gate"].items()]
+    return f"""## Stability vs plasticity: English → Korean
 
 English before: {L['base']['english']:.3f}; Korean before: {L['base']['korean']:.3f}.
 
@@ -395,8 +331,16 @@ the error bars are the seed sd at {s['cpt_lr']:g}. C3 reads each curve at full t
        [(m, *(f"{k:.3f} / {f:+.3f}" for _, k, f in sorted(frontier(r, m)))) for m in r["compared"]])}
 
 ![frontier]({plots['frontier']})
+"""
 
-## Biographies: retention and acquisition
+
+def bios_section(r, plots):
+    """The biographies: retention of A and acquisition of B per method."""
+    s = r["settings"]
+    bio_rows = [(m, f"{bio_stats(r, m, 'retention')[0]:.1%} ± {bio_stats(r, m, 'retention')[1]:.1%}",
+                 f"{bio_stats(r, m, 'acquisition')[0]:.1%} ± {bio_stats(r, m, 'acquisition')[1]:.1%}")
+                for m in r["bios"]["runs"]]
+    return f"""## Biographies: retention and acquisition
 
 Population A memorised by the base: {np.mean(r['bios']['before']):.1%} exact match
 (per attribute: {", ".join(f"{v:.0%}" for v in r['bios']['before'])}). Phase 2 continues on population B
@@ -404,14 +348,26 @@ Population A memorised by the base: {np.mean(r['bios']['before']):.1%} exact mat
 {s['bios_iters']} steps at learning rate {s['bios_lr']}; mean ± std over {s['bios_seeds']} seeds.
 
 {table(["method", "retention on A", "acquisition of B"], bio_rows)}
+"""
 
-## Data efficiency: a 1x model trained longer vs the 2x HyperClone
+
+def efficiency_section(r, plots):
+    """Data efficiency: the 1x model trained longer against the 2x HyperClone."""
+    return f"""## Data efficiency: a 1x model trained longer vs the 2x HyperClone
 
 Training FLOPs per token: 1x {r['flops_per_token']['full-long']:,}, 2x {r['flops_per_token']['hyperclone']:,}.
 
 ![data efficiency]({plots['efficiency']})
+"""
 
-## Merging a Korean and a German model
+
+def merge_section(r, plots):
+    """Merging a Korean and a German model, against joint training."""
+    s, L = r["settings"], r["losses"]
+    merge_rows = [(k, *(f"{L[k][lang]:.3f}" for lang in ("english", "korean", "german")), f"{merge_score(L[k]):.3f}")
+                  for k in L if k == "base" or k.startswith(("merged/", "joint/", "german/")) or k in
+                  ("full", "hyperclone")]
+    return f"""## Merging a Korean and a German model
 
 Each pair continued from the same ancestor ({s['cpt_iters']} steps each); "joint" trains one model on Korean +
 German (half each) for {s['cpt_iters'] * s['joint_factor']} steps. Merged with merge.py's defaults
@@ -421,9 +377,17 @@ German (half each) for {s['cpt_iters'] * s['joint_factor']} steps. Merged with m
 
 ![merges]({plots['merges']})
 """
+
+
+def write_report(r, out_dir="report"):
+    """REPORT.md and its figures in out_dir, from results.json's numbers; returns the file's path."""
+    from plots import plot_all  # plots.py imports this file's numbers
+    os.makedirs(out_dir, exist_ok=True)
+    plots = plot_all(r, out_dir)
+    sections = (header_section, claims_section, language_section, bios_section, efficiency_section, merge_section)
     path = os.path.join(out_dir, "REPORT.md")
     with open(path, "w") as f:
-        f.write(text)
+        f.write("\n".join(section(r, plots) for section in sections))
     return path
 
 

@@ -11,6 +11,7 @@ import math
 import torch
 from torch.nn import functional as F
 
+import clones
 import scale
 
 
@@ -148,7 +149,7 @@ def clone_gap_after_training(noise, steps=5):
         model(idx, idx)[1].backward()
         opt.step()
         opt.zero_grad()
-    return scale.clone_swap_gap(model.state_dict())
+    return clones.clone_swap_gap(model.state_dict())
 
 
 # 14. What SCALE-Route's gate says

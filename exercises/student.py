@@ -11,6 +11,7 @@ import math  # noqa: F401
 import torch  # noqa: F401
 from torch.nn import functional as F  # noqa: F401
 
+import clones  # noqa: F401
 import scale  # noqa: F401
 
 
@@ -119,7 +120,7 @@ def drift_when_restored(weight_decay, steps=5):
 def clone_gap_after_training(noise, steps=5):
     """HyperClone (factor 2, this noise) a 2-layer, 32-wide, 64-token model (torch.manual_seed(0) for its
     init), train it `steps` AdamW steps (lr 1e-2) on random tokens (torch.manual_seed(1)), and return
-    scale.clone_swap_gap of its state dict."""
+    clones.clone_swap_gap of its state dict."""
     raise NotImplementedError
 
 

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import scale
+import clones
 import rundir
 import train
 from checkpoint import load_checkpoint
@@ -244,8 +245,8 @@ def test_a_noiseless_hyperclone_never_leaves_the_1x_model(base_path, data_dir, t
                     "--max-iters=6", "--eval-interval=6", "--learning-rate=3e-3"])
         ckpt = load_checkpoint(str(tmp_path / noise / "ckpt.pt"))
         sd = {k: v.double() for k, v in ckpt["model"].items()}
-        gaps[noise] = scale.clone_swap_gap(sd)
-        small_args, small_sd = scale.unclone(sd, ckpt["model_args"])
+        gaps[noise] = clones.clone_swap_gap(sd)
+        small_args, small_sd = clones.unclone(sd, ckpt["model_args"])
         wide, small = scale.build(ckpt["model_args"], sd, torch.float64), scale.build(small_args, small_sd, torch.float64)
         collapse = (wide(idx)[0] - small(idx)[0]).abs().max().item()
         assert (collapse < 1e-9) == (noise == "0"), (noise, collapse)

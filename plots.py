@@ -1,0 +1,106 @@
+"""
+plots.py — the report's figures, one function each, from results.json's numbers.
+
+Place in the story: report.py writes REPORT.md and calls plot_all for its figures.
+"""
+
+import os
+
+import numpy as np
+
+from report import BASELINES, MERGE_METHODS, frontier, korean_runs, stats
+
+
+def plot_all(r, out_dir):
+    """Every figure of the report, written to out_dir; returns {name: file name}."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return {name: _save(plot(r, plt), out_dir, f"{file}.png") for name, file, plot in (
+        ("curves", "curves", plot_curves), ("tradeoff", "tradeoff", plot_tradeoff),
+        ("frontier", "frontier", plot_frontier), ("efficiency", "data_efficiency", plot_efficiency),
+        ("merges", "merges", plot_merges))}
+
+
+def plot_curves(r, plt):
+    """English and Korean validation loss during continued pretraining, one line per run."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for k in korean_runs(r):
+        log = r["logs"][k]
+        for ax, lang in zip(axes, ("english", "korean")):
+            ax.plot([e["iter"] for e in log], [e["loss"][lang] for e in log], label=k,
+                    ls="--" if k in BASELINES or k.startswith("full") else "-")
+    for ax, lang in zip(axes, ("English (forgetting)", "Korean (learning)")):
+        ax.set(xlabel="step of continued pretraining on Korean", ylabel="validation loss (nats/byte)", title=lang)
+    axes[1].legend(fontsize=8)
+    return fig
+
+
+def plot_tradeoff(r, plt):
+    """Forgetting against Korean loss at the default learning rate, mean and sd over seeds."""
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for k in korean_runs(r):  # mean over seeds, bars: one sd (the pooled sd for single runs, drawn dotted)
+        (x, sx, n), (y, sy, _) = stats(r, k, "korean"), stats(r, k, "forgetting")
+        bars = ax.errorbar(x, y, xerr=sx, yerr=sy, fmt="o", ms=4, capsize=2)
+        if n == 1:
+            bars[-1][0].set_linestyle(":")
+            bars[-1][1].set_linestyle(":")
+        ax.annotate(k + (" *" if "replay" in k else ""), (x, y), fontsize=8, xytext=(3, 3), textcoords="offset points")
+    ax.set(xlabel="Korean validation loss after  (← better)", ylabel="English forgetting: loss rise  (↓ better)",
+           title="Stability vs plasticity (best: bottom left; * sees English)")
+    return fig
+
+
+def plot_frontier(r, plt):
+    """Forgetting against Korean loss across the learning-rate sweep, one curve per compared method."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.8))
+    for m in r["compared"]:  # one curve per method along the learning-rate sweep; bars: seed sd at the default
+        points = frontier(r, m)
+        line, = ax.plot([p[1] for p in points], [p[2] for p in points], "-o", ms=3,
+                        label=m + (" (sees English)" if "replay" in m else ""))
+        (x, sx, _), (y, sy, _) = stats(r, m, "korean"), stats(r, m, "forgetting")
+        ax.errorbar(x, y, xerr=sx, yerr=sy, color=line.get_color(), capsize=2)
+        for lr, k, f in points:
+            ax.annotate(f"{lr:g}", (k, f), fontsize=6, xytext=(2, -8), textcoords="offset points")
+    ax.axvline(stats(r, "full", "korean")[0], color="grey", lw=0.8, ls=":")
+    ax.set(xlabel="Korean validation loss after  (← better)", ylabel="English forgetting  (↓ better)",
+           title="Frontier across learning rates (dotted: full's Korean)")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def plot_efficiency(r, plt):
+    """Korean loss against tokens and against FLOPs: the 1x model trained longer vs the 2x HyperClone."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for k, label in (("full-long", "1x, continued longer"), ("hyperclone", "2x HyperCloned")):
+        log = r["logs"][k]
+        tokens = np.array([e["tokens"] for e in log])
+        axes[0].plot(tokens, [e["loss"]["korean"] for e in log], label=label)
+        axes[1].plot(tokens * r["flops_per_token"][k], [e["loss"]["korean"] for e in log], label=label)
+    axes[0].set(xlabel="Korean tokens seen", ylabel="Korean validation loss", title="Data efficiency")
+    axes[1].set(xlabel="training FLOPs", xscale="log", title="Compute")
+    axes[0].legend()
+    return fig
+
+
+def plot_merges(r, plt):
+    """Each language's loss of the language models, the joint model and every merge, per ancestor."""
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4), sharey=False)
+    names = ["korean", "german", "joint"] + MERGE_METHODS
+    for ax, lang in zip(axes, ("english", "korean", "german")):
+        for j, (anc, ko_run) in enumerate((("base", "full"), ("hyper", "hyperclone"))):
+            keys = [ko_run, f"german/{anc}", f"joint/{anc}"] + [f"merged/{anc}/{m}" for m in MERGE_METHODS]
+            ax.bar(np.arange(len(keys)) + 0.4 * j, [r["losses"][k][lang] for k in keys], width=0.4,
+                   label=f"from {'1x base' if anc == 'base' else '2x HyperClone'}")
+        ax.set_xticks(np.arange(len(names)) + 0.2, names, rotation=45, ha="right", fontsize=8)
+        ax.set(title=f"{lang} validation loss", ylim=(min(r['losses'][k][lang] for k in r['losses']) * 0.9, None))
+    axes[0].legend(fontsize=8)
+    return fig
+
+
+def _save(fig, out_dir, name):
+    fig.tight_layout()
+    fig.savefig(os.path.join(out_dir, name), dpi=110)
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+    return name
