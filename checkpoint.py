@@ -28,6 +28,7 @@ does not fit:
     model = model_from_checkpoint(load_checkpoint(path), path)
 """
 
+import hashlib
 import os
 import uuid
 import zipfile
@@ -41,13 +42,13 @@ BASE_CKPT = "out/base/ckpt.pt"     # where pretraining writes by default; scale.
 UPSCALED_CKPT = "out/upscaled.pt"  # where scale.py writes by default; --init-from=upscaled reads it
 
 
-def make_checkpoint(model_state, model_args, tokenizer, history, parents=(), **extra):
+def make_checkpoint(model_state, model_args, tokenizer, history, parents=(), own_id=None, **extra):
     """The dict every script saves. parents: the checkpoints this one was made from (their
     lineage is inherited, so descent can be checked later); extra: the optional keys above."""
     lineage = []
     for parent in parents:
         lineage += [i for i in parent.get("lineage", []) if i not in lineage]
-    lineage.append(uuid.uuid4().hex[:16])
+    lineage.append(own_id or uuid.uuid4().hex[:16])
     return {"model": model_state, "model_args": dict(model_args), "tokenizer": tokenizer,
             "history": list(history), "lineage": lineage, **extra}
 
@@ -124,6 +125,12 @@ def load_checkpoint(path, map_location="cpu", mmap=False):
     return ckpt
 
 
+def file_id(path):
+    """A stable id for a file made elsewhere (the same file gives the same id at every load)."""
+    st = os.stat(path)
+    return hashlib.sha256(f"{os.path.abspath(path)}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:16]
+
+
 def from_nanogpt(ckpt, path):
     """A nanoGPT checkpoint (model, model_args, iter_num, config) as one of ours. Its GPT-2 BPE models
     (vocabulary 50,257, or 50,304 padded for speed) use our gpt2 tokenizer; torch.compile's
@@ -138,7 +145,7 @@ def from_nanogpt(ckpt, path):
     if "lm_head.weight" not in model:
         model["lm_head.weight"] = model["transformer.wte.weight"]
     return make_checkpoint(model, margs, "gpt2", [{"stage": "import", "from": path, "format": "nanoGPT",
-                                                   "iter_num": ckpt["iter_num"]}])
+                                                   "iter_num": ckpt["iter_num"]}], own_id=file_id(path))
 
 
 def from_hf_folder(path):
@@ -167,7 +174,8 @@ def from_hf_folder(path):
                       tie_weights=bool(config.get("tie_word_embeddings", True)))
     if not model_args["tie_weights"] and "lm_head.weight" in weights:
         sd["lm_head.weight"] = weights["lm_head.weight"]
-    ckpt = make_checkpoint(sd, model_args, "gpt2", [{"stage": "import", "from": path, "format": "huggingface"}])
+    ckpt = make_checkpoint(sd, model_args, "gpt2", [{"stage": "import", "from": path, "format": "huggingface"}],
+                           own_id=file_id(os.path.join(path, "config.json")))
     model_from_checkpoint(ckpt, path)  # shapes that do not fit the config: one line here
     return ckpt
 

@@ -108,3 +108,26 @@ def test_what_cannot_be_exported_or_read_says_so_in_one_line(tmp_path):
     json.dump({"model_type": "llama"}, open(os.path.join(folder, "config.json"), "w"))
     with pytest.raises(UserError, match="only GPT-2 folders"):
         load_checkpoint(folder)
+
+
+def test_a_nanogpt_checkpoint_is_continued_and_merged_with_the_projects_commands(tmp_path):
+    """nanoGPT's GPT-2-vocabulary model, continued on two tiny GPT-2-tokenized datasets and merged
+    against it: the continued models are recognised as its descendants."""
+    import merge
+    import train
+    from data.common import write_dataset
+    from tests.conftest import synthetic_english, synthetic_german
+    data = str(tmp_path / "data")
+    write_dataset("en", synthetic_english(300), "gpt2", "test", data_dir=data)
+    write_dataset("de", synthetic_german(300), "gpt2", "test", data_dir=data)
+    nano = str(tmp_path / "ckpt.pt")
+    nanogpt_checkpoint(nano)
+    flags = [f"--data-dir={data}", "--batch-size=2", "--eval-iters=1", "--sample-tokens=0", "--dtype=float32",
+             "--device=cpu", "--threads=1", "--max-iters=2", "--eval-interval=2", f"--init-from={nano}"]
+    for lang in ("en", "de"):
+        train.main(flags + [f"--dataset={lang}", f"--eval-datasets={lang}", f"--out-dir={tmp_path / lang}"])
+    merge.main(["--method=ties", f"--base={nano}", f"--models={tmp_path / 'en' / 'ckpt.pt'},{tmp_path / 'de' / 'ckpt.pt'}",
+                f"--out={tmp_path / 'merged.pt'}"])
+    merged = load_checkpoint(str(tmp_path / "merged.pt"))
+    assert merged["tokenizer"] == "gpt2" and merged["model_args"]["vocab_size"] == 50304
+    assert [h["stage"] for h in merged["history"]] == ["import", "merge"]
