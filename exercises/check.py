@@ -11,6 +11,7 @@ what your function says about your own run.
 """
 
 import importlib
+import importlib.util
 import json
 import os
 import sys
@@ -81,12 +82,24 @@ def check_3(m):
     sd, margs = base.state_dict(), dict(base.config.__dict__)
     sd.pop("lm_head.weight")
     margs_ref, ref, _ = scale.grow_depth(sd, margs, every=1, top=0)
-    got_args, got = m.depth_without_zero_init(sd, margs)
+    result = m.depth_without_zero_init(sd, margs)
+    expect(isinstance(result, tuple) and len(result) == 2,
+           f"depth_without_zero_init returns {type(result).__name__}"
+           + (f" of {len(result)} values" if isinstance(result, tuple) else "")
+           + ": return (model_args, state_dict), two values (grow_depth returns three: drop the frozen names)")
+    got_args, got = result
     expect(got_args == margs_ref, f"model_args {got_args} differ from grow_depth's {margs_ref}")
     for k, v in ref.items():
-        new_proj = ".c_proj." in k and int(k.split(".")[2]) % 2 == 1
-        want = sd[k.replace(f"h.{k.split('.')[2]}.", f"h.{int(k.split('.')[2]) // 2}.")] if new_proj else v
-        expect(k in got and torch.equal(got[k], want), f"{k} is not what the exercise asks for")
+        block = int(k.split(".")[2]) if k.startswith("transformer.h.") else None
+        new_proj = ".c_proj." in k and block is not None and block % 2 == 1  # copies sit at 1, 3, 5, ...
+        want = sd[k.replace(f"h.{block}.", f"h.{block // 2}.")] if new_proj else v
+        expect(k in got, f"{k} is missing from your state dict")
+        if new_proj and not torch.equal(got[k], want):
+            expect(not bool((got[k] == 0).all()), f"{k} is still zero: the copy at block {block} kept grow_depth's "
+                   f"zero init; give it back block {block // 2}'s {k.split('.', 3)[3]}")
+        expect(torch.equal(got[k], want), f"{k} differs from "
+               + (f"block {block // 2}'s (the block it copies)" if new_proj else "grow_depth's")
+               + f": max difference {(got[k].float() - want.float()).abs().max().item():.3g}")
     grown = new_model(got_args)
     grown.load_state_dict(got, strict=False)
     idx = torch.randint(64, (4, 16))
@@ -128,12 +141,40 @@ def check_5(m):
     return "head preserved; without the 1/n: " + ", ".join(msgs)
 
 
+def ties_steps(taus, count_agreeing=True, sign_by_mass=True):
+    """TIES on the hand example, step by step: (trimmed, elected sign, merged). The switches give the
+    two usual mistakes: dividing by the number of models, electing the sign by a vote count."""
+    trimmed = [merge.trim(t, *merge.kth_largest([merge.magnitude(t)], 2))[0] for t in taus]
+    votes = torch.stack(trimmed).sum(0) if sign_by_mass else torch.stack([t.sign() for t in trimmed]).sum(0)
+    sign = torch.where(votes >= 0, 1.0, -1.0).double()
+    agree = [(t.sign() == sign).double() for t in trimmed]
+    total = sum(a * t for a, t in zip(agree, trimmed))
+    n = sum(agree) if count_agreeing else torch.full_like(total, len(taus))
+    return trimmed, sign, torch.where(n > 0, total / n.clamp(min=1e-300), torch.zeros_like(total))
+
+
 def check_6(m):
-    models = [{"w": torch.tensor(t, dtype=torch.float64)} for t in TAUS]
+    taus = [torch.tensor(t, dtype=torch.float64) for t in TAUS]
+    models = [{"w": t} for t in taus]
     ref = merge.merge_state_dicts({"w": torch.zeros(4, dtype=torch.float64)}, models, "ties", density=0.5)["w"]
-    got = torch.tensor(m.ties_by_hand(), dtype=torch.float64)
-    expect(got.shape == ref.shape and torch.allclose(got, ref, atol=1e-9),
-           f"your hand computation {got.tolist()} differs from merge.py's (check each step again)")
+    answer = m.ties_by_hand()
+    expect(isinstance(answer, (list, tuple)) and len(answer) == 4 and all(isinstance(v, (int, float)) for v in answer),
+           f"ties_by_hand returns {answer!r}: return a list of four numbers, one per coordinate")
+    got = torch.tensor(answer, dtype=torch.float64)
+    trimmed, sign, merged = ties_steps(taus)
+    assert torch.allclose(merged, ref)  # the checker's own steps are merge.py's
+    if not torch.allclose(got, ref, atol=1e-9):
+        i = int((got - ref).abs().argmax())
+        hint = "check each step again"
+        if torch.allclose(got, ties_steps(taus, count_agreeing=False)[2], atol=1e-9):
+            hint = "you divided by the number of models (3); TIES averages over the models that agree with the sign"
+        elif torch.allclose(got, ties_steps(taus, sign_by_mass=False)[2], atol=1e-9):
+            hint = "you elected the sign by counting votes; TIES elects it by the summed mass of the trimmed values"
+        elif (got.sign() != sign).any() and ref[i] != 0:
+            hint = f"coordinate {i}'s sign: the trimmed values {[t[i].item() for t in trimmed]} sum to a " \
+                   f"{'positive' if sign[i] > 0 else 'negative'} mass"
+        expect(False, f"coordinate {i}: yours {got[i].item():g}, expected {ref[i].item():g} ({hint}); the trimmed "
+               f"vectors are {[t.tolist() for t in trimmed]}, the elected signs {sign.tolist()}")
     return f"merge.py agrees: {ref.tolist()}"
 
 
@@ -141,6 +182,9 @@ def check_7(m):
     torch.manual_seed(0)
     tau = torch.randn(1000, dtype=torch.float64)
     a = m.dare(tau, 0.3, torch.Generator().manual_seed(5))
+    expect(isinstance(a, torch.Tensor) and a.shape == tau.shape,
+           f"dare returns {type(a).__name__}{f' of shape {tuple(a.shape)}' if isinstance(a, torch.Tensor) else ''}: "
+           f"return a tensor of tau's shape {tuple(tau.shape)}")
     expect(torch.equal(a, m.dare(tau, 0.3, torch.Generator().manual_seed(5))), "not reproducible with one seed")
     kept = a != 0
     expect(abs(kept.double().mean().item() - 0.3) < 0.05, f"kept {kept.double().mean().item():.2f}, not about 0.3")
@@ -243,7 +287,12 @@ def check_15(m):
 
 
 def solutions():
-    return importlib.import_module("exercises.solutions")
+    """The reference solutions, read from this folder whatever `exercises` package a student has on the path."""
+    spec = importlib.util.spec_from_file_location("reference_solutions",
+                                                  os.path.join(os.path.dirname(os.path.abspath(__file__)), "solutions.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def where_it_broke(e):

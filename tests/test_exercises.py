@@ -70,3 +70,21 @@ def test_a_student_bug_fails_that_exercise_only(tmp_path, monkeypatch):
     assert lines[2].startswith("exercise 3: FAIL — KeyError: 'transformer.h.0.oops' (at ") and "student.py:" in lines[2]
     assert lines[5].startswith("exercise 6: FAIL")
     assert all(": PASS" in line for i, line in enumerate(lines) if i not in (2, 5)), r.stdout
+
+
+def test_the_checker_says_which_step_went_wrong():
+    """Exercise 6's usual mistakes are named; exercise 3's kept zero init and wrong return shape are told apart."""
+    import types
+    import torch
+    from exercises import check, solutions
+    taus = [torch.tensor(t, dtype=torch.float64) for t in check.TAUS]
+    by_three = check.ties_steps(taus, count_agreeing=False)[2].tolist()
+    by_votes = check.ties_steps(taus, sign_by_mass=False)[2].tolist()
+    verdict = lambda n, **f: check.run_check(n, types.SimpleNamespace(**f))[1]  # noqa: E731
+    assert "you divided by the number of models" in verdict(6, ties_by_hand=lambda: by_three)
+    assert "elected the sign by counting votes" in verdict(6, ties_by_hand=lambda: by_votes)
+    assert "return a list of four numbers" in verdict(6, ties_by_hand=lambda: None)
+    assert "kept grow_depth's zero init" in verdict(3, depth_without_zero_init=lambda sd, margs: check.scale.grow_depth(
+        sd, margs, every=1, top=0)[:2])
+    assert "two values" in verdict(3, depth_without_zero_init=lambda sd, margs: check.scale.grow_depth(sd, margs, 1, 0))
+    assert ": PASS" in verdict(3, depth_without_zero_init=solutions.depth_without_zero_init)
