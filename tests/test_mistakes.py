@@ -128,7 +128,7 @@ def cases(w):
         (["export.py", f"--out={w / 'hf'}"], "the following arguments are required: --ckpt"),
         (["export.py", f"--ckpt={w / 'pickle.pt'}", f"--out={w / 'hf'}"], "holds Python objects"),
         (["exercises/check.py", "abc"], "'abc' is not an exercise"),
-        (["exercises/check.py", "12"], "'12' is not an exercise"),
+        (["exercises/check.py", "16"], "'16' is not an exercise"),
         (["exercises/check.py", "0"], "'0' is not an exercise"),
         (["data/english/prepare.py", data, "--val-fraction=1.5"], "--val-fraction=1.5 is out of range"),
         (["data/english/prepare.py", data, "--val-fraction=1"], "leaves no training text"),
