@@ -36,9 +36,9 @@ def run_cli(main):
     except OSError as e:  # the machine, not the code: a full disk, a read-only or forbidden place
         if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
             raise
-        where = f" writing {e.filename}" if e.filename else ""
-        print(f"error: {e.strerror}{where}; free some space or choose another output path "
-              "(files that existed before are unchanged)", file=sys.stderr)
+        where = f" ({e.filename})" if e.filename else ""
+        fix = "free some space" if e.errno in (errno.ENOSPC, errno.EDQUOT) else "choose a path you may write to"
+        print(f"error: {e.strerror}{where}; {fix} (files that existed before are unchanged)", file=sys.stderr)
         sys.exit(1)
 
 
