@@ -29,6 +29,7 @@ does not fit:
 """
 
 import hashlib
+import json
 import os
 import uuid
 import zipfile
@@ -151,7 +152,6 @@ def from_nanogpt(ckpt, path):
 def from_hf_folder(path):
     """A Hugging Face GPT-2 folder (config.json with model.safetensors, or pytorch_model.bin read
     with weights_only) as one of our checkpoints, with GPT-2's tokenizer."""
-    import json
     with open(os.path.join(path, "config.json")) as f:
         config = json.load(f)
     if config.get("model_type") != "gpt2":

@@ -62,7 +62,7 @@ def forgetting(r, k):
 
 def measure_of(what):
     """A number of one run: its English forgetting, or its loss on a language."""
-    return (lambda r, k: forgetting(r, k)) if what == "forgetting" else (lambda r, k: r["losses"][k][what])
+    return forgetting if what == "forgetting" else (lambda r, k: r["losses"][k][what])
 
 
 def pooled_sd(r, what):

@@ -35,13 +35,13 @@ from model_scale import new_model
 from cli import UserError, available_memory, check_number, parse_flags, parser, run_cli, writable_file
 
 METHODS = ("depth", "solar", "hyperclone", "ffn", "scale")  # --method; grow() says what each does
+# HyperCloning's symmetry-breaking noise for the experiment: without it both clones get identical
+# gradients for ever and the 2x model stays a 1x model with a larger step. 0.005 is a quarter of
+# GPT-2's init scale; the function is kept to float32 rounding (the gap is printed).
+SYMMETRY_NOISE = 0.005
 # The registry of named growths: every one here is grown, continued, benchmarked and tested by
 # experiment.py, report.py, bench.py and the tests, which read their lists from it. A new growth
 # method that needs no new layer is a function below, a line in grow() and a line here.
-# HyperCloning's symmetry-breaking noise for the experiment: without it both clones get identical
-# gradients for ever and the 2x model stays a 1x model with a larger step (METHODS.md). 0.005 is
-# a quarter of GPT-2's init scale; the function is kept to float32 rounding (the gap is printed).
-SYMMETRY_NOISE = 0.005
 RECIPES = {  # name: grow()'s options (scale.py's flags of the same names)
     "depth": dict(method="depth"),
     "solar": dict(method="solar"),

@@ -134,10 +134,15 @@ class System:
         return self.rank == 0
 
 
+def processes():
+    """(ddp, rank, world): whether torchrun started this process, its rank and how many there are."""
+    ddp = int(os.environ.get("RANK", -1)) != -1
+    return (ddp, int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])) if ddp else (False, 0, 1)
+
+
 def set_up_system(args):
     """Device, precision, processes (DDP under torchrun), seeds."""
-    ddp = int(os.environ.get("RANK", -1)) != -1
-    rank, world = (int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])) if ddp else (0, 1)
+    ddp, rank, world = processes()
     device = resolve_device(args.device)
     if ddp:
         dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")

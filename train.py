@@ -40,7 +40,7 @@ from model import GPT, GPTConfig
 from rundir import (PRETRAIN_OUT_DIR, claim_out_dir, continue_out_dir, init_path, start_log,
                     take_saved_settings)
 from optim import apply_freezing, lr_at, make_optimizer, optimizer_step
-from system import set_up_system
+from system import processes, set_up_system
 
 # Continued pretraining (--init-from=upscaled or a checkpoint path) uses these instead of the
 # pretraining defaults: a new language, both languages evaluated, and a gentler learning rate
@@ -345,10 +345,10 @@ def announce(run, args, system, overridden):
 
 
 def main(argv=None):
-    world = int(os.environ.get("WORLD_SIZE", 1)) if int(os.environ.get("RANK", -1)) != -1 else 1
+    _, rank, world = processes()
     args, explicit, ckpt, path, overridden = settle_settings(argv, world)
     resumed = args.init_from == "resume"
-    if int(os.environ.get("RANK", 0)) == 0:
+    if rank == 0:
         claim_out_dir(args, explicit, resumed)
     system = set_up_system(args)
     run = build_run(args, explicit, ckpt, path, system)
