@@ -25,6 +25,7 @@ Two tracks, following the two papers:
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -42,6 +43,7 @@ from data.loader import open_split
 from evaluate import estimate_loss, evaluate_checkpoints
 from checkpoint import load_checkpoint, model_from_checkpoint
 from cli import UserError, parse_flags, parser, run_cli
+from system import autodetect_device, choose_threads
 
 PRESETS = {
     # byte tokenizer, 4 x 128 model: ~25k tokens/s on 2 cores, so the whole run fits in ~30 minutes
@@ -79,6 +81,7 @@ GROW = scale.RECIPES  # the language track grows the base with every registered 
 # the others (contrasts and lessons) run once. "+replay" runs also see 5% English: marked as such.
 COMPARED = ["full", "full+replay", "depth", "hyperclone", "preserve", "route+replay"]
 LANGUAGES = ["english", "korean", "german"]
+TRAIN_PY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "train.py")
 
 
 # ----------------------------------------------------------------------------
@@ -86,11 +89,18 @@ LANGUAGES = ["english", "korean", "german"]
 
 
 class Stages:
-    """Runs commands in-process and remembers, in <out>/stages.json, which output each command made."""
+    """Runs the experiment's commands and remembers, in <out>/stages.json, which output each made.
 
-    def __init__(self, out_dir):
+    Training stages wait in a queue until `wait()`: then they run one at a time in this process
+    (jobs=1: progress bars as usual), or `jobs` at once as separate processes, longest first, each
+    with its output in <out>/logs/ and one line here when it finishes. Every stage gets the same
+    `--threads`, which is part of its command: a thread count changes floating-point sums, and the
+    same command gives the same weights bit for bit however many stages run beside it."""
+
+    def __init__(self, out_dir, jobs=1, threads=1):
         self.out_dir, self.path = out_dir, os.path.join(out_dir, "stages.json")
         self.done = json.load(open(self.path)) if os.path.exists(self.path) else {}
+        self.jobs, self.threads, self.queue = jobs, threads, []
 
     def _record(self, output, cmd, seconds, group, finished=True):
         self.done[output] = {"cmd": cmd, "seconds": round(seconds, 1), "group": group, "finished": finished}
@@ -100,7 +110,7 @@ class Stages:
         os.replace(self.path + ".tmp", self.path)
 
     def run(self, group, script, argv, output):
-        """`python script argv...` unless `output` exists and was made by that very command."""
+        """`python script argv...` now, unless `output` exists and was made by that very command."""
         cmd = " ".join(["python", script.__name__ + ".py"] + argv)
         if self.done.get(output, {}).get("cmd") == cmd and os.path.exists(output):
             return
@@ -110,27 +120,92 @@ class Stages:
         self._record(output, cmd, time.time() - t0, group)
 
     def train(self, group, out_dir, argv, iters):
-        """train.py into out_dir; an interrupted run of the same command resumes from its checkpoint."""
-        argv = argv + [f"--out-dir={out_dir}", f"--max-iters={iters}", "--sample-tokens=0"]
+        """Queue train.py into out_dir (skipped if that command finished there); returns its checkpoint."""
+        argv = argv + [f"--out-dir={out_dir}", f"--max-iters={iters}", "--sample-tokens=0", f"--threads={self.threads}"]
         ckpt, cmd = os.path.join(out_dir, "ckpt.pt"), " ".join(["python train.py"] + argv)
         before = self.done.get(out_dir, {})
-        same = before.get("cmd") == cmd and os.path.exists(ckpt)
-        if same and before.get("finished"):
-            return ckpt
-        t0, spent = time.time(), before.get("seconds", 0) if same else 0
-        if same:
-            print(f"\n$ python train.py --init-from=resume --out-dir={out_dir}   # continuing: {cmd}", flush=True)
-            train.main(["--init-from=resume", f"--out-dir={out_dir}", "--sample-tokens=0"])
-        else:
-            self._record(out_dir, cmd, 0, group, finished=False)  # a kill from here on resumes, never skips
-            replace = ["--overwrite"] if os.path.exists(ckpt) else []  # the stage's settings changed: rerun it
-            print(f"\n$ {' '.join([cmd] + replace)}", flush=True)
-            train.main(argv + replace)
-        finished = load_checkpoint(ckpt)["iter_num"] >= iters
-        self._record(out_dir, cmd, spent + time.time() - t0, group, finished)
-        if not finished:
-            raise UserError("interrupted; run the same experiment.py command again to continue where it stopped")
+        if not (before.get("cmd") == cmd and before.get("finished") and os.path.exists(ckpt)):
+            self.queue.append((group, out_dir, argv, iters, cmd))
         return ckpt
+
+    def _start(self, group, out_dir, argv, cmd):
+        """(argv to run, seconds already spent): an interrupted run of the same command resumes."""
+        before = self.done.get(out_dir, {})
+        if before.get("cmd") == cmd and os.path.exists(os.path.join(out_dir, "ckpt.pt")):
+            print(f"\n$ python train.py --init-from=resume --out-dir={out_dir}   # continuing: {cmd}", flush=True)
+            return ["--init-from=resume", f"--out-dir={out_dir}", "--sample-tokens=0"], before.get("seconds", 0)
+        self._record(out_dir, cmd, 0, group, finished=False)  # a kill from here on resumes, never skips
+        replace = ["--overwrite"] if os.path.exists(os.path.join(out_dir, "ckpt.pt")) else []  # settings changed
+        print(f"\n$ {' '.join([cmd] + replace)}", flush=True)
+        return argv + replace, 0
+
+    def _finish(self, group, out_dir, iters, cmd, seconds):
+        """Record the stage; True when it reached its last step."""
+        finished = load_checkpoint(os.path.join(out_dir, "ckpt.pt"))["iter_num"] >= iters
+        self._record(out_dir, cmd, seconds, group, finished)
+        return finished
+
+    def wait(self):
+        """Run every queued training stage."""
+        queue, self.queue = sorted(self.queue, key=lambda q: -q[3]), []  # longest first: the pool ends together
+        if self.jobs == 1:
+            for group, out_dir, argv, iters, cmd in queue:
+                t0 = time.time()
+                run_argv, spent = self._start(group, out_dir, argv, cmd)
+                train.main(run_argv)
+                if not self._finish(group, out_dir, iters, cmd, spent + time.time() - t0):
+                    raise UserError("interrupted; run the same experiment.py command again to continue where it stopped")
+        elif queue:
+            self._pool(queue)
+
+    def _pool(self, queue):
+        """`jobs` stages at a time, each a `python train.py` of its own, its output in <out>/logs/."""
+        logs = os.path.join(self.out_dir, "logs")
+        os.makedirs(logs, exist_ok=True)
+        print(f"\n{len(queue)} training stages, {self.jobs} at a time with {self.threads} thread(s) each; "
+              f"their output goes to {logs}/", flush=True)
+        running, failed, total, n_done = {}, None, len(queue), 0
+        try:
+            while queue or running:
+                while queue and len(running) < self.jobs and not failed:
+                    group, out_dir, argv, iters, cmd = queue.pop(0)
+                    run_argv, spent = self._start(group, out_dir, argv, cmd)
+                    log = os.path.join(logs, out_dir[len(self.out_dir):].strip("/").replace("/", "_") + ".log")
+                    with open(log, "a") as f:
+                        proc = subprocess.Popen([sys.executable, TRAIN_PY, *run_argv], stdout=f, stderr=subprocess.STDOUT,
+                                                env=dict(os.environ, TQDM_DISABLE="1"), start_new_session=True)
+                    running[proc] = (group, out_dir, iters, cmd, spent, time.time(), log)
+                if failed and not running:
+                    break
+                time.sleep(0.2)
+                for proc in [p for p in running if p.poll() is not None]:
+                    group, out_dir, iters, cmd, spent, t0, log = running.pop(proc)
+                    if proc.returncode != 0:
+                        failed = failed or f"{out_dir}: {last_line(log)} (its whole output: {log})"
+                        continue
+                    if not self._finish(group, out_dir, iters, cmd, spent + time.time() - t0):
+                        failed = failed or f"{out_dir} stopped before its last step; run the same command again"
+                        continue
+                    n_done += 1
+                    print(f"[{n_done}/{total}] {out_dir} done in {(time.time() - t0) / 60:.1f} min "
+                          f"({len(running)} running, {len(queue)} waiting)", flush=True)
+        except KeyboardInterrupt:  # each running stage saves its step, as train.py does on Ctrl-C
+            for proc in running:
+                proc.send_signal(signal.SIGINT)
+            for proc, (group, out_dir, iters, cmd, spent, t0, log) in running.items():
+                proc.wait()
+                if os.path.exists(os.path.join(out_dir, "ckpt.pt")):
+                    self._finish(group, out_dir, iters, cmd, spent + time.time() - t0)
+            raise
+        if failed:
+            raise UserError(failed)
+
+
+def last_line(log):
+    """The last line a stage printed (its `error:` line when it failed), without the prefix."""
+    with open(log, errors="replace") as f:
+        lines = [line.strip() for line in f if line.strip()]
+    return (lines[-1] if lines else "no output").removeprefix("error: ")
 
 
 # ----------------------------------------------------------------------------
@@ -166,13 +241,22 @@ def seed_name(name, seed):
     return name if seed == 0 else f"{name}-seed{seed + 1}"
 
 
-def language_track(st, s, out, data_dir):
-    """Base on English; every growth method and full training continued on Korean, the compared runs
-    with several seeds; German and joint models; merges."""
+def pretrain(st, s, out, data_dir, bios):
+    """Queue the two bases: English for the language track, population A for the biographies."""
     flags = model_flags(s) + run_flags(s, data_dir)
     base = st.train("base", f"{out}/base", flags + ["--dataset=english", f"--learning-rate={s['base_lr']}",
                                                     f"--eval-interval={s['base_iters'] // 10}"], s["base_iters"])
+    bios_base = st.train("bios", f"{out}/bios/base", flags + [f"--dataset={bios['a']}", f"--eval-datasets={bios['a']}",
+                                                              f"--learning-rate={s['bios_base_lr']}",
+                                                              f"--eval-interval={s['bios_base_iters'] // 4}"],
+                         s["bios_base_iters"])
+    return base, bios_base
 
+
+def language_track(st, s, out, data_dir, base):
+    """Grow the base with every method now; queue every continued run: each growth and full training
+    on Korean (the compared runs with several seeds and a sweep of learning rates), German and joint
+    models for the merges."""
     def grow(name, seed):
         path = f"{out}/grown/{seed_name(name, seed)}.pt"
         st.run("grow", scale, scale.recipe_flags(GROW[name]) + [f"--in={base}", f"--out={path}", f"--seed={seed}"],
@@ -201,30 +285,30 @@ def language_track(st, s, out, data_dir):
                     runs[f"{name}@{lr:g}"] = cont(f"korean/{name}@{lr:g}", init, lr=lr,
                                                   extra=replay if name.endswith("+replay") else ())
     runs["full-long"] = cont("korean/full-long", base, iters=s["cpt_iters"] * s["long_factor"])
+    # for merging: a German model and a joint Korean+German one from each ancestor of a Korean model
+    for anc, init in (("base", base), ("hyper", grown["hyperclone"])):
+        runs[f"german/{anc}"] = cont(f"german/{anc}", init, dataset="german", evals="english,german")
+        runs[f"joint/{anc}"] = cont(f"joint/{anc}", init, iters=s["cpt_iters"] * s["joint_factor"],
+                                    extra=["--replay=german:0.5"], evals="english,korean,german")
+    return runs, grown
 
-    # merging: a Korean and a German model from the same ancestor, for the 1x base and the 2x HyperClone
+
+def merge_track(st, out, runs, grown):
+    """Merge the Korean and the German model of each ancestor (the 1x base, the 2x HyperClone) with
+    every method of merge.py."""
     merges = {}
-    for anc, init, ko in (("base", base, runs["full"]), ("hyper", grown["hyperclone"], runs["hyperclone"])):
-        de = cont(f"german/{anc}", init, dataset="german", evals="english,german")
-        joint = cont(f"joint/{anc}", init, iters=s["cpt_iters"] * s["joint_factor"],
-                     extra=["--replay=german:0.5"], evals="english,korean,german")
-        runs[f"german/{anc}"], runs[f"joint/{anc}"] = de, joint
+    for anc, init, ko in (("base", runs["base"], runs["full"]), ("hyper", grown["hyperclone"], runs["hyperclone"])):
         for method in merge.METHODS:
             path = f"{out}/merged/{anc}-{method}.pt"
-            st.run("merge", merge, [f"--method={method}", f"--base={init}", f"--models={ko},{de}", f"--out={path}"],
-                   path)
+            st.run("merge", merge, [f"--method={method}", f"--base={init}", f"--models={ko},{runs[f'german/{anc}']}",
+                                    f"--out={path}"], path)
             merges[f"{anc}/{method}"] = path
-    return runs, grown, merges
+    return merges
 
 
-def bios_track(st, s, out, data_dir, bios):
-    """Memorise population A, grow, continue on population B; exact match on both, per seed.
+def bios_track(st, s, out, data_dir, bios, base):
+    """Grow the population-A base now; queue the phase-2 runs on population B, per method and seed.
     With bios_korean, population B is written in Korean (the cross-lingual variant)."""
-    flags = model_flags(s) + run_flags(s, data_dir)
-    base = st.train("bios", f"{out}/bios/base", flags + [f"--dataset={bios['a']}", f"--eval-datasets={bios['a']}",
-                                                         f"--learning-rate={s['bios_base_lr']}",
-                                                         f"--eval-interval={s['bios_base_iters'] // 4}"],
-                    s["bios_base_iters"])
     b, out = (bios["b_ko"], f"{out}/bios-ko") if s["bios_korean"] else (bios["b"], f"{out}/bios")
     runs = {}
     for method in s["bios_methods"]:
@@ -238,7 +322,7 @@ def bios_track(st, s, out, data_dir, bios):
                 f"--init-from={init}", f"--dataset={b}", f"--eval-datasets={bios['a']},{b}",
                 f"--learning-rate={s['bios_lr']}", f"--eval-interval={max(1, s['bios_iters'] // 5)}"]
             runs[(method, seed)] = st.train("bios", f"{out}/{method}-{seed}", argv, s["bios_iters"])
-    return base, runs
+    return runs
 
 
 # ----------------------------------------------------------------------------
@@ -319,6 +403,21 @@ def measure(s, out, data_dir, runs, grown, merges, bios, bios_base, bios_runs):
 # ----------------------------------------------------------------------------
 
 
+def jobs_and_threads(jobs, threads):
+    """How many training stages run at once, and with how many CPU threads each. By default a CPU runs
+    one stage per free core with one thread each: two 1-thread trainings side by side do 1.16x the
+    tokens of one 2-thread training on a 2-core laptop (README, Performance), and every stage's result
+    is then the same on any machine and under any load. A GPU runs one stage at a time."""
+    for name, value in (("jobs", jobs), ("threads", threads)):
+        if value != "auto" and not (value.isdigit() and 1 <= int(value) <= 256):
+            raise UserError(f"--{name}={value} must be auto or a whole number from 1 to 256")
+    free = choose_threads("auto")[0]
+    if jobs == "auto":
+        jobs = 1 if autodetect_device() != "cpu" else free
+    jobs = int(jobs)
+    return jobs, int(threads) if threads != "auto" else max(1, free // jobs)
+
+
 def main(argv=None):
     p = parser("experiment.py", "Run the whole experiment and write the report.")
     p.add_argument("--preset", default="default", choices=list(PRESETS), help="model size and budgets")
@@ -327,7 +426,12 @@ def main(argv=None):
     p.add_argument("--report-dir", help="where REPORT.md and the plots go (default: report/ for the default "
                                         "preset, else OUT-DIR/report)")
     p.add_argument("--data-dir", default=DATA_DIR, help="folder holding the prepared datasets")
+    p.add_argument("--jobs", default="auto", help="training stages at once: auto (one per free CPU core; one on a "
+                                                  "GPU) or a number")
+    p.add_argument("--threads", default="auto", help="CPU threads of each stage: auto (the free cores shared among "
+                                                     "the jobs) or a number; part of every stage's command")
     args = parse_flags(p, argv)
+    jobs, threads = jobs_and_threads(args.jobs, args.threads)
     s = dict(PRESETS[args.preset])
     if args.config:
         try:
@@ -339,16 +443,21 @@ def main(argv=None):
             raise UserError(f"--config: unknown setting(s) {', '.join(sorted(unknown))}; known: {', '.join(s)}")
         s.update(extra)
     out = args.out_dir or ("out/experiment" if args.preset == "default" else f"out/experiment-{args.preset}")
-    st = Stages(out)
+    st = Stages(out, jobs, threads)
+    torch.set_num_threads(threads)  # the evaluation here sums as the stages did, whatever --jobs is
     t0 = time.time()
     try:
         bios = prepare_data(s, args.data_dir)
-        runs, grown, merges = language_track(st, s, out, args.data_dir)
-        bios_base, bios_runs = bios_track(st, s, out, args.data_dir, bios)
+        base, bios_base = pretrain(st, s, out, args.data_dir, bios)
+        st.wait()  # the two bases
+        runs, grown = language_track(st, s, out, args.data_dir, base)
+        bios_runs = bios_track(st, s, out, args.data_dir, bios, bios_base)
+        st.wait()  # every continued run
+        merges = merge_track(st, out, runs, grown)
     except KeyboardInterrupt:
         raise UserError("interrupted; run the same command again: finished stages are kept")
     results = measure(s, out, args.data_dir, runs, grown, merges, bios, bios_base, bios_runs)
-    results.update(settings=s, compared=COMPARED, preset=args.preset, stages=st.done, wall_s=round(time.time() - t0, 1),
+    results.update(settings=s, compared=COMPARED, preset=args.preset, stages=st.done, jobs=jobs, threads=threads, wall_s=round(time.time() - t0, 1),
                    peak_rss_mb=report.peak_rss_mb(), machine=report.machine(), date=time.strftime("%Y-%m-%d"))
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(results, f, indent=1)

@@ -30,7 +30,7 @@ def quick_run(tmp_path_factory):
     write_dataset("korean", synthetic_korean(1000), "bytes", "test", data_dir=data)
     write_dataset("german", synthetic_german(1000), "bytes", "test", data_dir=data)
     out = str(d / "out")
-    experiment.main(["--preset=quick", f"--data-dir={data}", f"--out-dir={out}"])
+    experiment.main(["--preset=quick", "--jobs=1", "--threads=1", f"--data-dir={data}", f"--out-dir={out}"])
     return data, out
 
 
@@ -56,7 +56,7 @@ def test_quick_experiment_writes_the_report(quick_run):
 def test_a_second_run_skips_finished_stages(quick_run, capsys):
     data, out = quick_run
     capsys.readouterr()
-    experiment.main(["--preset=quick", f"--data-dir={data}", f"--out-dir={out}"])
+    experiment.main(["--preset=quick", "--jobs=1", "--threads=1", f"--data-dir={data}", f"--out-dir={out}"])
     printed = capsys.readouterr().out
     assert "$ python" not in printed and "wrote" in printed
 
@@ -78,10 +78,12 @@ def test_an_interrupted_training_stage_resumes(tmp_path, quick_run):
     try:
         with pytest.raises(UserError, match="interrupted"):
             st.train("test", run_dir, argv, 8)
+            st.wait()
     finally:
         experiment.train.catch_ctrl_c = real
     assert experiment.load_checkpoint(os.path.join(run_dir, "ckpt.pt"))["iter_num"] == 4
-    st.train("test", run_dir, argv, 8)  # resumes from step 4 with the saved settings
+    st.train("test", run_dir, argv, 8)
+    st.wait()  # resumes from step 4 with the saved settings
     log = [json.loads(line) for line in open(os.path.join(run_dir, "log.jsonl"))]
     assert log[-1]["iter"] == 8 and experiment.load_checkpoint(os.path.join(run_dir, "ckpt.pt"))["iter_num"] == 8
 
@@ -155,6 +157,7 @@ def test_a_training_stage_killed_midway_is_not_taken_for_finished(tmp_path, monk
     monkeypatch.setattr(experiment.train, "main", killed)
     with pytest.raises(KeyboardInterrupt):
         st.train("test", str(tmp_path / "run"), ["--dataset=english"], 8)
+        st.wait()
     assert experiment.Stages(str(tmp_path)).done[str(tmp_path / "run")]["finished"] is False
 
 
@@ -164,8 +167,45 @@ def test_cross_lingual_bios_variant(quick_run, tmp_path, capsys):
     cfg = tmp_path / "ko.json"
     cfg.write_text('{"bios_korean": true}')
     capsys.readouterr()
-    experiment.main(["--preset=quick", f"--config={cfg}", f"--data-dir={data}", f"--out-dir={out}"])
+    experiment.main(["--preset=quick", "--jobs=1", "--threads=1", f"--config={cfg}", f"--data-dir={data}", f"--out-dir={out}"])
     printed = capsys.readouterr().out
     assert "--dataset=bios_b_ko-n6k2" in printed and "--dataset=english" not in printed
     assert os.path.isdir(os.path.join(out, "bios-ko", "full-0"))
     assert "written in Korean" in open(os.path.join(out, "report", "REPORT.md")).read()
+
+
+def tiny_stages(tmp_path, data, jobs):
+    """Two tiny training stages queued on a Stages with `jobs` workers and one thread each."""
+    st = experiment.Stages(str(tmp_path / f"jobs{jobs}"), jobs=jobs, threads=1)
+    flags = ["--n-layer=2", "--n-head=2", "--n-embd=16", "--block-size=16", "--batch-size=2", "--eval-iters=1",
+             f"--data-dir={data}", "--eval-interval=3"]
+    return st, [st.train("test", str(tmp_path / f"jobs{jobs}" / lang), flags + [f"--dataset={lang}", "--seed=7"], 6)
+                for lang in ("english", "korean")]
+
+
+def test_stages_side_by_side_give_the_weights_of_stages_run_alone(tmp_path, quick_run, capsys):
+    """jobs=2 runs each stage as its own process beside another; the weights and logs are bit for bit
+    those of the same commands run one at a time in this process."""
+    data, _ = quick_run
+    (alone, a_ckpts), (pooled, p_ckpts) = tiny_stages(tmp_path, data, 1), tiny_stages(tmp_path, data, 2)
+    alone.wait()
+    pooled.wait()
+    printed = capsys.readouterr().out
+    assert "2 training stages, 2 at a time with 1 thread(s) each" in printed and "[2/2]" in printed
+    for a, p in zip(a_ckpts, p_ckpts):
+        sa, sp = experiment.load_checkpoint(a)["model"], experiment.load_checkpoint(p)["model"]
+        assert sa.keys() == sp.keys() and all(torch.equal(sa[k], sp[k]) for k in sa)
+        loss = lambda path: [r["loss"] for r in map(json.loads, open(os.path.join(os.path.dirname(path), "log.jsonl")))]
+        assert loss(a) == loss(p)
+    assert all(experiment.Stages(pooled.out_dir).done[os.path.dirname(p)]["finished"] for p in p_ckpts)
+    again, _ = tiny_stages(tmp_path, data, 2)
+    assert again.queue == []  # finished stages are not queued again
+
+
+def test_a_failing_stage_side_by_side_is_one_line(tmp_path, quick_run):
+    data, _ = quick_run
+    st = experiment.Stages(str(tmp_path), jobs=2, threads=1)
+    st.train("test", str(tmp_path / "bad"), [f"--data-dir={data}", "--dataset=klingon"], 4)
+    with pytest.raises(UserError, match=r"bad: .*klingon.*its whole output: .*logs/bad.log"):
+        st.wait()
+    assert experiment.Stages(str(tmp_path)).done[str(tmp_path / "bad")]["finished"] is False
