@@ -78,8 +78,9 @@ PRESETS = {
 }
 GROW = scale.RECIPES  # the language track grows the base with every registered growth
 # Runs the claims compare: each gets `seeds` seeds (data order and the growth's own random init);
+# "growup" is Grow Up's 2x arm: cloned halfway through English pretraining, then Korean;
 # the others (contrasts and lessons) run once. "+replay" runs also see 5% English: marked as such.
-COMPARED = ["full", "full+replay", "depth", "hyperclone", "preserve", "route+replay"]
+COMPARED = ["full", "full+replay", "depth", "hyperclone", "growup", "preserve", "route+replay"]
 LANGUAGES = ["english", "korean", "german"]
 TRAIN_PY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "train.py")
 
@@ -242,15 +243,29 @@ def seed_name(name, seed):
 
 
 def pretrain(st, s, out, data_dir, bios):
-    """Queue the two bases: English for the language track, population A for the biographies."""
+    """Queue the bases: English for the language track (and its first half for Grow Up's 2x arm),
+    population A for the biographies."""
     flags = model_flags(s) + run_flags(s, data_dir)
     base = st.train("base", f"{out}/base", flags + ["--dataset=english", f"--learning-rate={s['base_lr']}",
                                                     f"--eval-interval={s['base_iters'] // 10}"], s["base_iters"])
+    st.train("base", f"{out}/growup/base-1x", flags + ["--dataset=english", f"--learning-rate={s['base_lr']}",
+                                                       f"--eval-interval={s['base_iters'] // 10}"], s["base_iters"] // 2)
     bios_base = st.train("bios", f"{out}/bios/base", flags + [f"--dataset={bios['a']}", f"--eval-datasets={bios['a']}",
                                                               f"--learning-rate={s['bios_base_lr']}",
                                                               f"--eval-interval={s['bios_base_iters'] // 4}"],
                          s["bios_base_iters"])
     return base, bios_base
+
+
+def continued(st, s, out, data_dir, name, init, iters=None, dataset="korean", extra=(), seed=0,
+              evals="english,korean", lr=None):
+    """Queue one continued run, <out>/<name>: `iters` steps (cpt_iters) on `dataset` from `init`."""
+    iters = iters or s["cpt_iters"]
+    argv = run_flags(s, data_dir, 1337 + seed) + [
+        f"--init-from={init}", f"--dataset={dataset}", f"--eval-datasets={evals}",
+        f"--learning-rate={lr or s['cpt_lr']}", f"--eval-interval={max(1, s['eval_interval'] * iters // s['cpt_iters'])}",
+        *extra]
+    return st.train("continue", f"{out}/{name}", argv, iters)
 
 
 def language_track(st, s, out, data_dir, base):
@@ -263,12 +278,7 @@ def language_track(st, s, out, data_dir, base):
                path)
         return path
 
-    def cont(name, init, iters=s["cpt_iters"], dataset="korean", extra=(), seed=0, evals="english,korean", lr=None):
-        argv = run_flags(s, data_dir, 1337 + seed) + [
-            f"--init-from={init}", f"--dataset={dataset}", f"--eval-datasets={evals}",
-            f"--learning-rate={lr or s['cpt_lr']}", f"--eval-interval={max(1, s['eval_interval'] * iters // s['cpt_iters'])}",
-            *extra]
-        return st.train("continue", f"{out}/{name}", argv, iters)
+    cont = lambda name, init, **kw: continued(st, s, out, data_dir, name, init, **kw)  # noqa: E731
 
     replay = [f"--replay=english:{s['replay']}"]
     runs, grown = {"base": base}, {}
@@ -285,12 +295,29 @@ def language_track(st, s, out, data_dir, base):
                     runs[f"{name}@{lr:g}"] = cont(f"korean/{name}@{lr:g}", init, lr=lr,
                                                   extra=replay if name.endswith("+replay") else ())
     runs["full-long"] = cont("korean/full-long", base, iters=s["cpt_iters"] * s["long_factor"])
+    # Grow Up's 2x arm: English pretraining's first half at 1x, HyperCloned, its second half at 2x
+    runs["growup/base-1x"], grown["growup"] = f"{out}/growup/base-1x/ckpt.pt", f"{out}/grown/growup-2x.pt"
+    st.run("grow", scale, scale.recipe_flags(GROW["hyperclone"]) + [
+        f"--in={runs['growup/base-1x']}", f"--out={grown['growup']}", "--seed=0"], grown["growup"])
+    runs["growup/base-2x"] = cont("growup/base-2x", grown["growup"], iters=s["base_iters"] - s["base_iters"] // 2,
+                                  dataset="english", evals="english", lr=s["base_lr"])
     # for merging: a German model and a joint Korean+German one from each ancestor of a Korean model
     for anc, init in (("base", base), ("hyper", grown["hyperclone"])):
         runs[f"german/{anc}"] = cont(f"german/{anc}", init, dataset="german", evals="english,german")
         runs[f"joint/{anc}"] = cont(f"joint/{anc}", init, iters=s["cpt_iters"] * s["joint_factor"],
                                     extra=["--replay=german:0.5"], evals="english,korean,german")
     return runs, grown
+
+
+def growup_track(st, s, out, data_dir, runs):
+    """Queue Grow Up's 2x model on Korean as a compared method: seeds (data order; the 2x English
+    model is one) and the sweep of learning rates."""
+    for seed in range(s["seeds"]):
+        run = seed_name("growup", seed)
+        runs[run] = continued(st, s, out, data_dir, f"korean/{run}", runs["growup/base-2x"], seed=seed)
+    for lr in s["sweep_lrs"]:
+        runs[f"growup@{lr:g}"] = continued(st, s, out, data_dir, f"korean/growup@{lr:g}", runs["growup/base-2x"], lr=lr)
+    return runs
 
 
 def merge_track(st, out, runs, grown):
@@ -392,7 +419,8 @@ def measure(s, out, data_dir, runs, grown, merges, bios, bios_base, bios_runs):
         "logs": {k: read_log(v) for k, v in runs.items()},
         "params": {k: params_of(v) for k, v in runs.items()},
         "flops_per_token": {k: model_from_checkpoint(load_checkpoint(runs[k])).flops_per_token()
-                            for k in ("full-long", "hyperclone")},
+                            for k in ("full-long", "hyperclone", "growup")},
+        "before": {k: "growup/base-2x" for k in runs if k.startswith("growup") and "/" not in k},  # its own start
         "tokens_per_step": s["batch_size"] * s["block_size"],
         "bios": bio,
         "symmetry": {k: symmetry(runs[k], data_dir, s) for k in ("hyperclone", "hyperclone-noiseless")},
@@ -452,7 +480,9 @@ def main(argv=None):
         st.wait()  # the two bases
         runs, grown = language_track(st, s, out, args.data_dir, base)
         bios_runs = bios_track(st, s, out, args.data_dir, bios, bios_base)
-        st.wait()  # every continued run
+        st.wait()  # every continued run, and Grow Up's English at 2x
+        growup_track(st, s, out, args.data_dir, runs)
+        st.wait()  # Grow Up's 2x model on Korean
         merges = merge_track(st, out, runs, grown)
     except KeyboardInterrupt:
         raise UserError("interrupted; run the same command again: finished stages are kept")

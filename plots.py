@@ -70,9 +70,10 @@ def plot_frontier(r, plt):
 
 
 def plot_efficiency(r, plt):
-    """Korean loss against tokens and against FLOPs: the 1x model trained longer vs the 2x HyperClone."""
+    """Korean loss against tokens and against FLOPs: the 1x model trained longer vs the 2x models."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for k, label in (("full-long", "1x, continued longer"), ("hyperclone", "2x HyperCloned")):
+    for k, label in (("full-long", "1x, continued longer"), ("growup", "2x, Grow Up (cloned mid-pretraining)"),
+                     ("hyperclone", "2x, HyperClone of the finished base")):
         log = r["logs"][k]
         tokens = np.array([e["tokens"] for e in log])
         axes[0].plot(tokens, [e["loss"]["korean"] for e in log], label=label)

@@ -20,10 +20,11 @@ import numpy as np
 import merge
 import scale
 
-KOREAN_RUNS = ["full", "full+replay", *scale.RECIPES, "route+replay"]  # the first seed of each; "+replay" sees English
+# the first seed of each; "+replay" sees English; "growup" is Grow Up's 2x arm (cloned mid-pretraining)
+KOREAN_RUNS = ["full", "full+replay", *scale.RECIPES, "growup", "route+replay"]
 SCALE_VARIANTS = [name for name, options in scale.RECIPES.items() if options["method"] == "scale"]
 BASELINES = ["full", "full+replay"] + [name for name in scale.RECIPES if name not in SCALE_VARIANTS
-                                       and name != "hyperclone-noiseless"]
+                                       and name != "hyperclone-noiseless"] + ["growup"]
 VERDICT = {True: "**reproduced**", False: "**not reproduced**",
            None: "not measurable: the base memorised < 50% of A (raise bios_base_iters)"}
 MERGE_METHODS = list(merge.METHODS)
@@ -57,7 +58,8 @@ def seed_runs(r, name):
 
 
 def forgetting(r, k):
-    return r["losses"][k]["english"] - r["losses"]["base"]["english"]
+    """English loss after minus before; before is the base's, or the run's own start (Grow Up's 2x model)."""
+    return r["losses"][k]["english"] - r["losses"][r.get("before", {}).get(k, "base")]["english"]
 
 
 def measure_of(what):
@@ -188,25 +190,28 @@ def language_claims(r):
                 "baseline (full+replay included; one whose sweep does not reach that loss at its least forgetting) "
                 "by > 2 SE", all(beats.values())))
 
-    log_long, log_hyper = r["logs"]["full-long"], r["logs"]["hyperclone"]
+    # C4 and C5 are decided on Grow Up's own 2x arm; the HyperClone of the finished base is shown beside
+    log_long, log_hyper = r["logs"]["full-long"], r["logs"]["growup"]
     tokens_hyper = log_hyper[-1]["tokens"]
-    tokens_long_same_flops = tokens_hyper * r["flops_per_token"]["hyperclone"] / r["flops_per_token"]["full-long"]
-    hyper, long = stats(r, "hyperclone", "korean"), stats(r, "full-long", "korean")
+    tokens_long_same_flops = tokens_hyper * r["flops_per_token"]["growup"] / r["flops_per_token"]["full-long"]
+    hyper, long = stats(r, "growup", "korean"), stats(r, "full-long", "korean")
     if tokens_long_same_flops <= log_long[-1]["tokens"]:
         flops_note = (f"its curve passes the 2x model's FLOPs at {tokens_long_same_flops:,.0f} tokens, "
                       f"Korean {loss_at(log_long, tokens_long_same_flops, 'korean'):.3f}")
     else:
         flops_note = f"equal FLOPs would take {tokens_long_same_flops:,.0f} tokens"
     out.append(("C4", "Grow Up: an upscaled model matches a smaller one trained on much more data (≈ FLOP-matched)",
-                f"2x HyperClone (symmetry broken) after {tokens_hyper:,} tokens: Korean {fmt(hyper, signed=False)}; 1x after "
-                f"{log_long[-1]['tokens']:,} tokens: {fmt(long, signed=False)} ({flops_note})",
+                f"Grow Up's 2x after {tokens_hyper:,} tokens: Korean {fmt(hyper, signed=False)}; 1x after "
+                f"{log_long[-1]['tokens']:,} tokens: {fmt(long, signed=False)} ({flops_note}); 2x HyperClone "
+                f"of the finished base: {fmt(stats(r, 'hyperclone', 'korean'), signed=False)}",
                 "2x Korean loss not above the longer 1x run's by > 2 SE", not below(long, hyper)))
 
-    h, f = stats(r, "hyperclone", "forgetting"), stats(r, "full", "forgetting")
+    h, f = stats(r, "growup", "forgetting"), stats(r, "full", "forgetting")
     out.append(("C5", "Grow Up: upscaling reduces forgetting of English",
-                f"forgetting: 2x HyperClone {fmt(h)}, 1x full {fmt(f)}; full+replay (uses English) "
-                f"{fmt(stats(r, 'full+replay', 'forgetting'))}", "HyperClone forgets less than full by > 2 SE",
-                below(h, f)))
+                f"forgetting: Grow Up's 2x {fmt(h)}, 1x full {fmt(f)}; 2x HyperClone of the finished base "
+                f"{fmt(stats(r, 'hyperclone', 'forgetting'))}; full+replay (uses English) "
+                f"{fmt(stats(r, 'full+replay', 'forgetting'))}",
+                "Grow Up's 2x forgets less than full by > 2 SE (each from its own English before)", below(h, f)))
     return out
 
 
@@ -272,10 +277,13 @@ learning rate {s['cpt_lr']} for every method, and for the compared ones also {",
 (the weights a growth added get the same rate as the rest: no separate rate was swept);
 biographies: {s['bios_people']} people per population, {s['bios_seeds']} seeds. All losses are validation losses
 in nats per byte on fixed batches. The compared runs ({", ".join(r["compared"])}) ran {s['seeds']} seeds each, varying
-the data order and the growth's own random initialisation; the others ran once and are given the pooled seed
+the data order and the growth's own random initialisation (growup: the data order); the others ran once and are given the pooled seed
 standard deviation ({pooled_sd(r, 'forgetting'):.3f} for forgetting, {pooled_sd(r, 'korean'):.3f} for Korean).
 Embedding rows of bytes the English base never saw train in every method (one policy); HyperCloning breaks
 the clones' symmetry with noise {scale.SYMMETRY_NOISE} (the function is kept); "+replay" runs see 5% English.
+"growup" is Grow Up's 2x arm: the English base's first {s['base_iters'] // 2} steps at 1x, HyperCloned, the other
+{s['base_iters'] - s['base_iters'] // 2} steps at 2x (same English tokens as the base), then Korean like every method;
+its forgetting is counted from its own English loss before Korean.
 """
 
 
@@ -297,7 +305,9 @@ def language_section(r, plots):
     gate_rows = [(k, f"{v['english']:.3f}", f"{v['korean']:.3f}") for k, v in r["gate"].items()]
     return f"""## Stability vs plasticity: English → Korean
 
-English before: {L['base']['english']:.3f}; Korean before: {L['base']['korean']:.3f}.
+English before: {L['base']['english']:.3f}; Korean before: {L['base']['korean']:.3f}. Grow Up's 2x English
+model: English {L['growup/base-2x']['english']:.3f}, Korean {L['growup/base-2x']['korean']:.3f} (its 1x first half:
+English {L['growup/base-1x']['english']:.3f}).
 
 {table(["run", "parameters", "trainable", "seeds", "English forgetting (mean ± sd)", "Korean after (mean ± sd)"], lang_rows)}
 
@@ -353,10 +363,11 @@ Population A memorised by the base: {np.mean(r['bios']['before']):.1%} exact mat
 
 
 def efficiency_section(r, plots):
-    """Data efficiency: the 1x model trained longer against the 2x HyperClone."""
-    return f"""## Data efficiency: a 1x model trained longer vs the 2x HyperClone
+    """Data efficiency: the 1x model trained longer against the 2x models."""
+    return f"""## Data efficiency: a 1x model trained longer vs the 2x models
 
-Training FLOPs per token: 1x {r['flops_per_token']['full-long']:,}, 2x {r['flops_per_token']['hyperclone']:,}.
+Training FLOPs per Korean token: 1x {r['flops_per_token']['full-long']:,}, 2x {r['flops_per_token']['growup']:,}
+(Grow Up's 2x also spent more FLOPs on English: its second half ran at 2x).
 
 ![data efficiency]({plots['efficiency']})
 """

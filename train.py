@@ -363,7 +363,8 @@ def main(argv=None):
     t_start = t_last = time.time()
     elapsed = lambda: run.elapsed_before + time.time() - t_start  # noqa: E731 (across resumes)
     last_eval, tok_s, diverged = None, 0.0, False
-    bar = tqdm(total=args.max_iters, initial=run.iter_num, disable=not system.master, dynamic_ncols=True, unit="step")
+    quiet = not system.master or os.environ.get("TQDM_DISABLE") == "1"  # tqdm's own switch (experiment.py's logs)
+    bar = tqdm(total=args.max_iters, initial=run.iter_num, disable=quiet, dynamic_ncols=True, unit="step")
     while True:
         rng_at_step_start = (run.data_gen.get_state(), torch.get_rng_state())  # what a resume needs
         done = run.iter_num >= args.max_iters or stop["requested"]

@@ -49,6 +49,10 @@ def test_quick_experiment_writes_the_report(quick_run):
     assert results["symmetry"]["hyperclone-noiseless"]["clone_gap"] == 0 < results["symmetry"]["hyperclone"]["clone_gap"]
     assert set(results["gate"]) == {"route", "route+replay"} and 0 < results["gate"]["route"]["korean"] < 1
     assert "full@0.003" in results["losses"] and "full-seed2" in results["losses"]  # the sweep and the seeds
+    assert results["before"]["growup-seed2"] == "growup/base-2x"  # Grow Up's 2x forgets from its own start
+    assert report.forgetting(results, "growup") == pytest.approx(
+        results["losses"]["growup"]["english"] - results["losses"]["growup/base-2x"]["english"])
+    assert results["params"]["growup"] == results["params"]["hyperclone"] and "growup@0.003" in results["losses"]
     for png in ["curves.png", "tradeoff.png", "frontier.png", "data_efficiency.png", "merges.png"]:
         assert os.path.getsize(os.path.join(out, "report", png)) > 10_000
 
