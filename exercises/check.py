@@ -88,18 +88,24 @@ def check_3(m):
            + (f" of {len(result)} values" if isinstance(result, tuple) else "")
            + ": return (model_args, state_dict), two values (grow_depth returns three: drop the frozen names)")
     got_args, got = result
-    expect(got_args == margs_ref, f"model_args {got_args} differ from grow_depth's {margs_ref}")
+    expect(got_args == margs_ref, f"step 1 (grow_depth's layout): model_args {got_args} differ from grow_depth's "
+           f"{margs_ref}")
     for k, v in ref.items():
         block = int(k.split(".")[2]) if k.startswith("transformer.h.") else None
         new_proj = ".c_proj." in k and block is not None and block % 2 == 1  # copies sit at 1, 3, 5, ...
         want = sd[k.replace(f"h.{block}.", f"h.{block // 2}.")] if new_proj else v
-        expect(k in got, f"{k} is missing from your state dict")
+        expect(k in got, f"step 1 (grow_depth's layout): {k} is missing from your state dict")
+        step = "step 2 (give back c_proj)" if new_proj else "step 1 (grow_depth's layout)"
+        expect(isinstance(got[k], torch.Tensor) and got[k].shape == want.shape,
+               f"{step}: {k} has shape {tuple(getattr(got[k], 'shape', ()))}, expected {tuple(want.shape)}")
         if new_proj and not torch.equal(got[k], want):
-            expect(not bool((got[k] == 0).all()), f"{k} is still zero: the copy at block {block} kept grow_depth's "
-                   f"zero init; give it back block {block // 2}'s {k.split('.', 3)[3]}")
-        expect(torch.equal(got[k], want), f"{k} differs from "
-               + (f"block {block // 2}'s (the block it copies)" if new_proj else "grow_depth's")
-               + f": max difference {(got[k].float() - want.float()).abs().max().item():.3g}")
+            expect(not bool((got[k] == 0).all()), f"{step}: {k} is still zero: the copy at block {block} kept "
+                   f"grow_depth's zero init; give it back block {block // 2}'s {k.split('.', 3)[3]}")
+        if not torch.equal(got[k], want):
+            i = int((got[k].float() - want.float()).abs().flatten().argmax())
+            expect(False, f"{step} first differs at {k}" + (f" (block {block // 2}'s, the block it copies)" if new_proj
+                                                            else "") +
+                   f", entry {i}: yours {got[k].flatten()[i].item():.4g}, expected {want.flatten()[i].item():.4g}")
     grown = new_model(got_args)
     grown.load_state_dict(got, strict=False)
     idx = torch.randint(64, (4, 16))
@@ -153,46 +159,91 @@ def ties_steps(taus, count_agreeing=True, sign_by_mass=True):
     return trimmed, sign, torch.where(n > 0, total / n.clamp(min=1e-300), torch.zeros_like(total))
 
 
+def numbers(value, n):
+    """value as a float64 tensor of n numbers, or None if it is not a list of n numbers."""
+    ok = isinstance(value, (list, tuple)) and len(value) == n and all(isinstance(v, (int, float)) for v in value)
+    return torch.tensor(value, dtype=torch.float64) if ok else None
+
+
+def first_difference(yours, expected):
+    """The first coordinate where a step's numbers differ, or None."""
+    bad = ~torch.isclose(yours, expected, atol=1e-9)
+    return int(bad.nonzero()[0]) if bad.any() else None
+
+
 def check_6(m):
     taus = [torch.tensor(t, dtype=torch.float64) for t in TAUS]
     models = [{"w": t} for t in taus]
     ref = merge.merge_state_dicts({"w": torch.zeros(4, dtype=torch.float64)}, models, "ties", density=0.5)["w"]
-    answer = m.ties_by_hand()
-    expect(isinstance(answer, (list, tuple)) and len(answer) == 4 and all(isinstance(v, (int, float)) for v in answer),
-           f"ties_by_hand returns {answer!r}: return a list of four numbers, one per coordinate")
-    got = torch.tensor(answer, dtype=torch.float64)
     trimmed, sign, merged = ties_steps(taus)
     assert torch.allclose(merged, ref)  # the checker's own steps are merge.py's
-    if not torch.allclose(got, ref, atol=1e-9):
-        i = int((got - ref).abs().argmax())
-        hint = "check each step again"
+    answer = m.ties_by_hand()
+    expect(isinstance(answer, dict) and {"trimmed", "sign", "merged"} <= set(answer),
+           f"ties_by_hand returns {str(answer)[:80]}: return a dict with the steps \"trimmed\", \"sign\" and \"merged\"")
+    got_trimmed = answer["trimmed"] if isinstance(answer["trimmed"], (list, tuple)) else []
+    got_trimmed = [numbers(t, 4) for t in got_trimmed]
+    expect(len(got_trimmed) == 3 and all(t is not None for t in got_trimmed),
+           f"\"trimmed\" is {str(answer['trimmed'])[:80]}: give three lists of 4 numbers, one per task vector")
+    for i, (yours, want) in enumerate(zip(got_trimmed, trimmed)):
+        j = first_difference(yours, want)
+        expect(j is None, f"step 1 (trim) first differs at τ{i + 1}, coordinate {j}: yours {yours.tolist()}, expected "
+               f"{want.tolist()} (keep each vector's 2 largest magnitudes, zero the other 2)")
+    got_sign = numbers(answer["sign"], 4)
+    expect(got_sign is not None, f"\"sign\" is {str(answer['sign'])[:80]}: give 4 numbers, +1 or -1")
+    j = first_difference(got_sign, sign)
+    if j is not None:
+        hint = "you counted votes; TIES elects by the summed mass" if torch.equal(
+            got_sign, ties_steps(taus, sign_by_mass=False)[1]) else "elect by the summed mass of the trimmed values"
+        expect(False, f"step 2 (elect the sign) first differs at coordinate {j}: yours {got_sign[j].item():+g}, expected "
+               f"{sign[j].item():+g}: the trimmed values {[t[j].item() for t in trimmed]} sum to "
+               f"{sum(t[j].item() for t in trimmed):+.2f} ({hint})")
+    got = numbers(answer["merged"], 4)
+    expect(got is not None, f"\"merged\" is {str(answer['merged'])[:80]}: give 4 numbers, one per coordinate")
+    j = first_difference(got, ref)
+    if j is not None:
+        hint = "average the trimmed values that agree with the elected sign"
         if torch.allclose(got, ties_steps(taus, count_agreeing=False)[2], atol=1e-9):
             hint = "you divided by the number of models (3); TIES averages over the models that agree with the sign"
         elif torch.allclose(got, ties_steps(taus, sign_by_mass=False)[2], atol=1e-9):
-            hint = "you elected the sign by counting votes; TIES elects it by the summed mass of the trimmed values"
-        elif (got.sign() != sign).any() and ref[i] != 0:
-            hint = f"coordinate {i}'s sign: the trimmed values {[t[i].item() for t in trimmed]} sum to a " \
-                   f"{'positive' if sign[i] > 0 else 'negative'} mass"
-        expect(False, f"coordinate {i}: yours {got[i].item():g}, expected {ref[i].item():g} ({hint}); the trimmed "
-               f"vectors are {[t.tolist() for t in trimmed]}, the elected signs {sign.tolist()}")
-    return f"merge.py agrees: {ref.tolist()}"
+            hint = "this is the merge with signs elected by counting votes; TIES elects them by the summed mass"
+        expect(False, f"step 3 (disjoint mean) first differs at coordinate {j}: yours {got[j].item():g}, expected "
+               f"{ref[j].item():g} ({hint})")
+    return f"every step agrees with merge.py: {ref.tolist()}"
 
 
 def check_7(m):
     torch.manual_seed(0)
     tau = torch.randn(1000, dtype=torch.float64)
-    a = m.dare(tau, 0.3, torch.Generator().manual_seed(5))
+    result = m.dare(tau, 0.3, torch.Generator().manual_seed(5))
+    expect(isinstance(result, tuple) and len(result) == 2,
+           f"dare returns {type(result).__name__}: return its two steps, (keep, result)")
+    keep, a = result
+    expect(isinstance(keep, torch.Tensor) and keep.dtype == torch.bool and keep.shape == tau.shape,
+           f"step 1 (drop): keep is {type(keep).__name__}"
+           f"{f' {keep.dtype} of shape {tuple(keep.shape)}' if isinstance(keep, torch.Tensor) else ''}: "
+           f"return a bool tensor of tau's shape {tuple(tau.shape)}")
     expect(isinstance(a, torch.Tensor) and a.shape == tau.shape,
-           f"dare returns {type(a).__name__}{f' of shape {tuple(a.shape)}' if isinstance(a, torch.Tensor) else ''}: "
-           f"return a tensor of tau's shape {tuple(tau.shape)}")
-    expect(torch.equal(a, m.dare(tau, 0.3, torch.Generator().manual_seed(5))), "not reproducible with one seed")
-    kept = a != 0
-    expect(abs(kept.double().mean().item() - 0.3) < 0.05, f"kept {kept.double().mean().item():.2f}, not about 0.3")
-    expect(torch.allclose(a[kept], tau[kept] / 0.3), "kept entries are not rescaled by 1 / density")
-    mean = sum(m.dare(tau, 0.3, torch.Generator().manual_seed(s)) for s in range(400)) / 400
+           f"step 2 (rescale): the result is {type(a).__name__}"
+           f"{f' of shape {tuple(a.shape)}' if isinstance(a, torch.Tensor) else ''}: return a tensor of tau's shape")
+    again = m.dare(tau, 0.3, torch.Generator().manual_seed(5))
+    expect(torch.equal(keep, again[0]) and torch.equal(a, again[1]), "not reproducible with one seed: draw with gen")
+    frac = keep.double().mean().item()
+    expect(abs(frac - 0.3) < 0.05, f"step 1 (drop): keeps {frac:.2f} of the entries, expected about 0.3 (each one "
+           "with probability density)")
+    dropped = (~keep & (a != 0)).nonzero()
+    expect(len(dropped) == 0, f"step 2 (rescale) first differs at entry {int(dropped[0]) if len(dropped) else 0}: "
+           f"dropped, so expected 0, yours {a[int(dropped[0])].item() if len(dropped) else 0:.4g}")
+    wrong = (keep & ~torch.isclose(a, tau / 0.3)).nonzero()
+    if len(wrong):
+        i = int(wrong[0])
+        hint = "not rescaled" if torch.isclose(a[i], tau[i]) else \
+            "multiplied by the density instead of dividing" if torch.isclose(a[i], tau[i] * 0.3) else "rescale by 1 / density"
+        expect(False, f"step 2 (rescale) first differs at kept entry {i}: yours {a[i].item():.4g}, expected "
+               f"tau / density = {tau[i].item() / 0.3:.4g} ({hint})")
+    mean = sum(m.dare(tau, 0.3, torch.Generator().manual_seed(s))[1] for s in range(400)) / 400
     err = ((mean - tau).abs().mean() / tau.abs().mean()).item()
     expect(err < 0.1, f"the mean over 400 seeds is off by {err:.0%} of |tau|: the expectation is not tau")
-    return f"kept {kept.double().mean().item():.1%}; mean over 400 seeds within {err:.1%} of tau"
+    return f"kept {frac:.1%}; mean over 400 seeds within {err:.1%} of tau"
 
 
 def check_8(m):

@@ -61,13 +61,15 @@ def gap_without_division(logits, n):
 
 # 6. TIES by hand
 def ties_by_hand():
-    return [-0.5, 0.3, -0.4, -0.3]
+    return {"trimmed": [[0.4, 0, 0.3, 0], [-0.5, 0, 0, -0.3], [0, 0.3, -0.4, 0]],
+            "sign": [-1, 1, -1, -1],
+            "merged": [-0.5, 0.3, -0.4, -0.3]}
 
 
 # 7. DARE
 def dare(tau, density, gen):
     keep = torch.rand(tau.shape, generator=gen, dtype=torch.float64) < density
-    return torch.where(keep, tau / density, torch.zeros_like(tau))
+    return keep, torch.where(keep, tau / density, torch.zeros_like(tau))
 
 
 # 8. Replay: the stability-plasticity front

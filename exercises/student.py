@@ -59,14 +59,16 @@ def gap_without_division(logits, n):
 
 # 6. TIES by hand
 def ties_by_hand():
-    """The merged task vector of EXERCISES.md's three vectors, computed on paper: a list of 4 numbers."""
+    """EXERCISES.md's three vectors merged on paper, step by step: a dict with
+    "trimmed" (three lists of 4 numbers), "sign" (4 numbers, +1 or -1) and "merged" (4 numbers)."""
     raise NotImplementedError
 
 
 # 7. DARE
 def dare(tau, density, gen):
-    """Keep each entry with probability `density` (torch.rand with generator=gen), rescale the kept
-    ones so that the expectation is tau, zero the rest."""
+    """DARE in its two steps: (keep, result). keep: a bool tensor of tau's shape, each entry True with
+    probability `density` (torch.rand with generator=gen); result: the kept entries rescaled so that
+    the expectation is tau, the rest zero."""
     raise NotImplementedError
 
 

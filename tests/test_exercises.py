@@ -81,9 +81,24 @@ def test_the_checker_says_which_step_went_wrong():
     by_three = check.ties_steps(taus, count_agreeing=False)[2].tolist()
     by_votes = check.ties_steps(taus, sign_by_mass=False)[2].tolist()
     verdict = lambda n, **f: check.run_check(n, types.SimpleNamespace(**f))[1]  # noqa: E731
-    assert "you divided by the number of models" in verdict(6, ties_by_hand=lambda: by_three)
-    assert "elected the sign by counting votes" in verdict(6, ties_by_hand=lambda: by_votes)
-    assert "return a list of four numbers" in verdict(6, ties_by_hand=lambda: None)
+    right = solutions.ties_by_hand()
+    steps = lambda **change: lambda: dict(right, **change)  # noqa: E731 (the reference with one step changed)
+    assert "step 3 (disjoint mean)" in verdict(6, ties_by_hand=steps(merged=by_three)) and \
+        "you divided by the number of models" in verdict(6, ties_by_hand=steps(merged=by_three))
+    assert "step 1 (trim) first differs at τ2, coordinate 1: yours [-0.5, 0.2, 0.0, -0.3]" in verdict(
+        6, ties_by_hand=steps(trimmed=[right["trimmed"][0], [-0.5, 0.2, 0, -0.3], right["trimmed"][2]]))
+    by_vote_signs = check.ties_steps(taus, sign_by_mass=False)[1].tolist()
+    assert "step 2 (elect the sign)" in verdict(6, ties_by_hand=steps(sign=by_vote_signs)) and \
+        "you counted votes" in verdict(6, ties_by_hand=steps(sign=by_vote_signs))
+    assert "this is the merge with signs elected by counting votes" in verdict(6, ties_by_hand=steps(merged=by_votes))
+    assert "return a dict with the steps" in verdict(6, ties_by_hand=lambda: None)
+    assert ": PASS" in verdict(6, ties_by_hand=solutions.ties_by_hand)
+    no_rescale = lambda tau, d, gen: (lambda keep: (keep, torch.where(keep, tau, 0 * tau)))(  # noqa: E731
+        solutions.dare(tau, d, gen)[0])
+    assert "step 2 (rescale) first differs at kept entry" in verdict(7, dare=no_rescale) and \
+        "(not rescaled)" in verdict(7, dare=no_rescale)
+    assert "return its two steps" in verdict(7, dare=lambda tau, d, gen: solutions.dare(tau, d, gen)[1])
+    assert ": PASS" in verdict(7, dare=solutions.dare)
     assert "kept grow_depth's zero init" in verdict(3, depth_without_zero_init=lambda sd, margs: check.scale.grow_depth(
         sd, margs, every=1, top=0)[:2])
     assert "two values" in verdict(3, depth_without_zero_init=lambda sd, margs: check.scale.grow_depth(sd, margs, 1, 0))
