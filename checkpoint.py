@@ -8,7 +8,7 @@ dict; `make_checkpoint` builds it, and these are its keys:
     model         state dict (a tied head is stored under both names, one tensor)
     model_args    the config's fields (GPTConfig, or ScaleConfig for SCALE and ffn growth):
                   new_model(model_args) (model_scale.py) has these weights
-    tokenizer     "bytes" or "gpt2": which ids the model reads and writes
+    tokenizer     "bytes", "gpt2" or "char:<its characters>": which ids the model reads and writes
     history       list of stages, oldest first ({"stage": "train"|"scale"|"merge", ...})
     lineage       ids of every checkpoint this one descends from (its own "id" last),
                   so merge.py can tell a model that was not continued from --base
@@ -37,6 +37,7 @@ import zipfile
 import torch
 
 from cli import UserError
+from data.common import read_nanogpt_meta, tokenizer_from_flag, tokenizer_label, tokenizer_size
 from model_scale import new_model
 
 BASE_CKPT = "out/base/ckpt.pt"     # where pretraining writes by default; scale.py reads it
@@ -105,10 +106,11 @@ def save_checkpoint(ckpt, path):
             os.remove(tmp)
 
 
-def load_checkpoint(path, map_location="cpu", mmap=False):
+def load_checkpoint(path, map_location="cpu", mmap=False, tokenizer=None):
     """Load a checkpoint safely (weights_only: a downloaded file cannot run code) and check
     that it is one of ours, tokenizer included, before anyone touches it. mmap=True reads
-    tensors from the file only when they are used (merge.py streams that way)."""
+    tensors from the file only when they are used (merge.py streams that way). `tokenizer`
+    (a --tokenizer flag's value) names the tokenizer of a checkpoint that does not say."""
     if os.path.isdir(path) and os.path.isfile(os.path.join(path, "config.json")):
         return from_hf_folder(path)
     if not os.path.isfile(path):
@@ -120,10 +122,22 @@ def load_checkpoint(path, map_location="cpu", mmap=False):
     if not isinstance(ckpt, dict) or "model" not in ckpt or "model_args" not in ckpt:
         raise UserError(f"{path} is not a model checkpoint of this project (no 'model' and 'model_args' entries)")
     if "tokenizer" not in ckpt and "iter_num" in ckpt:  # nanoGPT's out/ckpt.pt
-        ckpt = from_nanogpt(ckpt, path)
+        ckpt = from_nanogpt(ckpt, path, tokenizer)
+    elif "tokenizer" not in ckpt and tokenizer:  # a bare {model, model_args}
+        ckpt = dict(ckpt, tokenizer=fitting_tokenizer(tokenizer_from_flag(tokenizer), ckpt, path))
     if "tokenizer" not in ckpt:
-        raise UserError(f"{path} does not say which tokenizer it was trained with")
+        raise UserError(f"{path} does not say which tokenizer it was trained with: pass --tokenizer=bytes, "
+                        "--tokenizer=gpt2 or --tokenizer=PATH/meta.pkl (a nanoGPT character vocabulary)")
     return ckpt
+
+
+def fitting_tokenizer(tokenizer, ckpt, path):
+    """A tokenizer named from outside the checkpoint, if the model has an embedding row for each of its ids."""
+    n_vocab, vocab = tokenizer_size(tokenizer), ckpt["model_args"].get("vocab_size", 0)
+    if n_vocab > vocab:
+        raise UserError(f"{path}: the {tokenizer_label(tokenizer)} tokenizer has {n_vocab:,} ids but the model only "
+                        f"{vocab:,}: pass the --tokenizer it was trained with")
+    return tokenizer
 
 
 def file_id(path):
@@ -132,20 +146,33 @@ def file_id(path):
     return hashlib.sha256(f"{os.path.abspath(path)}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:16]
 
 
-def from_nanogpt(ckpt, path):
-    """A nanoGPT checkpoint (model, model_args, iter_num, config) as one of ours. Its GPT-2 BPE models
-    (vocabulary 50,257, or 50,304 padded for speed) use our gpt2 tokenizer; torch.compile's
-    "_orig_mod." prefixes are dropped. Character-level vocabularies (meta.pkl) are not supported."""
+def nanogpt_tokenizer(ckpt, path, flag):
+    """The tokenizer of a nanoGPT checkpoint: --tokenizer if given; GPT-2's BPE for its vocabulary of
+    50,257 (or 50,304, padded for speed); else the meta.pkl of the dataset it trained on, where
+    nanoGPT keeps it (out-X/ckpt.pt beside data/<dataset>/meta.pkl)."""
     vocab = ckpt["model_args"].get("vocab_size")
-    if vocab not in (50257, 50304):
-        raise UserError(f"{path} is a nanoGPT checkpoint with a {vocab}-token vocabulary (character-level?): only "
-                        "GPT-2-vocabulary nanoGPT models (50,257 or 50,304) can be used here")
+    if flag:
+        return tokenizer_from_flag(flag)
+    if vocab in (50257, 50304):
+        return "gpt2"
+    dataset = (ckpt.get("config") or {}).get("dataset", "")
+    meta = os.path.join(os.path.dirname(os.path.abspath(path)), "..", "data", str(dataset), "meta.pkl")
+    if dataset and os.path.isfile(meta):
+        return read_nanogpt_meta(meta)
+    raise UserError(f"{path} is a nanoGPT checkpoint with a {vocab}-token vocabulary and no meta.pkl at "
+                    f"{os.path.normpath(meta)}: pass --tokenizer=PATH/meta.pkl (nanoGPT's data/<dataset>/meta.pkl)")
+
+
+def from_nanogpt(ckpt, path, tokenizer=None):
+    """A nanoGPT checkpoint (model, model_args, iter_num, config) as one of ours, with its tokenizer
+    (`nanogpt_tokenizer`); torch.compile's "_orig_mod." prefixes are dropped."""
+    tokenizer = fitting_tokenizer(nanogpt_tokenizer(ckpt, path, tokenizer), ckpt, path)
     model = {k.removeprefix("_orig_mod."): v for k, v in ckpt["model"].items()}
     margs = {k: v for k, v in ckpt["model_args"].items() if k in ("n_layer", "n_head", "n_embd", "block_size",
                                                                    "bias", "vocab_size", "dropout")}
     if "lm_head.weight" not in model:
         model["lm_head.weight"] = model["transformer.wte.weight"]
-    return make_checkpoint(model, margs, "gpt2", [{"stage": "import", "from": path, "format": "nanoGPT",
+    return make_checkpoint(model, margs, tokenizer, [{"stage": "import", "from": path, "format": "nanoGPT",
                                                    "iter_num": ckpt["iter_num"]}], own_id=file_id(path))
 
 

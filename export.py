@@ -115,8 +115,8 @@ def main(argv=None):
     p.add_argument("--out", required=True, help="the folder to write")
     args = parse_flags(p, argv)
     written, tokenizer = export(args.ckpt, args.out)
-    note = "" if tokenizer == "gpt2" else (f" (no tokenizer files: the {tokenizer} tokenizer's ids are UTF-8 bytes)"
-                                           if tokenizer == "bytes" else "")
+    note = {"gpt2": "", "bytes": " (no tokenizer files: the bytes tokenizer's ids are UTF-8 bytes)"}.get(
+        tokenizer, f" (no tokenizer files: id i is character i of {tokenizer[len('char:'):]!r})")
     print(f"wrote {args.out}/: {', '.join(written)}{note}; load it with "
           f"transformers.GPT2LMHeadModel.from_pretrained('{args.out}')")
 

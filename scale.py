@@ -273,6 +273,8 @@ def build_parser():
                    help="scale only: W12 frozen at 0 / W12 trains / a per-token gate between two heads")
     p.add_argument("--in", dest="inp", default=BASE_CKPT, help="checkpoint to grow")
     p.add_argument("--out", default=UPSCALED_CKPT, help="where to write the grown checkpoint")
+    p.add_argument("--tokenizer", help="for an --in checkpoint that does not say: bytes, gpt2, or nanoGPT's "
+                                       "data/<dataset>/meta.pkl")
     p.add_argument("--factor", default="2", help="hyperclone: width multiplier, an integer >= 2")
     p.add_argument("--noise", type=float, default=0.0,
                    help="hyperclone: std of the +N/-N symmetry-breaking noise (preserves the function)")
@@ -353,7 +355,7 @@ def main(argv=None):
         raise UserError("--factor is for --method=hyperclone")
     check_number("noise", args.noise, 0)
     writable_file(args.out, "--out")
-    ckpt = load_checkpoint(args.inp)
+    ckpt = load_checkpoint(args.inp, tokenizer=args.tokenizer)
     check_finite(ckpt["model"], args.inp)
     base = model_from_checkpoint(ckpt, args.inp)
     options = growth_options(args)

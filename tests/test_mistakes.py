@@ -47,6 +47,7 @@ def world(tmp_path_factory):
     torch.save({"model": Opaque(), "model_args": {}}, w / "pickle.pt")
     (w / "cut.pt").write_bytes(open(base, "rb").read()[:5000])
     (w / "a_file").write_text("not a folder")
+    torch.save({"model": ckpt["model"], "model_args": ckpt["model_args"]}, w / "bare.pt")  # says no tokenizer
     return w
 
 
@@ -78,6 +79,10 @@ def cases(w):
         (t + ["--device=cuda:99"], "CUDA GPU(s)"),
         (t + ["--device=banana"], "--device=banana is not a device"),
         (t + ["--batch-size=abc"], "invalid int value"),
+        (t + [f"--init-from={w / 'bare.pt'}"], "does not say which tokenizer it was trained with: pass --tokenizer"),
+        (t + [f"--init-from={w / 'bare.pt'}", "--tokenizer=words"], "--tokenizer=words: use bytes, gpt2, or"),
+        (["scale.py", "--method=depth", f"--in={w / 'bare.pt'}", f"--out={w / 'x.pt'}", "--tokenizer=gpt2"],
+         "tokenizer has 50,257 ids but the model only"),
         (t + ["--bogus=1"], "unrecognized arguments: --bogus=1"),
         (["train.py", data, *TINY, f"--out-dir={w / 'a_file'}"], "is a file, not a folder"),
         (["train.py", data, *TINY, f"--out-dir={no}"], "choose a folder you can write to"),
