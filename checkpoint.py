@@ -37,7 +37,7 @@ import zipfile
 import torch
 
 from cli import UserError
-from data.common import read_nanogpt_meta, tokenizer_from_flag, tokenizer_label, tokenizer_size
+from data.common import CHAR, TOKENIZERS, read_nanogpt_meta, tokenizer_from_flag, tokenizer_label, tokenizer_size
 from model_scale import new_model
 
 BASE_CKPT = "out/base/ckpt.pt"     # where pretraining writes by default; scale.py reads it
@@ -112,7 +112,7 @@ def load_checkpoint(path, map_location="cpu", mmap=False, tokenizer=None):
     tensors from the file only when they are used (merge.py streams that way). `tokenizer`
     (a --tokenizer flag's value) names the tokenizer of a checkpoint that does not say."""
     if os.path.isdir(path) and os.path.isfile(os.path.join(path, "config.json")):
-        return from_hf_folder(path)
+        return from_hf_folder(path, tokenizer)
     if not os.path.isfile(path):
         raise UserError(f"no checkpoint at {path}" + (" (it is a folder)" if os.path.isdir(path) else ""))
     try:
@@ -129,6 +129,13 @@ def load_checkpoint(path, map_location="cpu", mmap=False, tokenizer=None):
         raise UserError(f"{path} does not say which tokenizer it was trained with: pass --tokenizer=bytes, "
                         "--tokenizer=gpt2 or --tokenizer=PATH/meta.pkl (a nanoGPT character vocabulary)")
     return ckpt
+
+
+def known_tokenizer(tokenizer, path):
+    """A tokenizer name read from a file: one of ours, or one line."""
+    if not isinstance(tokenizer, str) or not (tokenizer in TOKENIZERS or tokenizer.startswith(CHAR)):
+        raise UserError(f"{path} names an unknown tokenizer {str(tokenizer)[:30]!r}: pass --tokenizer")
+    return tokenizer
 
 
 def fitting_tokenizer(tokenizer, ckpt, path):
@@ -176,9 +183,10 @@ def from_nanogpt(ckpt, path, tokenizer=None):
                                                    "iter_num": ckpt["iter_num"]}], own_id=file_id(path))
 
 
-def from_hf_folder(path):
+def from_hf_folder(path, tokenizer=None):
     """A Hugging Face GPT-2 folder (config.json with model.safetensors, or pytorch_model.bin read
-    with weights_only) as one of our checkpoints, with GPT-2's tokenizer."""
+    with weights_only) as one of our checkpoints: with GPT-2's tokenizer, or the one export.py
+    wrote into config.json, or --tokenizer."""
     with open(os.path.join(path, "config.json")) as f:
         config = json.load(f)
     if config.get("model_type") != "gpt2":
@@ -201,7 +209,13 @@ def from_hf_folder(path):
                       tie_weights=bool(config.get("tie_word_embeddings", True)))
     if not model_args["tie_weights"] and "lm_head.weight" in weights:
         sd["lm_head.weight"] = weights["lm_head.weight"]
-    ckpt = make_checkpoint(sd, model_args, "gpt2", [{"stage": "import", "from": path, "format": "huggingface"}],
+    if tokenizer or "tokenizer" not in config:  # named now, or assumed: it must fit the embedding
+        tokenizer = fitting_tokenizer(tokenizer_from_flag(tokenizer) if tokenizer else "gpt2",
+                                      {"model_args": model_args}, path)
+    else:  # export.py wrote the checkpoint's own
+        tokenizer = known_tokenizer(config["tokenizer"], path)
+    ckpt = make_checkpoint(sd, model_args, tokenizer,
+                           [{"stage": "import", "from": path, "format": "huggingface"}],
                            own_id=file_id(os.path.join(path, "config.json")))
     model_from_checkpoint(ckpt, path)  # shapes that do not fit the config: one line here
     return ckpt

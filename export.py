@@ -69,14 +69,16 @@ def hf_state_dict(margs, sd):
     return out
 
 
-def hf_config(margs):
-    """config.json of GPT2LMHeadModel for these model_args."""
+def hf_config(margs, tokenizer="gpt2"):
+    """config.json of GPT2LMHeadModel for these model_args. "tokenizer" is ours (transformers keeps
+    unknown keys as they are): it tells load_checkpoint which ids the model reads when it comes back."""
     return {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2",
             "vocab_size": margs["vocab_size"], "n_positions": margs["block_size"], "n_ctx": margs["block_size"],
             "n_embd": margs["n_embd"], "n_layer": margs["n_layer"], "n_head": margs["n_head"],
             "n_inner": margs.get("n_inner") or None, "activation_function": "gelu_new",
             "layer_norm_epsilon": 1e-5, "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0,
             "initializer_range": 0.02, "tie_word_embeddings": bool(margs.get("tie_weights", True)),
+            "tokenizer": tokenizer,
             **({"bos_token_id": 50256, "eos_token_id": 50256} if margs["vocab_size"] > 50256 else {})}
 
 
@@ -101,7 +103,7 @@ def export(ckpt_path, out_dir):
     writable_dir(out_dir, "--out")
     save_file(hf_state_dict(margs, sd), os.path.join(out_dir, "model.safetensors"), metadata={"format": "pt"})
     with open(os.path.join(out_dir, "config.json"), "w") as f:
-        json.dump(hf_config(margs), f, indent=1)
+        json.dump(hf_config(margs, ckpt["tokenizer"]), f, indent=1)
     written = ["config.json", "model.safetensors"]
     if ckpt["tokenizer"] == "gpt2":
         write_tokenizer(out_dir)

@@ -97,6 +97,12 @@ def test_a_character_level_nanogpt_model_is_grown_continued_and_sampled(tmp_path
     assert continued["tokenizer"] == ckpt["tokenizer"] and continued["iter_num"] == 2
     text = sample_text(model_from_checkpoint(continued), continued["tokenizer"], "All:", 30)
     assert text.startswith("All:") and set(text) <= set(SHAKESPEARE)
+    import merge
+    merge.main(["--method=ties", f"--base={grown}", f"--models={tmp_path / 'continued' / 'ckpt.pt'},{grown}",
+                f"--out={tmp_path / 'merged.pt'}"])
+    export.export(str(tmp_path / "merged.pt"), str(tmp_path / "hf"))
+    back = load_checkpoint(str(tmp_path / "hf"))
+    assert back["tokenizer"] == ckpt["tokenizer"]  # the characters travel in config.json
 
 
 def test_the_tokenizer_flag_and_what_a_checkpoint_cannot_say(tmp_path):
@@ -157,12 +163,13 @@ def test_every_gpt2_shaped_model_exports_to_the_same_logits(recipe, tmp_path):
     idx = torch.randint(256, (2, 16))
     ours = model_from_checkpoint(ckpt).double().eval()(idx)[0]
     assert (read_folder(str(tmp_path / "hf"), idx) - ours).abs().max().item() < 1e-5
-    back = model_from_checkpoint(load_checkpoint(str(tmp_path / "hf"))).double().eval()  # and in again
-    assert (back(idx)[0] - ours).abs().max().item() < 1e-5
+    back = load_checkpoint(str(tmp_path / "hf"))  # and in again, with the tokenizer config.json names
+    assert back["tokenizer"] == "bytes"
+    assert (model_from_checkpoint(back).double().eval()(idx)[0] - ours).abs().max().item() < 1e-5
 
 
 def test_what_cannot_be_exported_or_read_says_so_in_one_line(tmp_path):
-    config = GPTConfig(block_size=16, vocab_size=64, n_layer=1, n_head=2, n_embd=16)
+    config = GPTConfig(block_size=16, vocab_size=256, n_layer=1, n_head=2, n_embd=16)
     ckpt = {"model": trained_a_little(config).state_dict(), "model_args": asdict(config), "tokenizer": "bytes"}
     margs, sd, _ = scale.grow(ckpt, method="scale")
     save_checkpoint({"model": scale.build(margs, sd).state_dict(), "model_args": margs, "tokenizer": "bytes"},
@@ -172,6 +179,12 @@ def test_what_cannot_be_exported_or_read_says_so_in_one_line(tmp_path):
     save_checkpoint(ckpt, str(tmp_path / "m.pt"))
     folder = str(tmp_path / "hf")
     export.export(str(tmp_path / "m.pt"), folder)
+    config = json.load(open(os.path.join(folder, "config.json")))
+    json.dump({k: v for k, v in config.items() if k != "tokenizer"}, open(os.path.join(folder, "config.json"), "w"))
+    with pytest.raises(UserError, match="gpt2 tokenizer has 50,257 ids but the model only 256"):
+        load_checkpoint(folder)  # a folder from elsewhere: GPT-2's tokenizer is assumed; 256 rows cannot hold it
+    assert load_checkpoint(folder, tokenizer="bytes")["tokenizer"] == "bytes"
+    json.dump(config, open(os.path.join(folder, "config.json"), "w"))
     weights = load_file(os.path.join(folder, "model.safetensors"))
     os.remove(os.path.join(folder, "model.safetensors"))
     with pytest.raises(UserError, match="no model.safetensors or pytorch_model.bin"):
