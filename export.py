@@ -79,7 +79,9 @@ def hf_config(margs, tokenizer="gpt2"):
             "layer_norm_epsilon": 1e-5, "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0,
             "initializer_range": 0.02, "tie_word_embeddings": bool(margs.get("tie_weights", True)),
             "tokenizer": tokenizer,
-            **({"bos_token_id": 50256, "eos_token_id": 50256} if margs["vocab_size"] > 50256 else {})}
+            # GPT2Config's default ids (50256) lie outside a smaller vocabulary: say there are none
+            **({"bos_token_id": 50256, "eos_token_id": 50256} if margs["vocab_size"] > 50256 else
+               {"bos_token_id": None, "eos_token_id": None})}
 
 
 def write_tokenizer(out_dir):

@@ -219,3 +219,31 @@ def test_a_nanogpt_checkpoint_is_continued_and_merged_with_the_projects_commands
     merged = load_checkpoint(str(tmp_path / "merged.pt"))
     assert merged["tokenizer"] == "gpt2" and merged["model_args"]["vocab_size"] == 50304
     assert [h["stage"] for h in merged["history"]] == ["import", "merge"]
+
+
+def test_a_hugging_face_folder_is_grown_continued_and_merged_with_the_projects_commands(tmp_path):
+    """A GPT-2 folder (here exported from a tiny bytes model) is an ordinary starting point for scale.py,
+    train.py and merge.py, and what they make exports again."""
+    import merge
+    import train
+    from data.common import write_dataset
+    from tests.conftest import synthetic_english
+    data = str(tmp_path / "data")
+    write_dataset("en", synthetic_english(300), "bytes", "test", data_dir=data)
+    config = GPTConfig(block_size=16, vocab_size=256, n_layer=2, n_head=2, n_embd=16)
+    save_checkpoint({"model": trained_a_little(config).state_dict(), "model_args": asdict(config),
+                     "tokenizer": "bytes"}, str(tmp_path / "m.pt"))
+    folder = str(tmp_path / "hf")
+    export.export(str(tmp_path / "m.pt"), folder)
+    scale.main(["--method=depth", f"--in={folder}", f"--out={tmp_path / 'deep.pt'}"])
+    flags = [f"--data-dir={data}", "--dataset=en", "--eval-datasets=en", "--batch-size=2", "--eval-iters=1",
+             "--sample-tokens=0", "--device=cpu", "--threads=1", "--max-iters=2", "--eval-interval=2"]
+    for seed in (1, 2):
+        train.main(flags + [f"--init-from={folder}", f"--seed={seed}", f"--out-dir={tmp_path / f'c{seed}'}"])
+    merge.main(["--method=ties", f"--base={folder}", f"--models={tmp_path / 'c1' / 'ckpt.pt'},{tmp_path / 'c2' / 'ckpt.pt'}",
+                f"--out={tmp_path / 'merged.pt'}"])
+    merged, deep = load_checkpoint(str(tmp_path / "merged.pt")), load_checkpoint(str(tmp_path / "deep.pt"))
+    assert merged["tokenizer"] == deep["tokenizer"] == "bytes" and deep["model_args"]["n_layer"] == 4
+    assert [h["stage"] for h in merged["history"]] == ["import", "merge"]
+    export.export(str(tmp_path / "merged.pt"), str(tmp_path / "hf2"))
+    assert load_checkpoint(str(tmp_path / "hf2"))["tokenizer"] == "bytes"
