@@ -223,14 +223,14 @@ def read_nanogpt_meta(path):
     try:
         with open(path, "rb") as f:
             meta = _NoCode(f).load()
-        chars = "".join(meta["itos"][i] for i in range(meta["vocab_size"]))
+        chars = [meta["itos"][i] for i in range(meta["vocab_size"])]
     except UserError as e:
         raise UserError(f"{path}: {e}")
     except (OSError, pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as e:
         raise UserError(f"{path} is not nanoGPT's meta.pkl of a character vocabulary ({type(e).__name__}: {e})")
     if not all(isinstance(c, str) and len(c) == 1 for c in chars) or len(set(chars)) != len(chars):
-        raise UserError(f"{path}: its itos is not {meta['vocab_size']} distinct single characters")
-    return CHAR + chars
+        raise UserError(f"{path}: its itos is not {len(chars)} distinct single characters")
+    return CHAR + "".join(chars)
 
 
 def tokenizer_from_flag(value):

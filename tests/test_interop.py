@@ -135,6 +135,10 @@ def test_a_meta_pkl_that_carries_code_is_refused_without_running_it(tmp_path, mo
     with pytest.raises(UserError, match="names posix.system: only plain data is read from a meta.pkl, no code runs"):
         read_nanogpt_meta(str(tmp_path / "meta.pkl"))
     assert not (tmp_path / "PWNED").exists()
+    with open(tmp_path / "meta.pkl", "wb") as f:
+        pickle.dump({"vocab_size": 2, "itos": {0: "a", 1: "bc"}}, f)
+    with pytest.raises(UserError, match="is not 2 distinct single characters"):
+        read_nanogpt_meta(str(tmp_path / "meta.pkl"))
 
 
 def read_folder(folder, idx):
