@@ -251,3 +251,16 @@ def test_a_hugging_face_folder_is_grown_continued_and_merged_with_the_projects_c
     assert [h["stage"] for h in merged["history"]] == ["import", "merge"]
     export.export(str(tmp_path / "merged.pt"), str(tmp_path / "hf2"))
     assert load_checkpoint(str(tmp_path / "hf2"))["tokenizer"] == "bytes"
+
+
+def test_init_from_gpt2_without_the_hub_says_what_to_download(monkeypatch, tmp_path):
+    """--init-from=gpt2 downloads through the optional huggingface_hub; without it (or without a
+    network) one line says which files to fetch and where to pass them."""
+    import sys
+    import rundir
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # not installed: importing it fails
+    monkeypatch.chdir(tmp_path)  # no folder named gpt2-medium here
+    with pytest.raises(UserError, match=r"--init-from=gpt2-medium needs Hugging Face's gpt2-medium weights "
+                                        r"\(ImportError\): download config.json and model.safetensors from "
+                                        r"https://huggingface.co/openai-community/gpt2-medium"):
+        rundir.init_path(type("Args", (), {"init_from": "gpt2-medium", "out_dir": None})())
