@@ -261,6 +261,6 @@ def test_init_from_gpt2_without_the_hub_says_what_to_download(monkeypatch, tmp_p
     monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # not installed: importing it fails
     monkeypatch.chdir(tmp_path)  # no folder named gpt2-medium here
     with pytest.raises(UserError, match=r"--init-from=gpt2-medium needs Hugging Face's gpt2-medium weights "
-                                        r"\(ImportError\): download config.json and model.safetensors from "
+                                        r"\(ModuleNotFoundError\): download config.json and model.safetensors from "
                                         r"https://huggingface.co/openai-community/gpt2-medium"):
         rundir.init_path(type("Args", (), {"init_from": "gpt2-medium", "out_dir": None})())
