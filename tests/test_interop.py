@@ -82,11 +82,11 @@ def test_a_character_level_nanogpt_model_is_grown_continued_and_sampled(tmp_path
     ckpt = load_checkpoint(path)
     assert ckpt["tokenizer"] == "char:" + "".join(sorted(set(SHAKESPEARE)))
     idx = torch.randint(len(set(SHAKESPEARE)), (2, 16))
-    for recipe in ("depth", "hyperclone", "preserve"):
+    for recipe in scale.RECIPES:  # every growth keeps the logits, SOLAR excepted (it is the one that does not)
         margs, sd, _ = scale.grow(dict(ckpt, model={k: v.double() for k, v in ckpt["model"].items()}),
                                   **dict(scale.RECIPES[recipe], noise=0.0))
         gap = (scale.build(margs, sd, torch.float64).eval()(idx)[0] - original.double()(idx)[0]).abs().max().item()
-        assert gap < 1e-9, (recipe, gap)
+        assert (gap < 1e-9) == (recipe != "solar"), (recipe, gap)
     grown = str(tmp_path / "grown.pt")
     scale.main(["--method=hyperclone", f"--in={path}", f"--out={grown}"])
     train.main([f"--init-from={grown}", "--dataset=shakespeare_char", "--eval-datasets=shakespeare_char",
