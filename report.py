@@ -258,6 +258,13 @@ def claims_table(r):
                   for c, claim, measured, rule, ok in claims(r)])
 
 
+def stages_line(r):
+    """How the training stages ran (the machine line counts the threads of the process that ran them)."""
+    if "jobs" not in r:
+        return ""
+    return f" in the orchestrating process; training stages {r['jobs']} at a time, {r['threads']} thread(s) each"
+
+
 def header_section(r, plots):
     """Title, machine, time per stage and the settings every number depends on."""
     s, groups = r["settings"], {}
@@ -266,7 +273,7 @@ def header_section(r, plots):
     tokens = s["cpt_iters"] * r["tokens_per_step"]
     return f"""# Growing a GPT and teaching it Korean: the report
 
-Made by `python experiment.py --preset={r['preset']}` on {r['date']}: {r['machine']}.
+Made by `python experiment.py --preset={r['preset']}` on {r['date']}: {r['machine']}{stages_line(r)}.
 Wall time {r['wall_s'] / 60:.1f} min for this invocation (stages cached from earlier runs are not re-run);
 peak memory {r['peak_rss_mb']:,} MiB. Time per stage when it ran:
 {", ".join(f"{g} {v / 60:.1f} min" for g, v in groups.items())}.
