@@ -5,13 +5,15 @@ Place in the story: none; this is plumbing. Every script (train, scale, merge,
 evaluate, sample, experiment, bench, data/*/prepare.py, exercises/check.py)
 builds its parser with `parser()`, reads flags with `parse_flags()` and runs
 with `run_cli(main)`, so a user's mistake always prints one line starting
-with `error:` and exits 1, while a bug keeps its traceback.
+with `error:` and exits 1, while a bug keeps its traceback. `catch_ctrl_c` turns
+a long loop's first Ctrl-C into "save and stop" (train.py).
 """
 
 import argparse
 import errno
 import math
 import os
+import signal
 import sys
 
 
@@ -133,3 +135,16 @@ def available_memory():
     except OSError:
         pass
     return None
+
+
+def catch_ctrl_c():
+    """The first Ctrl-C asks the loop to save and stop after the current step; a second one quits."""
+    stop = {"requested": False}
+
+    def on_sigint(signum, frame):
+        if stop["requested"]:
+            print("\ninterrupted twice: quitting without saving (the last checkpoint is intact)")
+            raise SystemExit(130)
+        stop["requested"] = True
+    signal.signal(signal.SIGINT, on_sigint)
+    return stop

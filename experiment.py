@@ -25,7 +25,6 @@ Two tracks, following the two papers:
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -36,13 +35,13 @@ import merge
 import report
 import clones
 import scale
-import train
 from data.bios.prepare import exact_match, load_people, prepare as prepare_bios
 from data.common import DATA_DIR, load_meta
 from data.loader import open_split
 from evaluate import estimate_loss, evaluate_checkpoints
 from checkpoint import load_checkpoint, model_from_checkpoint
 from cli import UserError, parse_flags, parser, run_cli
+from stages import Stages
 from system import autodetect_device, choose_threads
 
 PRESETS = {
@@ -82,131 +81,6 @@ GROW = scale.RECIPES  # the language track grows the base with every registered 
 # the others (contrasts and lessons) run once. "+replay" runs also see 5% English: marked as such.
 COMPARED = ["full", "full+replay", "depth", "hyperclone", "growup", "preserve", "route+replay"]
 LANGUAGES = ["english", "korean", "german"]
-TRAIN_PY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "train.py")
-
-
-# ----------------------------------------------------------------------------
-# running stages, each exactly once
-
-
-class Stages:
-    """Runs the experiment's commands and remembers, in <out>/stages.json, which output each made.
-
-    Training stages wait in a queue until `wait()`: then they run one at a time in this process
-    (jobs=1: progress bars as usual), or `jobs` at once as separate processes, longest first, each
-    with its output in <out>/logs/ and one line here when it finishes. Every stage gets the same
-    `--threads`, which is part of its command: a thread count changes floating-point sums, and the
-    same command gives the same weights bit for bit however many stages run beside it."""
-
-    def __init__(self, out_dir, jobs=1, threads=1):
-        self.out_dir, self.path = out_dir, os.path.join(out_dir, "stages.json")
-        self.done = json.load(open(self.path)) if os.path.exists(self.path) else {}
-        self.jobs, self.threads, self.queue = jobs, threads, []
-
-    def _record(self, output, cmd, seconds, group, finished=True):
-        self.done[output] = {"cmd": cmd, "seconds": round(seconds, 1), "group": group, "finished": finished}
-        os.makedirs(self.out_dir, exist_ok=True)
-        with open(self.path + ".tmp", "w") as f:
-            json.dump(self.done, f, indent=1)
-        os.replace(self.path + ".tmp", self.path)
-
-    def run(self, group, script, argv, output):
-        """`python script argv...` now, unless `output` exists and was made by that very command."""
-        cmd = " ".join(["python", script.__name__ + ".py"] + argv)
-        if self.done.get(output, {}).get("cmd") == cmd and os.path.exists(output):
-            return
-        print(f"\n$ {cmd}", flush=True)
-        t0 = time.time()
-        script.main(argv)
-        self._record(output, cmd, time.time() - t0, group)
-
-    def train(self, group, out_dir, argv, iters):
-        """Queue train.py into out_dir (skipped if that command finished there); returns its checkpoint."""
-        argv = argv + [f"--out-dir={out_dir}", f"--max-iters={iters}", "--sample-tokens=0", f"--threads={self.threads}"]
-        ckpt, cmd = os.path.join(out_dir, "ckpt.pt"), " ".join(["python train.py"] + argv)
-        before = self.done.get(out_dir, {})
-        if not (before.get("cmd") == cmd and before.get("finished") and os.path.exists(ckpt)):
-            self.queue.append((group, out_dir, argv, iters, cmd))
-        return ckpt
-
-    def _start(self, group, out_dir, argv, cmd):
-        """(argv to run, seconds already spent): an interrupted run of the same command resumes."""
-        before = self.done.get(out_dir, {})
-        if before.get("cmd") == cmd and os.path.exists(os.path.join(out_dir, "ckpt.pt")):
-            print(f"\n$ python train.py --init-from=resume --out-dir={out_dir}   # continuing: {cmd}", flush=True)
-            return ["--init-from=resume", f"--out-dir={out_dir}", "--sample-tokens=0"], before.get("seconds", 0)
-        self._record(out_dir, cmd, 0, group, finished=False)  # a kill from here on resumes, never skips
-        replace = ["--overwrite"] if os.path.exists(os.path.join(out_dir, "ckpt.pt")) else []  # settings changed
-        print(f"\n$ {' '.join([cmd] + replace)}", flush=True)
-        return argv + replace, 0
-
-    def _finish(self, group, out_dir, iters, cmd, seconds):
-        """Record the stage; True when it reached its last step."""
-        finished = load_checkpoint(os.path.join(out_dir, "ckpt.pt"))["iter_num"] >= iters
-        self._record(out_dir, cmd, seconds, group, finished)
-        return finished
-
-    def wait(self):
-        """Run every queued training stage."""
-        queue, self.queue = sorted(self.queue, key=lambda q: -q[3]), []  # longest first: the pool ends together
-        if self.jobs == 1:
-            for group, out_dir, argv, iters, cmd in queue:
-                t0 = time.time()
-                run_argv, spent = self._start(group, out_dir, argv, cmd)
-                train.main(run_argv)
-                if not self._finish(group, out_dir, iters, cmd, spent + time.time() - t0):
-                    raise UserError("interrupted; run the same experiment.py command again to continue where it stopped")
-        elif queue:
-            self._pool(queue)
-
-    def _pool(self, queue):
-        """`jobs` stages at a time, each a `python train.py` of its own, its output in <out>/logs/."""
-        logs = os.path.join(self.out_dir, "logs")
-        os.makedirs(logs, exist_ok=True)
-        print(f"\n{len(queue)} training stages, {self.jobs} at a time with {self.threads} thread(s) each; "
-              f"their output goes to {logs}/", flush=True)
-        running, failed, total, n_done = {}, None, len(queue), 0
-        try:
-            while queue or running:
-                while queue and len(running) < self.jobs and not failed:
-                    group, out_dir, argv, iters, cmd = queue.pop(0)
-                    run_argv, spent = self._start(group, out_dir, argv, cmd)
-                    log = os.path.join(logs, out_dir[len(self.out_dir):].strip("/").replace("/", "_") + ".log")
-                    with open(log, "a") as f:
-                        proc = subprocess.Popen([sys.executable, TRAIN_PY, *run_argv], stdout=f, stderr=subprocess.STDOUT,
-                                                env=dict(os.environ, TQDM_DISABLE="1"), start_new_session=True)
-                    running[proc] = (group, out_dir, iters, cmd, spent, time.time(), log)
-                if failed and not running:
-                    break
-                time.sleep(0.2)
-                for proc in [p for p in running if p.poll() is not None]:
-                    group, out_dir, iters, cmd, spent, t0, log = running.pop(proc)
-                    if proc.returncode != 0:
-                        failed = failed or f"{out_dir}: {last_line(log)} (its whole output: {log})"
-                        continue
-                    if not self._finish(group, out_dir, iters, cmd, spent + time.time() - t0):
-                        failed = failed or f"{out_dir} stopped before its last step; run the same command again"
-                        continue
-                    n_done += 1
-                    print(f"[{n_done}/{total}] {out_dir} done in {(time.time() - t0) / 60:.1f} min "
-                          f"({len(queue)} still to start)", flush=True)
-        except KeyboardInterrupt:  # each running stage saves its step, as train.py does on Ctrl-C
-            for proc in running:
-                proc.send_signal(signal.SIGINT)
-            for proc, (group, out_dir, iters, cmd, spent, t0, log) in running.items():
-                proc.wait()
-                if os.path.exists(os.path.join(out_dir, "ckpt.pt")):
-                    self._finish(group, out_dir, iters, cmd, spent + time.time() - t0)
-            raise
-        if failed:
-            raise UserError(failed)
-
-
-def last_line(log):
-    """The last line a stage printed (its `error:` line when it failed), without the prefix."""
-    with open(log, errors="replace") as f:
-        lines = [line.strip() for line in f if line.strip()]
-    return (lines[-1] if lines else "no output").removeprefix("error: ")
 
 
 # ----------------------------------------------------------------------------
@@ -439,7 +313,7 @@ def jobs_and_threads(jobs, threads):
     for name, value in (("jobs", jobs), ("threads", threads)):
         if value != "auto" and not (value.isdigit() and 1 <= int(value) <= 256):
             raise UserError(f"--{name}={value} must be auto or a whole number from 1 to 256")
-    free = choose_threads("auto")[0]
+    free = choose_threads("auto")[0] if "auto" in (jobs, threads) else None  # measures the load: only if needed
     if jobs == "auto":
         jobs = 1 if autodetect_device() != "cpu" else free
     jobs = int(jobs)

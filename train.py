@@ -35,7 +35,7 @@ from data.common import DATA_DIR, get_tokenizer, load_meta, tokenizer_label
 from data.loader import draw_rows, make_batch, open_split, parse_replay, seen_tokens
 from evaluate import estimate_loss
 from checkpoint import UPSCALED_CKPT, load_checkpoint, make_checkpoint, model_from_checkpoint, save_checkpoint
-from cli import UserError, check_number, parse_flags, parser, run_cli, typed_flags
+from cli import UserError, catch_ctrl_c, check_number, parse_flags, parser, run_cli, typed_flags
 from model import GPT, GPTConfig
 from rundir import (PRETRAIN_OUT_DIR, claim_out_dir, continue_out_dir, init_path, start_log,
                     take_saved_settings)
@@ -184,19 +184,6 @@ def open_datasets(args, tokenizer):
     for name in filter(None, args.eval_datasets.split(",")):
         eval_splits[name] = open_split(args.data_dir, name, "val", tokenizer, args.block_size)
     return sources, eval_splits
-
-
-def catch_ctrl_c():
-    """The first Ctrl-C asks the loop to save and stop after the current step; a second one quits."""
-    stop = {"requested": False}
-
-    def on_sigint(signum, frame):
-        if stop["requested"]:
-            print("\ninterrupted twice: quitting without saving (the last checkpoint is intact)")
-            raise SystemExit(130)
-        stop["requested"] = True
-    signal.signal(signal.SIGINT, on_sigint)
-    return stop
 
 
 # ----------------------------------------------------------------------------

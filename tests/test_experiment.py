@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import experiment
+import stages
 import report
 from data.bios.prepare import ATTRIBUTES, dataset_names, exact_match, populations, prepare, questions
 from data.common import write_dataset
@@ -77,14 +78,14 @@ def test_an_interrupted_training_stage_resumes(tmp_path, quick_run):
             self.reads = getattr(self, "reads", 0) + 1
             return self.reads > 4
 
-    real = experiment.train.catch_ctrl_c
-    experiment.train.catch_ctrl_c = lambda: CtrlCAfter4Steps()
+    real = stages.train.catch_ctrl_c
+    stages.train.catch_ctrl_c = lambda: CtrlCAfter4Steps()
     try:
         with pytest.raises(UserError, match="interrupted"):
             st.train("test", run_dir, argv, 8)
             st.wait()
     finally:
-        experiment.train.catch_ctrl_c = real
+        stages.train.catch_ctrl_c = real
     assert experiment.load_checkpoint(os.path.join(run_dir, "ckpt.pt"))["iter_num"] == 4
     st.train("test", run_dir, argv, 8)
     st.wait()  # resumes from step 4 with the saved settings
@@ -158,7 +159,7 @@ def test_a_training_stage_killed_midway_is_not_taken_for_finished(tmp_path, monk
     def killed(argv):
         raise KeyboardInterrupt  # the process dies during training, before the stage is recorded as done
 
-    monkeypatch.setattr(experiment.train, "main", killed)
+    monkeypatch.setattr(stages.train, "main", killed)
     with pytest.raises(KeyboardInterrupt):
         st.train("test", str(tmp_path / "run"), ["--dataset=english"], 8)
         st.wait()
