@@ -15,9 +15,12 @@ cannot slow the next.
     python bench.py --sample                 # KV-cache sampling vs recomputing, 256 tokens on `small`
     python bench.py --merge                  # TIES over three GPT-2-small-sized (124M) checkpoints
     python bench.py --shared                 # idle vs one core busy, per thread setting (≈1 min)
+    python bench.py --nanogpt=../nanoGPT     # nanoGPT's `small` and ours, steps timed in turn (≈2 min)
 """
 
 import argparse
+import copy
+import importlib.util
 import json
 import os
 import resource
@@ -220,6 +223,50 @@ def print_shared(args):
               + (f"   (auto chose {row[0]['threads']} idle, {row[1]['threads']} busy)" if threads == "auto" else ""))
 
 
+def load_nanogpt(folder):
+    """nanoGPT's model.py, from a clone of its repository (its code: only run one you trust)."""
+    path = os.path.join(folder, "model.py")
+    if not os.path.isfile(path):
+        raise UserError(f"--nanogpt={folder}: no model.py there; pass the folder of a nanoGPT clone "
+                        "(git clone https://github.com/karpathy/nanoGPT)")
+    spec = importlib.util.spec_from_file_location("nanogpt_model", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def nanogpt_side_by_side(folder, rounds=5, steps=6):
+    """nanoGPT's `small` and ours with the same weights, batches and training step (optimizer_step), timed
+    in turn in one process so that a drifting machine slows all of them alike; [(label, tokens/s)].
+    The third of ours uses nanoGPT's exact GELU instead of GPT-2's tanh approximation, to show the cost of it."""
+    nano = load_nanogpt(folder)
+    margs = dict(CONFIGS["small"][0], dropout=0.0, bias=True)
+    torch.manual_seed(0)
+    theirs = nano.GPT(nano.GPTConfig(**margs))
+    ours = new_model(asdict(config_of(margs)))
+    ours.load_state_dict({k: v for k, v in theirs.state_dict().items() if k in ours.state_dict()})
+    exact = copy.deepcopy(ours)
+    for block in exact.transformer.h:
+        block.mlp.gelu = torch.nn.GELU()  # erf, as nanoGPT's MLP
+    bf16 = torch.autocast("cpu", dtype=torch.bfloat16)
+    runs = {"nanoGPT, float32 (its CPU default)": (theirs, nullcontext()), "ours, float32": (ours, nullcontext()),
+            "ours, float32, exact GELU": (exact, nullcontext()),
+            "ours, bfloat16 autocast (our CPU default)": (copy.deepcopy(ours), bf16)}
+    optimizers = {k: make_optimizer(m, 1e-3, 0.1, (0.9, 0.95)) for k, (m, _) in runs.items()}
+    batch, T = CONFIGS["small"][1], margs["block_size"]
+    times = {k: [] for k in runs}
+    for r in range(rounds):
+        for k in list(runs)[r % len(runs):] + list(runs)[:r % len(runs)]:  # each round starts elsewhere
+            model, ctx = runs[k]
+            for i in range(steps + 1):  # the first step of a turn warms the caches up and is not counted
+                x, y = torch.randint(256, (batch, T)), torch.randint(256, (batch, T))
+                t = time.perf_counter()
+                optimizer_step(model, optimizers[k], [(x, y)], [], 1.0, ctx)
+                if i:
+                    times[k].append(time.perf_counter() - t)
+    return [(k, batch * T / sorted(v)[len(v) // 2]) for k, v in times.items()]
+
+
 def print_training(args):
     names = args.configs.split(",")
     for n in names:
@@ -262,6 +309,8 @@ def main():
     p.add_argument("--merge", action="store_true", help="instead: time merge.py TIES on three 124M checkpoints")
     p.add_argument("--shared", action="store_true", help="instead: the default model's speed with the CPU idle and "
                                                          "with one core busy, per thread setting")
+    p.add_argument("--nanogpt", metavar="FOLDER", help="instead: nanoGPT's `small` (its model.py in FOLDER) and "
+                                                        "ours, training steps timed in turn in one process")
     p.add_argument("--threads", default="auto", help="CPU threads of each measurement: auto or a number")
     p.add_argument("--run", help=argparse.SUPPRESS)  # internal: measure one configuration, print JSON
     p.add_argument("--frozen", action="store_true", help=argparse.SUPPRESS)
@@ -280,6 +329,12 @@ def main():
         print(json.dumps({"seconds": time.perf_counter() - t, "peak_mb": peak_mb(), "anon_mb": anonymous["mb"]}))
     elif args.shared:
         print_shared(args)
+    elif args.nanogpt:
+        rows = nanogpt_side_by_side(args.nanogpt)
+        print(f"`small` (6 x 384, block 128, batch 16, biases), tokens/s, median of 30 steps, {torch.get_num_threads()} "
+              f"threads, in turn in one process")
+        for label, tok_s in rows:
+            print(f"{label:<44}{tok_s:>8,.0f}   {tok_s / rows[0][1]:.2f}x nanoGPT")
     elif args.sample:
         for block in (128, 512):  # `small` has a 128-token context; recomputing costs more as it grows
             r = time_sampling(block_size=block)

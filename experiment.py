@@ -8,7 +8,7 @@ whose output exists and was made by the same command, and an interrupted
 training run resumes where it stopped. report.py then writes report/REPORT.md
 and its plots from results.json.
 
-    python experiment.py                  # the default run: ~60 minutes on a 2-core laptop CPU
+    python experiment.py                  # the default run: ~75 minutes on a 2-core laptop CPU
     python experiment.py --preset=quick   # every stage on tiny settings, under a minute
     python experiment.py --preset=gpu     # a larger model and budget for a GPU
     python experiment.py --config=my.json # any preset setting overridden from a JSON file
@@ -45,10 +45,10 @@ from stages import Stages
 from system import autodetect_device, choose_threads
 
 PRESETS = {
-    # byte tokenizer, 4 x 128 model: ~23k tokens/s on 2 cores (two 1-thread stages): the whole run in ~60 min
+    # byte tokenizer, 4 x 128 model: ~23k tokens/s on 2 cores (two 1-thread stages): the whole run in ~75 min
     "default": dict(n_layer=4, n_head=4, n_embd=128, block_size=128, batch_size=16, eval_iters=20, train_eval_iters=10,
                     base_iters=2000, base_lr=1e-3, cpt_iters=300, cpt_lr=3e-4, sweep_lrs=[1e-4, 1e-3], eval_interval=50,
-                    replay=0.05, long_factor=4, joint_factor=2, seeds=3,
+                    replay=0.05, long_factor=12, long_factor_2x=4, joint_factor=2, seeds=3, merge_seeds=3,
                     bios_people=100, bios_renderings=5, bios_base_iters=2000, bios_base_lr=3e-3,
                     bios_iters=250, bios_lr=1e-3, bios_seeds=3, bios_methods=["full", "depth", "preserve", "route"],
                     bios_korean=False),
@@ -56,21 +56,21 @@ PRESETS = {
     # rate, a smaller biography test without route); its report says so in its settings line
     "class": dict(n_layer=4, n_head=4, n_embd=128, block_size=128, batch_size=16, eval_iters=10, train_eval_iters=5,
                   base_iters=800, base_lr=1e-3, cpt_iters=100, cpt_lr=3e-4, sweep_lrs=[1e-3], eval_interval=25,
-                  replay=0.05, long_factor=4, joint_factor=2, seeds=2,
+                  replay=0.05, long_factor=4, long_factor_2x=0, joint_factor=2, seeds=2, merge_seeds=1,
                   bios_people=50, bios_renderings=5, bios_base_iters=800, bios_base_lr=3e-3,
                   bios_iters=100, bios_lr=1e-3, bios_seeds=2, bios_methods=["full", "depth", "preserve"],
                   bios_korean=False),
     # every stage, tiny: what the test runs
     "quick": dict(n_layer=4, n_head=2, n_embd=32, block_size=64, batch_size=4, eval_iters=2, train_eval_iters=1,
                   base_iters=20, base_lr=3e-3, cpt_iters=8, cpt_lr=1e-3, sweep_lrs=[3e-3], eval_interval=4,
-                  replay=0.05, long_factor=2, joint_factor=2, seeds=2,
+                  replay=0.05, long_factor=2, long_factor_2x=2, joint_factor=2, seeds=2, merge_seeds=2,
                   bios_people=6, bios_renderings=2, bios_base_iters=20, bios_base_lr=3e-3,
                   bios_iters=8, bios_lr=1e-3, bios_seeds=2, bios_methods=["full", "depth", "preserve", "route"],
                   bios_korean=False),
     # a GPU: a 6 x 384 model (nanoGPT's char model size) and ten times the tokens
     "gpu": dict(n_layer=6, n_head=6, n_embd=384, block_size=256, batch_size=64, eval_iters=50, train_eval_iters=20,
                 base_iters=5000, base_lr=1e-3, cpt_iters=2000, cpt_lr=3e-4, sweep_lrs=[1e-4, 1e-3], eval_interval=250,
-                replay=0.05, long_factor=4, joint_factor=2, seeds=5,
+                replay=0.05, long_factor=12, long_factor_2x=4, joint_factor=2, seeds=5, merge_seeds=5,
                 bios_people=400, bios_renderings=5, bios_base_iters=5000, bios_base_lr=1e-3,
                 bios_iters=1500, bios_lr=5e-4, bios_seeds=5,
                 bios_methods=["full", "depth", "hyperclone", "preserve", "adapt", "route"], bios_korean=False),
@@ -132,13 +132,14 @@ def pretrain(st, s, out, data_dir, bios):
 
 
 def continued(st, s, out, data_dir, name, init, iters=None, dataset="korean", extra=(), seed=0,
-              evals="english,korean", lr=None):
-    """Queue one continued run, <out>/<name>: `iters` steps (cpt_iters) on `dataset` from `init`."""
+              evals="english,korean", lr=None, eval_every=None):
+    """Queue one continued run, <out>/<name>: `iters` steps (cpt_iters) on `dataset` from `init`,
+    evaluated every `eval_every` steps (by default as often as a cpt_iters run, relative to its length)."""
     iters = iters or s["cpt_iters"]
+    eval_every = eval_every or max(1, s["eval_interval"] * iters // s["cpt_iters"])
     argv = run_flags(s, data_dir, 1337 + seed) + [
         f"--init-from={init}", f"--dataset={dataset}", f"--eval-datasets={evals}",
-        f"--learning-rate={lr or s['cpt_lr']}", f"--eval-interval={max(1, s['eval_interval'] * iters // s['cpt_iters'])}",
-        *extra]
+        f"--learning-rate={lr or s['cpt_lr']}", f"--eval-interval={eval_every}", *extra]
     return st.train("continue", f"{out}/{name}", argv, iters)
 
 
@@ -168,19 +169,35 @@ def language_track(st, s, out, data_dir, base):
                 for lr in s["sweep_lrs"]:
                     runs[f"{name}@{lr:g}"] = cont(f"korean/{name}@{lr:g}", init, lr=lr,
                                                   extra=replay if name.endswith("+replay") else ())
-    runs["full-long"] = cont("korean/full-long", base, iters=s["cpt_iters"] * s["long_factor"])
+    # data efficiency: the 1x model past one epoch of Korean, the symmetry-broken 2x model a third as far
+    # (their curves are read at equal tokens and equal FLOPs: evaluated every 2 x eval_interval steps)
+    runs["full-long"] = cont("korean/full-long", base, iters=s["cpt_iters"] * s["long_factor"],
+                             eval_every=2 * s["eval_interval"])
+    if s["long_factor_2x"]:
+        runs["hyperclone-long"] = cont("korean/hyperclone-long", grown["hyperclone"],
+                                       iters=s["cpt_iters"] * s["long_factor_2x"], eval_every=2 * s["eval_interval"])
     # Grow Up's 2x arm: English pretraining's first half at 1x, HyperCloned, its second half at 2x
     runs["growup/base-1x"], grown["growup"] = f"{out}/growup/base-1x/ckpt.pt", f"{out}/grown/growup-2x.pt"
     st.run("grow", scale, scale.recipe_flags(GROW["hyperclone"]) + [
         f"--in={runs['growup/base-1x']}", f"--out={grown['growup']}", "--seed=0"], grown["growup"])
     runs["growup/base-2x"] = cont("growup/base-2x", grown["growup"], iters=s["base_iters"] - s["base_iters"] // 2,
                                   dataset="english", evals="english", lr=s["base_lr"])
-    # for merging: a German model and a joint Korean+German one from each ancestor of a Korean model
-    for anc, init in (("base", base), ("hyper", grown["hyperclone"])):
-        runs[f"german/{anc}"] = cont(f"german/{anc}", init, dataset="german", evals="english,german")
-        runs[f"joint/{anc}"] = cont(f"joint/{anc}", init, iters=s["cpt_iters"] * s["joint_factor"],
-                                    extra=["--replay=german:0.5"], evals="english,korean,german")
+    # for merging: German models from each ancestor of a Korean model, one per merge seed (seed k's German
+    # model comes from the ancestor of seed k's Korean one), and a joint Korean+German model
+    for anc, recipe in (("base", "full"), ("hyper", "hyperclone")):
+        for seed in range(s["merge_seeds"]):
+            run = seed_name(f"german/{anc}", seed)
+            runs[run] = cont(run, ancestor(runs, grown, recipe, seed), dataset="german", evals="english,german",
+                             seed=seed)
+        runs[f"joint/{anc}"] = cont(f"joint/{anc}", ancestor(runs, grown, recipe, 0),
+                                    iters=s["cpt_iters"] * s["joint_factor"], extra=["--replay=german:0.5"],
+                                    evals="english,korean,german")
     return runs, grown
+
+
+def ancestor(runs, grown, recipe, seed):
+    """The checkpoint seed `seed` of a Korean run of `recipe` was continued from: the base or its growth."""
+    return runs["base"] if recipe == "full" else grown[seed_name(recipe, seed)]
 
 
 def growup_track(st, s, out, data_dir, runs):
@@ -194,16 +211,20 @@ def growup_track(st, s, out, data_dir, runs):
     return runs
 
 
-def merge_track(st, out, runs, grown):
+def merge_track(st, s, out, runs, grown):
     """Merge the Korean and the German model of each ancestor (the 1x base, the 2x HyperClone) with
-    every method of merge.py."""
+    every method of merge.py, once per merge seed: seed k merges seed k's two models, so the spread of
+    a merge over seeds is measured, not borrowed from the Korean runs."""
     merges = {}
-    for anc, init, ko in (("base", runs["base"], runs["full"]), ("hyper", grown["hyperclone"], runs["hyperclone"])):
-        for method in merge.METHODS:
-            path = f"{out}/merged/{anc}-{method}.pt"
-            st.run("merge", merge, [f"--method={method}", f"--base={init}", f"--models={ko},{runs[f'german/{anc}']}",
-                                    f"--out={path}"], path)
-            merges[f"{anc}/{method}"] = path
+    for anc, recipe in (("base", "full"), ("hyper", "hyperclone")):
+        for seed in range(s["merge_seeds"]):
+            models = f"{runs[seed_name(recipe, seed)]},{runs[seed_name(f'german/{anc}', seed)]}"
+            for method in merge.METHODS:
+                name = seed_name(f"{anc}/{method}", seed)
+                path = f"{out}/merged/{name}.pt"
+                st.run("merge", merge, [f"--method={method}", f"--base={ancestor(runs, grown, recipe, seed)}",
+                                        f"--models={models}", f"--out={path}"], path)
+                merges[name] = path
     return merges
 
 
@@ -293,9 +314,10 @@ def measure(s, out, data_dir, runs, grown, merges, bios, bios_base, bios_runs):
         "logs": {k: read_log(v) for k, v in runs.items()},
         "params": {k: params_of(v) for k, v in runs.items()},
         "flops_per_token": {k: model_from_checkpoint(load_checkpoint(runs[k])).flops_per_token()
-                            for k in ("full-long", "hyperclone", "growup")},
+                            for k in ("full-long", "hyperclone", "growup", "hyperclone-long") if k in runs},
         "before": {k: "growup/base-2x" for k in runs if k.startswith("growup") and "/" not in k},  # its own start
         "tokens_per_step": s["batch_size"] * s["block_size"],
+        "korean_train_tokens": os.path.getsize(os.path.join(data_dir, "korean", "train.bin")) // 2,  # uint16 ids
         "bios": bio,
         "symmetry": {k: symmetry(runs[k], data_dir, s) for k in ("hyperclone", "hyperclone-noiseless")},
         "gate": {k: gate_means(runs[k], data_dir, s) for k in ("route", "route+replay")},
@@ -344,6 +366,9 @@ def main(argv=None):
         if unknown:
             raise UserError(f"--config: unknown setting(s) {', '.join(sorted(unknown))}; known: {', '.join(s)}")
         s.update(extra)
+    if not 1 <= s["merge_seeds"] <= s["seeds"]:
+        raise UserError(f"merge_seeds={s['merge_seeds']} must be from 1 to seeds={s['seeds']} (each merge seed "
+                        "merges the Korean run of that seed)")
     out = args.out_dir or ("out/experiment" if args.preset == "default" else f"out/experiment-{args.preset}")
     st = Stages(out, jobs, threads)
     torch.set_num_threads(threads)  # the evaluation here sums as the stages did, whatever --jobs is
@@ -354,10 +379,9 @@ def main(argv=None):
         st.wait()  # the two bases
         runs, grown = language_track(st, s, out, args.data_dir, base)
         bios_runs = bios_track(st, s, out, args.data_dir, bios, bios_base)
-        st.wait()  # every continued run, and Grow Up's English at 2x
-        growup_track(st, s, out, args.data_dir, runs)
-        st.wait()  # Grow Up's 2x model on Korean
-        merges = merge_track(st, out, runs, grown)
+        growup_track(st, s, out, args.data_dir, runs)  # these start once Grow Up's English at 2x is done
+        st.wait()  # every continued run
+        merges = merge_track(st, s, out, runs, grown)
     except KeyboardInterrupt:
         raise UserError("interrupted; run the same command again: finished stages are kept")
     results = measure(s, out, args.data_dir, runs, grown, merges, bios, bios_base, bios_runs)

@@ -72,8 +72,9 @@ def plot_frontier(r, plt):
 def plot_efficiency(r, plt):
     """Korean loss against tokens and against FLOPs: the 1x model trained longer vs the 2x models."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    wide = "hyperclone-long" if "hyperclone-long" in r["logs"] else "hyperclone"
     for k, label in (("full-long", "1x, continued longer"), ("growup", "2x, Grow Up (cloned mid-pretraining)"),
-                     ("hyperclone", "2x, HyperClone of the finished base")):
+                     (wide, "2x, HyperClone of the finished base")):
         log = r["logs"][k]
         tokens = np.array([e["tokens"] for e in log])
         axes[0].plot(tokens, [e["loss"]["korean"] for e in log], label=label)
@@ -85,13 +86,16 @@ def plot_efficiency(r, plt):
 
 
 def plot_merges(r, plt):
-    """Each language's loss of the language models, the joint model and every merge, per ancestor."""
+    """Each language's loss of the language models, the joint model and every merge, per ancestor (mean
+    over the merge seeds)."""
     fig, axes = plt.subplots(1, 3, figsize=(14, 4), sharey=False)
     names = ["korean", "german", "joint"] + MERGE_METHODS
     for ax, lang in zip(axes, ("english", "korean", "german")):
         for j, (anc, ko_run) in enumerate((("base", "full"), ("hyper", "hyperclone"))):
             keys = [ko_run, f"german/{anc}", f"joint/{anc}"] + [f"merged/{anc}/{m}" for m in MERGE_METHODS]
-            ax.bar(np.arange(len(keys)) + 0.4 * j, [r["losses"][k][lang] for k in keys], width=0.4,
+            means = [stats(r, k, lang) for k in keys]  # over the merge seeds (bars: one sd)
+            ax.bar(np.arange(len(keys)) + 0.4 * j, [m[0] for m in means], width=0.4,
+                   yerr=[m[1] if m[2] > 1 else 0 for m in means], capsize=2,
                    label=f"from {'1x base' if anc == 'base' else '2x HyperClone'}")
         ax.set_xticks(np.arange(len(names)) + 0.2, names, rotation=45, ha="right", fontsize=8)
         ax.set(title=f"{lang} validation loss", ylim=(min(r['losses'][k][lang] for k in r['losses']) * 0.9, None))

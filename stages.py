@@ -26,8 +26,9 @@ class Stages:
     """Runs the experiment's commands and remembers, in <out>/stages.json, which output each made.
 
     Training stages wait in a queue until `wait()`: then they run one at a time in this process
-    (jobs=1: progress bars as usual), or `jobs` at once as separate processes, longest first, each
-    with its output in <out>/logs/ and one line here when it finishes. Every stage gets the same
+    (jobs=1: progress bars as usual), or `jobs` at once as separate processes, each with its output
+    in <out>/logs/ and one line here when it finishes. A stage that starts from another queued
+    stage's checkpoint waits for it (next_stage); the others go longest first. Every stage gets the same
     `--threads`, which is part of its command: a thread count changes floating-point sums, and the
     same command gives the same weights bit for bit however many stages run beside it."""
 
@@ -81,9 +82,10 @@ class Stages:
 
     def wait(self):
         """Run every queued training stage."""
-        queue, self.queue = sorted(self.queue, key=lambda q: -q[3]), []  # longest first: the pool ends together
+        queue, self.queue = self.queue, []
         if self.jobs == 1:
-            for group, out_dir, argv, iters, cmd in queue:
+            while queue:
+                group, out_dir, argv, iters, cmd = next_stage(queue, running=())
                 t0 = time.time()
                 run_argv, spent = self._start(group, out_dir, argv, cmd)
                 train.main(run_argv)
@@ -102,7 +104,10 @@ class Stages:
         try:
             while queue or running:
                 while queue and len(running) < self.jobs and not failed:
-                    group, out_dir, argv, iters, cmd = queue.pop(0)
+                    stage = next_stage(queue, [r[1] for r in running.values()])
+                    if stage is None:  # every queued stage starts from a checkpoint still being trained
+                        break
+                    group, out_dir, argv, iters, cmd = stage
                     run_argv, spent = self._start(group, out_dir, argv, cmd)
                     log = os.path.join(logs, out_dir[len(self.out_dir):].strip("/").replace("/", "_") + ".log")
                     with open(log, "a") as f:
@@ -133,6 +138,26 @@ class Stages:
             raise
         if failed:
             raise UserError(failed)
+
+
+def init_of(argv):
+    """The checkpoint a training stage starts from (its --init-from), or None."""
+    return next((a.split("=", 1)[1] for a in argv if a.startswith("--init-from=")), None)
+
+
+def next_stage(queue, running):
+    """Take from the queue the stage to start next, or None if none can start yet.
+
+    A stage can start once no queued or running stage is still making the checkpoint it starts from.
+    Among those, stages that others wait for go first, then the longest: the pool then ends together."""
+    making = {os.path.join(q[1], "ckpt.pt") for q in queue} | {os.path.join(d, "ckpt.pt") for d in running}
+    waited_for = {init_of(q[2]) for q in queue}
+    ready = [q for q in queue if init_of(q[2]) not in making]
+    if not ready:
+        return None
+    stage = max(ready, key=lambda q: (os.path.join(q[1], "ckpt.pt") in waited_for, q[3]))
+    queue.remove(stage)
+    return stage
 
 
 def last_line(log):

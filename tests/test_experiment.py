@@ -41,7 +41,9 @@ def test_quick_experiment_writes_the_report(quick_run):
     for run in ["base", "full", "full-seed2", "full+replay", "full-long", "joint/hyper", "german/base",
                 "route+replay", "hyperclone-seed2", *experiment.GROW]:
         assert set(results["losses"][run]) == {"english", "korean", "german"}
-    assert len([k for k in results["losses"] if k.startswith("merged/")]) == 10  # 5 methods x 2 ancestors
+    assert len([k for k in results["losses"] if k.startswith("merged/")]) == 20  # 5 methods x 2 ancestors x 2 seeds
+    assert "german/hyper-seed2" in results["losses"] and "merged/hyper/ties-seed2" in results["losses"]
+    assert results["logs"]["hyperclone-long"][-1]["iter"] == 16 and results["logs"]["full-long"][-1]["iter"] == 16
     assert results["params"]["preserve"][1] < results["params"]["preserve"][0]  # the base is frozen
     assert results["flops_per_token"]["hyperclone"] > 3 * results["flops_per_token"]["full-long"]
     text = open(os.path.join(out, "report", "REPORT.md")).read()
@@ -214,3 +216,13 @@ def test_a_failing_stage_side_by_side_is_one_line(tmp_path, quick_run):
     with pytest.raises(UserError, match=r"bad: .*klingon.*its whole output: .*logs/bad.log"):
         st.wait()
     assert experiment.Stages(str(tmp_path)).done[str(tmp_path / "bad")]["finished"] is False
+
+
+def test_a_stage_waits_for_the_checkpoint_it_starts_from():
+    queue = [("g", "out/b", ["--init-from=out/a/ckpt.pt"], 900, "b"), ("g", "out/a", [], 100, "a"),
+             ("g", "out/c", [], 500, "c"), ("g", "out/d", ["--init-from=out/base/ckpt.pt"], 300, "d")]
+    assert stages.next_stage(queue, running=())[1] == "out/a"  # b waits for it: first, though short
+    assert stages.next_stage(queue, running=["out/a"])[1] == "out/c"  # then the longest that can start
+    assert stages.next_stage(queue, running=["out/a"])[1] == "out/d"  # its start is no stage's output
+    assert stages.next_stage(queue, running=["out/a"]) is None  # b: its start is still being trained
+    assert stages.next_stage(queue, running=())[1] == "out/b" and queue == []

@@ -38,3 +38,51 @@ def test_forgetting_is_read_at_equal_korean_loss_along_the_sweep():
     assert [p[0] for p in report.frontier(r, "preserve")] == [0.001, 3e-4, 0.0001]  # sorted by Korean loss
     assert report.forgetting_at(r, "preserve", 3.5) == pytest.approx(0.15)  # halfway between 0.2 and 0.1
     assert report.forgetting_at(r, "preserve", 5.0) is None  # its sweep never gets that bad in Korean
+
+
+def merges(base, hyper, joint=5.0):
+    """Hand-made merge results: {method: [mean Korean+German loss per merge seed]} for each ancestor."""
+    losses = {f"joint/{a}": {"korean": joint, "german": joint} for a in ("base", "hyper")}
+    for anc, per_method in (("base", base), ("hyper", hyper)):
+        for m, values in per_method.items():
+            for seed, v in enumerate(values):
+                losses[f"merged/{anc}/{m}" + ("" if seed == 0 else f"-seed{seed + 1}")] = {"korean": v, "german": v}
+    return {"losses": losses, "settings": {"cpt_lr": 3e-4}}
+
+
+def c7(r, monkeypatch):
+    monkeypatch.setattr(report, "MERGE_METHODS", ["a", "b", "c"])
+    return dict((c[0], c[4]) for c in report.merge_claims(r))["C7"]
+
+
+def test_c7_is_decided_by_the_spread_of_merges_over_seeds(monkeypatch):
+    base = {"a": [3.0, 3.02, 2.98], "b": [3.5, 3.52, 3.48], "c": [3.2, 3.21, 3.19]}
+    better = {m: [v - 0.2 for v in vs] for m, vs in base.items()}  # 0.2 lower, seed sd 0.02: real
+    assert c7(merges(base, better), monkeypatch) is True
+    noisy = {m: [vs[0] - 0.2, vs[0] + 0.3, vs[0] - 0.5] for m, vs in base.items()}  # lower on average, sd 0.4
+    assert c7(merges(base, noisy), monkeypatch) is False
+    same = {m: [3.1, 3.11, 3.09] for m in base}  # methods do not differ: the second half of the claim fails
+    assert c7(merges(same, {m: [v - 0.2 for v in vs] for m, vs in same.items()}), monkeypatch) is False
+    single = {m: vs[:1] for m, vs in base.items()}  # one merge per setting: no spread, no verdict
+    assert c7(merges(single, {m: [v - 0.2 for v in vs] for m, vs in single.items()}), monkeypatch) is None
+
+
+def growup_results(growup_forgets):
+    """Full and Grow Up's 2x along their sweeps: (English after, Korean after); both start at English 1.0."""
+    full = {"full": (2.0, 3.0), "full-seed2": (2.1, 3.05), "full-seed3": (2.2, 2.95),
+            "full@0.0001": (1.5, 4.0), "full@0.001": (2.6, 2.5)}
+    g = growup_forgets
+    growup = {"growup": (1 + g, 3.1), "growup-seed2": (1.05 + g, 3.12), "growup-seed3": (1.1 + g, 3.08),
+              "growup@0.0001": (1 + g - 0.3, 4.2), "growup@0.001": (1 + g + 0.3, 2.6)}
+    r = results(dict(full, **growup, **{"growup/base-2x": (1.0, 9.0), "full-long": (2.5, 2.0), "preserve": (1.2, 3.5)}))
+    log = lambda k: [{"tokens": 0, "loss": {"korean": 9.0}}, {"tokens": 6000, "loss": {"korean": k}}]  # noqa: E731
+    r.update(compared=["full", "preserve", "growup"], before={k: "growup/base-2x" for k in growup},
+             logs={"full-long": log(2.0), "growup": log(3.1)}, flops_per_token={"full-long": 1, "growup": 3})
+    return r
+
+
+def test_c5_compares_forgetting_at_full_trainings_korean_loss_along_each_sweep():
+    verdict = lambda r: dict((c[0], c[4]) for c in report.language_claims(r))["C5"]  # noqa: E731
+    assert report.forgetting_at(growup_results(0.6), "growup", 3.0) == pytest.approx(0.7)  # 0.9 -> 0.6 between
+    assert verdict(growup_results(0.6)) is True    # 0.7 against full's 1.1 at Korean 3.0
+    assert verdict(growup_results(0.95)) is False  # 1.05 against 1.1: inside the noise
