@@ -235,12 +235,9 @@ def load_nanogpt(folder):
     return module
 
 
-def nanogpt_side_by_side(folder, rounds=5, steps=6):
-    """nanoGPT's `small` and ours with the same weights, batches and training step (optimizer_step), timed
-    in turn in one process so that a drifting machine slows all of them alike; [(label, tokens/s)].
-    The third of ours uses nanoGPT's exact GELU instead of GPT-2's tanh approximation, to show the cost of it."""
-    nano = load_nanogpt(folder)
-    margs = dict(CONFIGS["small"][0], dropout=0.0, bias=True)
+def nanogpt_models(nano, margs):
+    """{label: (model, autocast)}: nanoGPT's model, and ours with its weights three ways. The third of ours
+    uses nanoGPT's exact GELU instead of GPT-2's tanh approximation, to show what the tanh form costs."""
     torch.manual_seed(0)
     theirs = nano.GPT(nano.GPTConfig(**margs))
     ours = new_model(asdict(config_of(margs)))
@@ -248,18 +245,25 @@ def nanogpt_side_by_side(folder, rounds=5, steps=6):
     exact = copy.deepcopy(ours)
     for block in exact.transformer.h:
         block.mlp.gelu = torch.nn.GELU()  # erf, as nanoGPT's MLP
-    bf16 = torch.autocast("cpu", dtype=torch.bfloat16)
-    runs = {"nanoGPT, float32 (its CPU default)": (theirs, nullcontext()), "ours, float32": (ours, nullcontext()),
+    return {"nanoGPT, float32 (its CPU default)": (theirs, nullcontext()), "ours, float32": (ours, nullcontext()),
             "ours, float32, exact GELU": (exact, nullcontext()),
-            "ours, bfloat16 autocast (our CPU default)": (copy.deepcopy(ours), bf16)}
+            "ours, bfloat16 autocast (our CPU default)": (copy.deepcopy(ours),
+                                                          torch.autocast("cpu", dtype=torch.bfloat16))}
+
+
+def nanogpt_side_by_side(folder, rounds=5, steps=6, config="small"):
+    """nanoGPT's model and ours, the same weights, batches and training step (optimizer_step), timed in
+    turn in one process so that a drifting machine slows all of them alike; [(label, tokens/s)]."""
+    margs = dict(CONFIGS[config][0], dropout=0.0, bias=True)
+    runs = nanogpt_models(load_nanogpt(folder), margs)
     optimizers = {k: make_optimizer(m, 1e-3, 0.1, (0.9, 0.95)) for k, (m, _) in runs.items()}
-    batch, T = CONFIGS["small"][1], margs["block_size"]
+    batch, T, V = CONFIGS[config][1], margs["block_size"], margs["vocab_size"]
     times = {k: [] for k in runs}
     for r in range(rounds):
         for k in list(runs)[r % len(runs):] + list(runs)[:r % len(runs)]:  # each round starts elsewhere
             model, ctx = runs[k]
             for i in range(steps + 1):  # the first step of a turn warms the caches up and is not counted
-                x, y = torch.randint(256, (batch, T)), torch.randint(256, (batch, T))
+                x, y = torch.randint(V, (batch, T)), torch.randint(V, (batch, T))
                 t = time.perf_counter()
                 optimizer_step(model, optimizers[k], [(x, y)], [], 1.0, ctx)
                 if i:

@@ -57,23 +57,37 @@ def usable_cores():
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+def cpu_ticks(stat_text, cores):
+    """(busy, total, n) CPU ticks summed over the per-core lines of /proc/stat's text for the cores in
+    `cores` (None: all), and how many such lines there were. Idle and iowait count as not busy."""
+    busy = total = n = 0
+    for line in stat_text.splitlines():
+        name, *values = line.split() or [""]
+        if name.startswith("cpu") and name[3:].isdigit() and (cores is None or int(name[3:]) in cores):
+            fields = [int(v) for v in values]
+            busy, total, n = busy + sum(fields) - fields[3] - fields[4], total + sum(fields), n + 1
+    return busy, total, n
+
+
 def busy_cores(seconds=0.25):
-    """How many cores other programs keep busy right now: the machine's non-idle CPU time over a
-    short sleep (Linux's /proc/stat), minus this process's own. None where /proc/stat is missing."""
-    def machine_and_own():
+    """How many of the cores this process may use other programs keep busy right now: their non-idle
+    time over a short sleep (Linux's /proc/stat, only the lines of those cores, so a container pinned
+    to some cores is not misled by the others), minus this process's own. None where /proc/stat is missing."""
+    cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+
+    def read():
         with open("/proc/stat") as f:
-            fields = [int(v) for v in f.readline().split()[1:]]
-        idle = fields[3] + fields[4]  # idle + iowait
-        own = sum(os.times()[:2])  # this process's user + system seconds
-        return sum(fields) - idle, sum(fields), own
+            return cpu_ticks(f.read(), cores), sum(os.times()[:2])  # this process's user + system seconds
     try:
-        busy0, total0, own0 = machine_and_own()
+        (busy0, total0, n), own0 = read()
         time.sleep(seconds)
-        busy1, total1, own1 = machine_and_own()
+        (busy1, total1, _), own1 = read()
     except (OSError, ValueError, IndexError):
         return None
+    if n == 0:
+        return None
     ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-    wall_ticks = max(total1 - total0, 1) / max(os.cpu_count() or 1, 1)  # ticks per core in the window
+    wall_ticks = max(total1 - total0, 1) / n  # ticks per core in the window
     others = (busy1 - busy0) - (own1 - own0) * ticks
     return max(0.0, others / wall_ticks)
 

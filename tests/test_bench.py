@@ -5,6 +5,8 @@ the benchmark is not a test; this only proves it works.)
     python -m pytest -q tests/test_bench.py
 """
 
+import torch
+
 import bench
 from tests.conftest import run_script
 
@@ -33,3 +35,23 @@ def test_sampling_benchmark_compares_cached_with_recomputed():
 def test_merge_benchmark_runs_merge_py_in_its_own_process():
     r = bench.time_merge("global", dict(n_layer=2, n_head=2, n_embd=16, block_size=16, vocab_size=64))
     assert r["seconds"] > 0 and r["peak_mb"] > 0
+
+
+def test_nanogpt_side_by_side_times_both_models_from_the_same_weights(tmp_path):
+    # a stand-in for a nanoGPT clone: its model.py has nanoGPT's interface (GPTConfig with bias and dropout,
+    # GPT(config), forward(idx, targets) -> (logits, loss)); here it is ours under nanoGPT's names
+    (tmp_path / "model.py").write_text("from model import GPT, GPTConfig\n")
+    nano = bench.load_nanogpt(str(tmp_path))
+    runs = bench.nanogpt_models(nano, dict(bench.CONFIGS["tiny"][0], dropout=0.0, bias=True))
+    theirs = runs["nanoGPT, float32 (its CPU default)"][0].state_dict()
+    for label, (model, _) in runs.items():
+        assert all(torch.equal(v, theirs[k]) for k, v in model.state_dict().items()), label
+    gelus = [m.transformer.h[0].mlp.gelu.approximate for m, _ in runs.values()]
+    assert gelus == ["tanh", "tanh", "none", "tanh"]  # ours keeps GPT-2's; the third shows nanoGPT's exact one
+    rows = bench.nanogpt_side_by_side(str(tmp_path), rounds=2, steps=1, config="tiny")
+    assert [label for label, _ in rows] == list(runs) and all(tok_s > 0 for _, tok_s in rows)
+
+
+def test_nanogpt_side_by_side_needs_a_clone():
+    r = run_script("bench.py", "--nanogpt=no/such/folder")
+    assert r.returncode == 1 and r.stderr.startswith("error: --nanogpt=no/such/folder: no model.py there")
