@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 
-from report import BASELINES, MERGE_METHODS, frontier, korean_runs, stats
+from claims import BASELINES, MERGE_METHODS, frontier, korean_runs, stats
 
 
 def plot_all(r, out_dir):

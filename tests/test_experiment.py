@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
+import claims
 import experiment
 import stages
-import report
 from data.bios.prepare import ATTRIBUTES, dataset_names, exact_match, populations, prepare, questions
 from data.common import write_dataset
 from model import GPT, GPTConfig
@@ -53,7 +53,7 @@ def test_quick_experiment_writes_the_report(quick_run):
     assert set(results["gate"]) == {"route", "route+replay"} and 0 < results["gate"]["route"]["korean"] < 1
     assert "full@0.003" in results["losses"] and "full-seed2" in results["losses"]  # the sweep and the seeds
     assert results["before"]["growup-seed2"] == "growup/base-2x"  # Grow Up's 2x forgets from its own start
-    assert report.forgetting(results, "growup") == pytest.approx(
+    assert claims.forgetting(results, "growup") == pytest.approx(
         results["losses"]["growup"]["english"] - results["losses"]["growup/base-2x"]["english"])
     assert results["params"]["growup"] == results["params"]["hyperclone"] and "growup@0.003" in results["losses"]
     for png in ["curves.png", "tradeoff.png", "frontier.png", "data_efficiency.png", "merges.png"]:
@@ -147,12 +147,12 @@ def test_claims_are_decided_by_the_numbers(quick_run):
     r["bios"]["runs"]["depth"] = [{"retention": [0.1] * 6, "acquisition": [0.5] * 6}] * 2
     r["bios"]["runs"]["full"] = [{"retention": [0.2] * 6, "acquisition": [0.6] * 6}] * 2
     r["bios"]["runs"]["preserve"] = [{"retention": [0.8] * 6, "acquisition": [0.4] * 6}] * 2
-    verdicts = {c[0]: c[-1] for c in report.claims(r)}
+    verdicts = {c[0]: c[-1] for c in claims.claims(r)}
     assert verdicts["C1"] is True and verdicts["C2"] is True
     r["bios"]["runs"]["preserve"] = [{"retention": [0.8] * 6, "acquisition": [0.1] * 6}] * 2  # learns too little
-    assert {c[0]: c[-1] for c in report.claims(r)}["C2"] is False
+    assert {c[0]: c[-1] for c in claims.claims(r)}["C2"] is False
     r["bios"]["before"] = [0.3] * 6  # the base never memorised A: no verdict
-    assert {c[0]: c[-1] for c in report.claims(r)}["C1"] is None
+    assert {c[0]: c[-1] for c in claims.claims(r)}["C1"] is None
 
 
 def test_a_training_stage_killed_midway_is_not_taken_for_finished(tmp_path, monkeypatch):

@@ -3,12 +3,12 @@ The report's statistical rules decide on hand-made numbers as written: a differe
 beyond twice its standard error, and forgetting is compared at equal Korean loss along each
 method's learning-rate sweep.
 
-    python -m pytest -q tests/test_report.py
+    python -m pytest -q tests/test_claims.py
 """
 
 import pytest
 
-import report
+import claims
 
 
 def results(runs):
@@ -19,25 +19,25 @@ def results(runs):
 
 
 def test_a_difference_counts_only_beyond_two_standard_errors():
-    assert report.below((1.0, 0.1, 3), (1.5, 0.1, 3))       # 0.5 apart, SE 0.08: real
-    assert not report.below((1.0, 0.3, 3), (1.3, 0.3, 3))   # 0.3 apart, SE 0.24: inside the noise
-    assert not report.below((1.5, 0.1, 3), (1.0, 0.1, 3))   # the wrong way round
+    assert claims.below((1.0, 0.1, 3), (1.5, 0.1, 3))       # 0.5 apart, SE 0.08: real
+    assert not claims.below((1.0, 0.3, 3), (1.3, 0.3, 3))   # 0.3 apart, SE 0.24: inside the noise
+    assert not claims.below((1.5, 0.1, 3), (1.0, 0.1, 3))   # the wrong way round
 
 
 def test_seed_statistics_and_the_pooled_noise_for_single_runs():
     r = results({"full": (2.0, 3.0), "full-seed2": (2.2, 3.1), "full-seed3": (2.4, 3.2), "depth": (1.5, 3.5)})
-    mean, sd, n = report.stats(r, "full", "forgetting")
+    mean, sd, n = claims.stats(r, "full", "forgetting")
     assert n == 3 and mean == pytest.approx(1.2) and sd == pytest.approx(0.2)
-    assert report.stats(r, "depth", "forgetting") == pytest.approx((0.5, 0.2, 1))  # the pooled sd stands in
-    assert report.below(report.stats(r, "depth", "forgetting"), report.stats(r, "full", "forgetting"))
+    assert claims.stats(r, "depth", "forgetting") == pytest.approx((0.5, 0.2, 1))  # the pooled sd stands in
+    assert claims.below(claims.stats(r, "depth", "forgetting"), claims.stats(r, "full", "forgetting"))
 
 
 def test_forgetting_is_read_at_equal_korean_loss_along_the_sweep():
     r = results({"preserve": (1.2, 3.0), "preserve@0.0001": (1.1, 4.0), "preserve@0.001": (1.6, 2.0),
                  "full": (2.0, 5.0)})
-    assert [p[0] for p in report.frontier(r, "preserve")] == [0.001, 3e-4, 0.0001]  # sorted by Korean loss
-    assert report.forgetting_at(r, "preserve", 3.5) == pytest.approx(0.15)  # halfway between 0.2 and 0.1
-    assert report.forgetting_at(r, "preserve", 5.0) is None  # its sweep never gets that bad in Korean
+    assert [p[0] for p in claims.frontier(r, "preserve")] == [0.001, 3e-4, 0.0001]  # sorted by Korean loss
+    assert claims.forgetting_at(r, "preserve", 3.5) == pytest.approx(0.15)  # halfway between 0.2 and 0.1
+    assert claims.forgetting_at(r, "preserve", 5.0) is None  # its sweep never gets that bad in Korean
 
 
 def merges(base, hyper, joint=5.0):
@@ -51,8 +51,8 @@ def merges(base, hyper, joint=5.0):
 
 
 def c7(r, monkeypatch):
-    monkeypatch.setattr(report, "MERGE_METHODS", ["a", "b", "c"])
-    return dict((c[0], c[4]) for c in report.merge_claims(r))["C7"]
+    monkeypatch.setattr(claims, "MERGE_METHODS", ["a", "b", "c"])
+    return dict((c[0], c[4]) for c in claims.merge_claims(r))["C7"]
 
 
 def test_c7_is_decided_by_the_spread_of_merges_over_seeds(monkeypatch):
@@ -82,7 +82,7 @@ def growup_results(growup_forgets):
 
 
 def test_c5_compares_forgetting_at_full_trainings_korean_loss_along_each_sweep():
-    verdict = lambda r: dict((c[0], c[4]) for c in report.language_claims(r))["C5"]  # noqa: E731
-    assert report.forgetting_at(growup_results(0.6), "growup", 3.0) == pytest.approx(0.7)  # 0.9 -> 0.6 between
+    verdict = lambda r: dict((c[0], c[4]) for c in claims.language_claims(r))["C5"]  # noqa: E731
+    assert claims.forgetting_at(growup_results(0.6), "growup", 3.0) == pytest.approx(0.7)  # 0.9 -> 0.6 between
     assert verdict(growup_results(0.6)) is True    # 0.7 against full's 1.1 at Korean 3.0
     assert verdict(growup_results(0.95)) is False  # 1.05 against 1.1: inside the noise
