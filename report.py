@@ -75,7 +75,8 @@ peak memory {r['peak_rss_mb']:,} MiB. Time per stage when it ran:
 Settings: a {s['n_layer']}-layer, {s['n_embd']}-wide GPT on bytes, block {s['block_size']}, batch {s['batch_size']};
 English base {s['base_iters']} steps; every continued run {s['cpt_iters']} steps = {tokens:,} Korean tokens at
 learning rate {s['cpt_lr']} for every method, and for the compared ones also {", ".join(f"{lr:g}" for lr in s["sweep_lrs"])}
-(the weights a growth added get the same rate as the rest: no separate rate was swept);
+(the weights a growth added get the same rate as the rest; for the frozen-base methods, depth and SCALE,
+nothing else trains but unseen embedding rows, so their sweep is a sweep of the added weights' rate);
 biographies: {s['bios_people']} people per population, {s['bios_seeds']} seeds. All losses are validation losses
 in nats per byte on fixed batches. The compared runs ({", ".join(r["compared"])}) ran {s['seeds']} seeds each, varying
 the data order and the growth's own random initialisation (growup: the data order); the others ran once and are given the pooled seed
