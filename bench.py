@@ -15,7 +15,7 @@ cannot slow the next.
     python bench.py --sample                 # KV-cache sampling vs recomputing, 256 tokens on `small`
     python bench.py --merge                  # TIES over three GPT-2-small-sized (124M) checkpoints
     python bench.py --shared                 # idle vs one core busy, per thread setting (≈1 min)
-    python bench.py --nanogpt=../nanoGPT     # nanoGPT's `small` and ours, steps timed in turn (≈2 min)
+    python bench.py --nanogpt=../nanoGPT     # nanoGPT's `small` and ours, steps timed in turn (≈1.5 min)
 """
 
 import argparse

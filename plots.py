@@ -75,11 +75,12 @@ def plot_efficiency(r, plt):
     wide = "hyperclone-long" if "hyperclone-long" in r["logs"] else "hyperclone"
     for k, label in (("full-long", "1x, continued longer"), ("growup", "2x, Grow Up (cloned mid-pretraining)"),
                      (wide, "2x, HyperClone of the finished base")):
-        log = r["logs"][k]
+        log = [e for e in r["logs"][k] if e["tokens"] > 0]  # step 0 (the untrained Korean, ~11) would flatten the rest
         tokens = np.array([e["tokens"] for e in log])
-        axes[0].plot(tokens, [e["loss"]["korean"] for e in log], label=label)
-        axes[1].plot(tokens * r["flops_per_token"][k], [e["loss"]["korean"] for e in log], label=label)
-    axes[0].set(xlabel="Korean tokens seen", ylabel="Korean validation loss", title="Data efficiency")
+        axes[0].plot(tokens, [e["loss"]["korean"] for e in log], "-o", ms=2, label=label)
+        axes[1].plot(tokens * r["flops_per_token"][k], [e["loss"]["korean"] for e in log], "-o", ms=2, label=label)
+    axes[0].set(xlabel="Korean tokens seen", ylabel="Korean validation loss", title="Data efficiency (from the first "
+                "evaluation after step 0)", xscale="log")
     axes[1].set(xlabel="training FLOPs", xscale="log", title="Compute")
     axes[0].legend()
     return fig
