@@ -200,7 +200,8 @@ def language_claims(r):
                 f"finished base {fmt(stats(r, 'hyperclone', 'forgetting'))}; full+replay (uses English) "
                 f"{fmt(stats(r, 'full+replay', 'forgetting'))}",
                 "as C3: Grow Up's 2x reaches full's Korean loss on its sweep and there forgets less than full by > 2 SE "
-                "(each from its own English before)",
+                "(each from its own English before); this rule replaced the same-rate one on 2026-11-25, after a run "
+                "had shown both",
                 at["growup"] is not None and at["full"] - at["growup"] > 2 * se))
     return out
 
