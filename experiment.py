@@ -81,6 +81,7 @@ GROW = scale.RECIPES  # the language track grows the base with every registered 
 # the others (contrasts and lessons) run once. "+replay" runs also see 5% English: marked as such.
 COMPARED = ["full", "full+replay", "depth", "hyperclone", "growup", "preserve", "route+replay"]
 LANGUAGES = ["english", "korean", "german"]
+MERGE_ANCESTORS = (("base", "full"), ("hyper", "hyperclone"))  # the merges' ancestors, and their Korean runs
 
 
 # ----------------------------------------------------------------------------
@@ -184,7 +185,7 @@ def language_track(st, s, out, data_dir, base):
                                   dataset="english", evals="english", lr=s["base_lr"])
     # for merging: German models from each ancestor of a Korean model, one per merge seed (seed k's German
     # model comes from the ancestor of seed k's Korean one), and a joint Korean+German model
-    for anc, recipe in (("base", "full"), ("hyper", "hyperclone")):
+    for anc, recipe in MERGE_ANCESTORS:
         for seed in range(s["merge_seeds"]):
             run = seed_name(f"german/{anc}", seed)
             runs[run] = cont(run, ancestor(runs, grown, recipe, seed), dataset="german", evals="english,german",
@@ -216,7 +217,7 @@ def merge_track(st, s, out, runs, grown):
     every method of merge.py, once per merge seed: seed k merges seed k's two models, so the spread of
     a merge over seeds is measured, not borrowed from the Korean runs."""
     merges = {}
-    for anc, recipe in (("base", "full"), ("hyper", "hyperclone")):
+    for anc, recipe in MERGE_ANCESTORS:
         for seed in range(s["merge_seeds"]):
             models = f"{runs[seed_name(recipe, seed)]},{runs[seed_name(f'german/{anc}', seed)]}"
             for method in merge.METHODS:

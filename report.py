@@ -169,9 +169,8 @@ def efficiency_section(r, plots):
     s, fpt, steps = r["settings"], r["flops_per_token"], r["settings"]["cpt_iters"] * r["tokens_per_step"]
     long = r["logs"]["full-long"]
     wide = [k for k in ("hyperclone-long", "growup") if k in r["logs"]]
-    budgets = sorted({e["tokens"] for k in ["full-long", *wide] for e in r["logs"][k] if e["tokens"] % steps == 0
-                      and e["tokens"] > 0})
     evaluated = {k: {e["tokens"]: e["loss"]["korean"] for e in r["logs"][k]} for k in ["full-long", *wide]}
+    budgets = sorted({t for losses in evaluated.values() for t in losses if t > 0 and t % steps == 0})
     rows = [(f"{t:,} ({t // steps} × {s['cpt_iters']} steps)",
              *(f"{evaluated[k][t]:.3f}" if t in evaluated[k] else "" for k in evaluated)) for t in budgets]
     epoch = f"; one epoch of Korean is {r['korean_train_tokens']:,}" if "korean_train_tokens" in r else ""

@@ -52,9 +52,16 @@ def resolve_device(requested):
     return requested
 
 
+def allowed_cores():
+    """The set of cores this process may run on (a container or taskset may allow fewer than the
+    machine has), or None where the system does not say."""
+    return os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+
+
 def usable_cores():
-    """Cores this process may run on (a container or taskset may allow fewer than the machine has)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    """How many cores this process may run on."""
+    cores = allowed_cores()
+    return len(cores) if cores is not None else (os.cpu_count() or 1)
 
 
 def cpu_ticks(stat_text, cores):
@@ -73,7 +80,7 @@ def busy_cores(seconds=0.25):
     """How many of the cores this process may use other programs keep busy right now: their non-idle
     time over a short sleep (Linux's /proc/stat, only the lines of those cores, so a container pinned
     to some cores is not misled by the others), minus this process's own. None where /proc/stat is missing."""
-    cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    cores = allowed_cores()
 
     def read():
         with open("/proc/stat") as f:
