@@ -17,6 +17,7 @@ DDP), with argparse instead of globals, exact resume and atomic checkpoints.
 """
 
 import argparse
+import gc
 import hashlib
 import json
 import math
@@ -299,6 +300,15 @@ def evaluate_and_log(run, args, system, log_path, elapsed):
     return losses
 
 
+def leave_process_group(run):
+    """Drop DDP's wrapper, then the process group. The wrapper holds gloo's worker threads; left for
+    Python's exit to clean up, they can abort the process at the very end ("terminate called
+    without an active exception") after a run that went well."""
+    run.model = run.raw_model
+    gc.collect()
+    dist.destroy_process_group()
+
+
 def finish(run, args, system, stopped, last_eval, trained, seconds, ckpt_path):
     """Say how the run ended; check DDP's processes agree; let the model write a little."""
     if system.master and stopped:
@@ -316,7 +326,7 @@ def finish(run, args, system, stopped, last_eval, trained, seconds, ckpt_path):
         if system.master:
             same = len(set(fingerprints)) == 1
             print(f"weights {'identical' if same else 'DIFFER'} on all {system.world} processes ({fingerprints[0]})")
-        dist.destroy_process_group()
+        leave_process_group(run)
     if system.master and args.sample_tokens > 0 and not stopped and trained > 0:
         from sample import sample_text
         print("sample:\n" + sample_text(run.raw_model, run.tokenizer, "\n", args.sample_tokens, device=system.device))
@@ -385,7 +395,7 @@ def main(argv=None):
     signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C raises KeyboardInterrupt again
     if diverged:
         if system.ddp:
-            dist.destroy_process_group()
+            leave_process_group(run)
         kept = f"the last good checkpoint is {ckpt_path}" if os.path.isfile(ckpt_path) else "nothing was saved"
         raise UserError(f"the training loss stopped being finite at step {run.iter_num + 1} (learning rate "
                         f"{schedule(run.iter_num, args):.3g}); {kept}: lower --learning-rate, or keep --grad-clip on")
