@@ -74,7 +74,8 @@ def growup_results(growup_forgets):
     g = growup_forgets
     growup = {"growup": (1 + g, 3.1), "growup-seed2": (1.05 + g, 3.12), "growup-seed3": (1.1 + g, 3.08),
               "growup@0.0001": (1 + g - 0.3, 4.2), "growup@0.001": (1 + g + 0.3, 2.6)}
-    r = results(dict(full, **growup, **{"growup/base-2x": (1.0, 9.0), "full-long": (2.5, 2.0), "preserve": (1.2, 3.5)}))
+    r = results(dict(full, **growup, **{"growup/base-2x": (1.0, 9.0), "full-long": (2.5, 2.0), "preserve": (1.2, 3.5),
+                         "hyperclone": (2.3, 3.2), "full+replay": (1.2, 3.3)}))  # shown beside C4 and C5
     log = lambda k: [{"tokens": 0, "loss": {"korean": 9.0}}, {"tokens": 6000, "loss": {"korean": k}}]  # noqa: E731
     r.update(compared=["full", "preserve", "growup"], before={k: "growup/base-2x" for k in growup},
              logs={"full-long": log(2.0), "growup": log(3.1)}, flops_per_token={"full-long": 1, "growup": 3})
