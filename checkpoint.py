@@ -37,7 +37,7 @@ import zipfile
 import torch
 
 from cli import UserError
-from data.common import CHAR, TOKENIZERS, read_nanogpt_meta, tokenizer_from_flag, tokenizer_label, tokenizer_size
+from data.tokenizers import CHAR, TOKENIZERS, read_nanogpt_meta, tokenizer_from_flag, tokenizer_label, tokenizer_size
 from model_scale import new_model
 
 BASE_CKPT = "out/base/ckpt.pt"     # where pretraining writes by default; scale.py reads it

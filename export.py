@@ -86,8 +86,8 @@ def hf_config(margs, tokenizer="gpt2"):
 
 def write_tokenizer(out_dir):
     """GPT-2's vocab.json and merges.txt (the files tiktoken's GPT-2 encoding is built from)."""
-    from data.common import _gpt2_files
-    files = _gpt2_files()
+    from data.tokenizers import gpt2_files
+    files = gpt2_files()
     shutil.copy(os.path.join(files, "encoder.json"), os.path.join(out_dir, "vocab.json"))
     shutil.copy(os.path.join(files, "vocab.bpe"), os.path.join(out_dir, "merges.txt"))
     with open(os.path.join(out_dir, "tokenizer_config.json"), "w") as f:

@@ -12,7 +12,7 @@ exactly what its base wrote: try --temperature=0 on both.
 
 import torch
 
-from data.common import get_tokenizer
+from data.tokenizers import get_tokenizer
 from checkpoint import check_finite, load_checkpoint, model_from_checkpoint
 from cli import UserError, check_number, parse_flags, parser, run_cli
 from system import resolve_device, set_threads

@@ -32,7 +32,8 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
-from data.common import DATA_DIR, get_tokenizer, load_meta, tokenizer_label
+from data.common import DATA_DIR, load_meta
+from data.tokenizers import get_tokenizer, tokenizer_label
 from data.loader import draw_rows, make_batch, open_split, parse_replay, seen_tokens
 from evaluate import estimate_loss
 from checkpoint import UPSCALED_CKPT, load_checkpoint, make_checkpoint, model_from_checkpoint, save_checkpoint

@@ -13,7 +13,8 @@ import os
 import numpy as np
 import torch
 
-from data.common import CHAR, load_meta, tokenizer_label
+from data.common import load_meta
+from data.tokenizers import CHAR, tokenizer_label
 from cli import UserError
 
 

@@ -15,9 +15,10 @@ import urllib.request
 import numpy as np
 import pytest
 
-import data.common as common
-from data.common import deb_files, fetch, fortune_entries, get_tokenizer, load_meta, read_fortunes, split_text, \
-    write_dataset
+import data.download as download
+from data.common import load_meta, split_text, write_dataset
+from data.download import deb_files, fetch, fortune_entries, read_fortunes
+from data.tokenizers import get_tokenizer
 from data.english.prepare import strip_gutenberg
 from data.korean.prepare import clean_lines, html_lines, mallard_lines
 from cli import UserError
@@ -75,7 +76,7 @@ def test_missing_datasets_name_the_fix(tmp_path):
 
 
 def test_fetch_checks_the_sha256(tmp_path, monkeypatch):
-    monkeypatch.setattr(common, "CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(download, "CACHE_DIR", str(tmp_path / "cache"))
     src = tmp_path / "corpus.txt"
     src.write_bytes(b"some text")
     good = hashlib.sha256(b"some text").hexdigest()

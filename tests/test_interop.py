@@ -21,7 +21,7 @@ import export
 import scale
 from checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from cli import UserError
-from data.common import read_nanogpt_meta
+from data.tokenizers import read_nanogpt_meta
 from model import GPTConfig
 from tests.conftest import trained_a_little
 from tests.test_model import naive_gpt2

@@ -19,7 +19,8 @@ import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from data.common import cli, deb_files, fetch_deb  # noqa: E402
+from data.common import cli  # noqa: E402
+from data.download import deb_files, fetch_deb  # noqa: E402
 
 LIBREOFFICE = ("pool/main/libr/libreoffice/libreoffice-help-ko_7.4.7-1+deb12u14_all.deb",
                "7ef2d854e9ed58e6bf861cfa9fa2579555233f9df874baf327fcb07ccd190669")
