@@ -17,8 +17,6 @@ DDP), with argparse instead of globals, exact resume and atomic checkpoints.
 """
 
 import argparse
-import gc
-import hashlib
 import json
 import math
 import os
@@ -28,7 +26,6 @@ import time
 from dataclasses import asdict, dataclass
 
 import torch
-import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
@@ -42,7 +39,7 @@ from model import GPT, GPTConfig
 from rundir import (PRETRAIN_OUT_DIR, claim_out_dir, continue_out_dir, init_path, start_log,
                     take_saved_settings)
 from optim import apply_freezing, lr_at, make_optimizer, optimizer_step
-from system import processes, set_up_system
+from system import any_process, leave_process_group, processes, same_weights_everywhere, set_up_system
 
 # Continued pretraining (--init-from=upscaled or a checkpoint path) uses these instead of the
 # pretraining defaults: a new language, both languages evaluated, and a gentler learning rate
@@ -132,13 +129,6 @@ def fill_defaults(args):
 def schedule(it, args):
     """The learning rate of step it under this run's flags."""
     return lr_at(it, args.learning_rate, args.min_lr, args.warmup_iters, args.lr_decay_iters)
-
-
-def weights_fingerprint(model):
-    h = hashlib.sha256()
-    for _, p in sorted(model.state_dict().items()):
-        h.update(p.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]
 
 
 # ----------------------------------------------------------------------------
@@ -286,28 +276,12 @@ def train_step(run, args, system):
     return optimizer_step(run.model, run.optimizer, batches, run.partial, args.grad_clip, system.ctx)
 
 
-def agree(system, stop_requested, diverged):
-    """Under DDP every process must stop at the same step: any one's Ctrl-C or non-finite loss stops all."""
-    flags = torch.tensor([float(stop_requested), float(diverged)], device=system.device)
-    dist.all_reduce(flags)
-    return flags[0].item() > 0, flags[1].item() > 0
-
-
 def evaluate_and_log(run, args, system, log_path, elapsed):
     losses = estimate_loss(run.raw_model, run.eval_splits, args.batch_size, args.eval_iters, system.device, system.ctx)
     with open(log_path, "a") as f:
         f.write(json.dumps({"iter": run.iter_num, "tokens": run.tokens_seen, "lr": schedule(run.iter_num, args),
                             "elapsed_s": round(elapsed, 2), "loss": losses}) + "\n")
     return losses
-
-
-def leave_process_group(run):
-    """Drop DDP's wrapper, then the process group. The wrapper holds gloo's worker threads; left for
-    Python's exit to clean up, they can abort the process at the very end ("terminate called
-    without an active exception") after a run that went well."""
-    run.model = run.raw_model
-    gc.collect()
-    dist.destroy_process_group()
 
 
 def finish(run, args, system, stopped, last_eval, trained, seconds, ckpt_path):
@@ -322,12 +296,11 @@ def finish(run, args, system, stopped, last_eval, trained, seconds, ckpt_path):
         print(f"done: {run.iter_num} steps, {trained:,} tokens in {seconds:.0f}s ({trained / max(seconds, 1e-9):,.0f} "
               f"tokens/s); loss {losses}; saved {ckpt_path}")
     if system.ddp:
-        fingerprints = [None] * system.world
-        dist.all_gather_object(fingerprints, weights_fingerprint(run.raw_model))
+        same, fingerprint = same_weights_everywhere(run.raw_model, system.world)
         if system.master:
-            same = len(set(fingerprints)) == 1
-            print(f"weights {'identical' if same else 'DIFFER'} on all {system.world} processes ({fingerprints[0]})")
-        leave_process_group(run)
+            print(f"weights {'identical' if same else 'DIFFER'} on all {system.world} processes ({fingerprint})")
+        run.model = run.raw_model  # DDP's wrapper goes first: it holds the process group's threads
+        leave_process_group()
     if system.master and args.sample_tokens > 0 and not stopped and trained > 0:
         from sample import sample_text
         print("sample:\n" + sample_text(run.raw_model, run.tokenizer, "\n", args.sample_tokens, device=system.device))
@@ -382,7 +355,7 @@ def main(argv=None):
         loss = train_step(run, args, system)
         diverged = not math.isfinite(loss)
         if system.ddp:
-            stop["requested"], diverged = agree(system, stop["requested"], diverged)
+            stop["requested"], diverged = any_process(system.device, stop["requested"], diverged)
         if diverged:
             break
         run.iter_num += 1
@@ -396,7 +369,8 @@ def main(argv=None):
     signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C raises KeyboardInterrupt again
     if diverged:
         if system.ddp:
-            leave_process_group(run)
+            run.model = run.raw_model
+            leave_process_group()
         kept = f"the last good checkpoint is {ckpt_path}" if os.path.isfile(ckpt_path) else "nothing was saved"
         raise UserError(f"the training loss stopped being finite at step {run.iter_num + 1} (learning rate "
                         f"{schedule(run.iter_num, args):.3g}); {kept}: lower --learning-rate, or keep --grad-clip on")
