@@ -24,6 +24,7 @@ Two tracks, following the two papers:
 """
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -33,16 +34,12 @@ import torch
 
 import merge
 import report
-import clones
 import scale
-from data.bios.prepare import exact_match, load_people, prepare as prepare_bios
+from data.bios.prepare import prepare as prepare_bios
 from data.common import DATA_DIR, load_meta
-from data.loader import open_split
-from evaluate import estimate_loss, evaluate_checkpoints
-from checkpoint import load_checkpoint, model_from_checkpoint
 from cli import UserError, parse_flags, parser, run_cli
-from stages import Stages
-from system import autodetect_device, choose_threads
+from measure import measure
+from stages import Stages, jobs_and_threads
 
 PRESETS = {
     # byte tokenizer, 4 x 128 model: ~23k tokens/s on 2 cores (two 1-thread stages): the whole run in ~70 min
@@ -53,9 +50,10 @@ PRESETS = {
                     bios_iters=250, bios_lr=1e-3, bios_seeds=3, bios_methods=["full", "depth", "preserve", "route"],
                     bios_korean=False),
     # a lesson: the same story in under a third of the time (fewer steps, 2 seeds, one extra learning
-    # rate, a smaller biography test without route); its report says so in its settings line
+    # rate, a smaller biography test without route; its report's settings line says so), its curves
+    # evaluated every 50 steps (3 points per continued run) to fit a lesson's 15 minutes
     "class": dict(n_layer=4, n_head=4, n_embd=128, block_size=128, batch_size=16, eval_iters=10, train_eval_iters=5,
-                  base_iters=800, base_lr=1e-3, cpt_iters=100, cpt_lr=3e-4, sweep_lrs=[1e-3], eval_interval=25,
+                  base_iters=800, base_lr=1e-3, cpt_iters=100, cpt_lr=3e-4, sweep_lrs=[1e-3], eval_interval=50,
                   replay=0.05, long_factor=4, long_factor_2x=0, joint_factor=2, seeds=2, merge_seeds=1,
                   bios_people=50, bios_renderings=5, bios_base_iters=800, bios_base_lr=3e-3,
                   bios_iters=100, bios_lr=1e-3, bios_seeds=2, bios_methods=["full", "depth", "preserve"],
@@ -249,98 +247,56 @@ def bios_track(st, s, out, data_dir, bios, base):
 
 
 # ----------------------------------------------------------------------------
-# measuring
 
 
-def read_log(ckpt):
-    with open(os.path.join(os.path.dirname(ckpt), "log.jsonl")) as f:
-        return [json.loads(line) for line in f]
+def read_settings(preset, config):
+    """The preset's settings, with --config's JSON file over them, every value checked before anything
+    runs (a stage would find a bad one only after the minutes of training before it)."""
+    s = dict(PRESETS[preset])
+    if config:
+        try:
+            extra = json.load(open(config))
+        except (OSError, json.JSONDecodeError) as e:
+            raise UserError(f"--config {config}: {e}")
+        if not isinstance(extra, dict):
+            raise UserError(f"--config {config} must hold one JSON object of settings, like {{\"cpt_iters\": 800}}")
+        unknown = set(extra) - set(s)
+        if unknown:
+            raise UserError(f"--config: unknown setting(s) {', '.join(sorted(unknown))}; known: {', '.join(s)}")
+        for key, value in extra.items():
+            if not fits(key, value, s[key]):
+                raise UserError(f"--config: {key}={json.dumps(value)} is not {kind_of(key, s[key])}")
+        s.update(extra)
+    if not 1 <= s["merge_seeds"] <= s["seeds"]:
+        raise UserError(f"merge_seeds={s['merge_seeds']} must be from 1 to seeds={s['seeds']} (each merge seed "
+                        "merges the Korean run of that seed)")
+    return s
 
 
-def params_of(path):
-    """(total, trainable) parameters of a checkpoint, counting its frozen record."""
-    ckpt = load_checkpoint(path)
-    model = model_from_checkpoint(ckpt, path)
-    return scale.count(model, ckpt.get("frozen", {}))
+def kind_of(key, like):
+    """What a setting must be, said the way --config's error says it; `like` is the preset's value."""
+    if key == "bios_methods":
+        return "a list of methods from " + ", ".join(["full", *GROW])
+    if key == "sweep_lrs":
+        return "a list of learning rates > 0 (it may be empty)"
+    if isinstance(like, bool):
+        return "true or false"
+    if isinstance(like, int):
+        return f"a whole number >= {0 if key == 'long_factor_2x' else 1}"  # long_factor_2x=0: no long 2x run
+    return "a number > 0 and < 1" if key == "replay" else "a number > 0"
 
 
-@torch.no_grad()
-def symmetry(path, data_dir, s):
-    """Did the 2x HyperClone leave the 1x model? Its clones' largest difference, and its Korean and
-    English losses next to those of the 1x model it collapses to (equal while the clones are equal)."""
-    ckpt = load_checkpoint(path)
-    sd = {k: v.double() for k, v in ckpt["model"].items()}
-    small_args, small_sd = clones.unclone(sd, ckpt["model_args"])
-    wide = model_from_checkpoint(dict(ckpt, model=sd), path).double()
-    small = scale.build(small_args, small_sd, torch.float64)
-    out = {"clone_gap": clones.clone_swap_gap(sd)}
-    for lang in ("english", "korean"):
-        data = open_split(data_dir, lang, "val", ckpt["tokenizer"], s["block_size"])
-        out[lang] = [estimate_loss(m, {lang: data}, s["batch_size"], s["eval_iters"] // 4 or 1)[lang]
-                     for m in (wide, small)]
-    return out
-
-
-@torch.no_grad()
-def gate_means(path, data_dir, s):
-    """SCALE-Route's gate g (1 = keep the base's logits) averaged over English and over Korean tokens."""
-    ckpt = load_checkpoint(path)
-    model = model_from_checkpoint(ckpt, path).eval()
-    seen = []
-    hook = model.router.register_forward_hook(lambda mod, inp, outp: seen.append(torch.sigmoid(outp).mean().item()))
-    means = {}
-    for lang in ("english", "korean"):
-        seen.clear()
-        data = open_split(data_dir, lang, "val", ckpt["tokenizer"], s["block_size"])
-        estimate_loss(model, {lang: data}, s["batch_size"], s["eval_iters"] // 4 or 1)
-        means[lang] = sum(seen) / len(seen)
-    hook.remove()
-    return means
-
-
-def measure(s, out, data_dir, runs, grown, merges, bios, bios_base, bios_runs):
-    ckpts = dict(runs, **{f"merged/{k}": v for k, v in merges.items()})
-    print(f"\nevaluating {len(ckpts)} checkpoints on {', '.join(LANGUAGES)}", flush=True)
-    losses = evaluate_checkpoints(list(ckpts.values()), LANGUAGES, data_dir, s["batch_size"], s["eval_iters"],
-                                  dtype="bfloat16")  # as train.py evaluates on a CPU
-    a_people, _ = load_people(bios["a"], data_dir)
-    b_people, b_lang = load_people(bios["b_ko"] if s["bios_korean"] else bios["b"], data_dir)
-    bio = {"before": exact_match(model_from_checkpoint(load_checkpoint(bios_base)), a_people), "runs": {}}
-    for (method, seed), path in bios_runs.items():
-        model = model_from_checkpoint(load_checkpoint(path), path)
-        bio["runs"].setdefault(method, []).append({"seed": seed, "retention": exact_match(model, a_people),
-                                                   "acquisition": exact_match(model, b_people, b_lang)})
-    return {
-        "losses": {k: losses[v] for k, v in ckpts.items()},
-        "logs": {k: read_log(v) for k, v in runs.items()},
-        "params": {k: params_of(v) for k, v in runs.items()},
-        "flops_per_token": {k: model_from_checkpoint(load_checkpoint(runs[k])).flops_per_token()
-                            for k in ("full-long", "hyperclone", "growup", "hyperclone-long") if k in runs},
-        "before": {k: "growup/base-2x" for k in runs if k.startswith("growup") and "/" not in k},  # its own start
-        "tokens_per_step": s["batch_size"] * s["block_size"],
-        "korean_train_tokens": os.path.getsize(os.path.join(data_dir, "korean", "train.bin")) // 2,  # uint16 ids
-        "bios": bio,
-        "symmetry": {k: symmetry(runs[k], data_dir, s) for k in ("hyperclone", "hyperclone-noiseless")},
-        "gate": {k: gate_means(runs[k], data_dir, s) for k in ("route", "route+replay")},
-    }
-
-
-# ----------------------------------------------------------------------------
-
-
-def jobs_and_threads(jobs, threads):
-    """How many training stages run at once, and with how many CPU threads each. By default a CPU runs
-    one stage per free core with one thread each: two 1-thread trainings side by side do 1.16x the
-    tokens of one 2-thread training on a 2-core laptop (README, Performance), and every stage's result
-    is then the same on any machine and under any load. A GPU runs one stage at a time."""
-    for name, value in (("jobs", jobs), ("threads", threads)):
-        if value != "auto" and not (value.isdigit() and 1 <= int(value) <= 256):
-            raise UserError(f"--{name}={value} must be auto or a whole number from 1 to 256")
-    free = choose_threads("auto")[0] if "auto" in (jobs, threads) else None  # measures the load: only if needed
-    if jobs == "auto":
-        jobs = 1 if autodetect_device() != "cpu" else free
-    jobs = int(jobs)
-    return jobs, int(threads) if threads != "auto" else max(1, free // jobs)
+def fits(key, value, like):
+    positive = lambda v: type(v) in (int, float) and 0 < v < math.inf  # noqa: E731 (bool is not a number here)
+    if key == "bios_methods":
+        return isinstance(value, list) and len(value) > 0 and all(m in ["full", *GROW] for m in value)
+    if key == "sweep_lrs":
+        return isinstance(value, list) and all(positive(v) for v in value)
+    if isinstance(like, bool):
+        return isinstance(value, bool)
+    if isinstance(like, int):
+        return type(value) is int and value >= (0 if key == "long_factor_2x" else 1)
+    return positive(value) and (key != "replay" or value < 1)
 
 
 def main(argv=None):
@@ -357,19 +313,7 @@ def main(argv=None):
                                                      "the jobs) or a number; part of every stage's command")
     args = parse_flags(p, argv)
     jobs, threads = jobs_and_threads(args.jobs, args.threads)
-    s = dict(PRESETS[args.preset])
-    if args.config:
-        try:
-            extra = json.load(open(args.config))
-        except (OSError, json.JSONDecodeError) as e:
-            raise UserError(f"--config {args.config}: {e}")
-        unknown = set(extra) - set(s)
-        if unknown:
-            raise UserError(f"--config: unknown setting(s) {', '.join(sorted(unknown))}; known: {', '.join(s)}")
-        s.update(extra)
-    if not 1 <= s["merge_seeds"] <= s["seeds"]:
-        raise UserError(f"merge_seeds={s['merge_seeds']} must be from 1 to seeds={s['seeds']} (each merge seed "
-                        "merges the Korean run of that seed)")
+    s = read_settings(args.preset, args.config)
     out = args.out_dir or ("out/experiment" if args.preset == "default" else f"out/experiment-{args.preset}")
     st = Stages(out, jobs, threads)
     torch.set_num_threads(threads)  # the evaluation here sums as the stages did, whatever --jobs is
@@ -385,7 +329,7 @@ def main(argv=None):
         merges = merge_track(st, s, out, runs, grown)
     except KeyboardInterrupt:
         raise UserError("interrupted; run the same command again: finished stages are kept")
-    results = measure(s, out, args.data_dir, runs, grown, merges, bios, bios_base, bios_runs)
+    results = measure(s, LANGUAGES, args.data_dir, runs, merges, bios, bios_base, bios_runs)
     results.update(settings=s, compared=COMPARED, preset=args.preset, stages=st.done, jobs=jobs, threads=threads, wall_s=round(time.time() - t0, 1),
                    peak_rss_mb=report.peak_rss_mb(), machine=report.machine(), date=time.strftime("%Y-%m-%d"))
     with open(os.path.join(out, "results.json"), "w") as f:

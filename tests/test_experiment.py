@@ -8,6 +8,7 @@ exact-match scoring.
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ import stages
 from data.bios.prepare import ATTRIBUTES, dataset_names, exact_match, populations, prepare, questions
 from data.common import write_dataset
 from model import GPT, GPTConfig
+from checkpoint import load_checkpoint
 from cli import UserError
 from tests.conftest import synthetic_english, synthetic_german, synthetic_korean
 
@@ -88,11 +90,11 @@ def test_an_interrupted_training_stage_resumes(tmp_path, quick_run):
             st.wait()
     finally:
         stages.train.catch_ctrl_c = real
-    assert experiment.load_checkpoint(os.path.join(run_dir, "ckpt.pt"))["iter_num"] == 4
+    assert load_checkpoint(os.path.join(run_dir, "ckpt.pt"))["iter_num"] == 4
     st.train("test", run_dir, argv, 8)
     st.wait()  # resumes from step 4 with the saved settings
     log = [json.loads(line) for line in open(os.path.join(run_dir, "log.jsonl"))]
-    assert log[-1]["iter"] == 8 and experiment.load_checkpoint(os.path.join(run_dir, "ckpt.pt"))["iter_num"] == 8
+    assert log[-1]["iter"] == 8 and load_checkpoint(os.path.join(run_dir, "ckpt.pt"))["iter_num"] == 8
 
 
 def test_unknown_config_settings_are_refused(tmp_path):
@@ -100,6 +102,28 @@ def test_unknown_config_settings_are_refused(tmp_path):
     cfg.write_text('{"cpt_iterz": 5}')
     with pytest.raises(UserError, match="unknown setting.*cpt_iterz"):
         experiment.main([f"--config={cfg}", f"--out-dir={tmp_path}"])
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"cpt_iters": -5}', "cpt_iters=-5 is not a whole number >= 1"),
+    ('{"cpt_iters": 2.5}', "cpt_iters=2.5 is not a whole number >= 1"),
+    ('{"seeds": true}', "seeds=true is not a whole number >= 1"),
+    ('{"long_factor_2x": -1}', "long_factor_2x=-1 is not a whole number >= 0"),
+    ('{"cpt_lr": 0}', "cpt_lr=0 is not a number > 0"),
+    ('{"cpt_lr": "3e-4"}', 'cpt_lr="3e-4" is not a number > 0'),
+    ('{"replay": 1.5}', "replay=1.5 is not a number > 0 and < 1"),
+    ('{"sweep_lrs": [1e-3, -1]}', "is not a list of learning rates > 0"),
+    ('{"bios_methods": ["full", "nosuch"]}', "is not a list of methods from full, depth"),
+    ('{"bios_korean": 1}', "bios_korean=1 is not true or false"),
+    ('[1, 2]', "must hold one JSON object of settings"),
+    ('{"seeds": 2, "merge_seeds": 3}', "merge_seeds=3 must be from 1 to seeds=2"),
+])
+def test_config_values_are_checked_before_anything_runs(tmp_path, text, message):
+    cfg = tmp_path / "c.json"
+    cfg.write_text(text)
+    with pytest.raises(UserError, match=re.escape(message)):
+        experiment.main([f"--config={cfg}", f"--out-dir={tmp_path / 'out'}", "--jobs=1", "--threads=1"])
+    assert not os.path.exists(tmp_path / "out")  # refused before any stage (or folder) was made
 
 
 def test_bios_are_deterministic_and_disjoint(tmp_path):
@@ -200,7 +224,7 @@ def test_stages_side_by_side_give_the_weights_of_stages_run_alone(tmp_path, quic
     printed = capsys.readouterr().out
     assert "2 training stages, 2 at a time with 1 thread(s) each" in printed and "[2/2]" in printed
     for a, p in zip(a_ckpts, p_ckpts):
-        sa, sp = experiment.load_checkpoint(a)["model"], experiment.load_checkpoint(p)["model"]
+        sa, sp = load_checkpoint(a)["model"], load_checkpoint(p)["model"]
         assert sa.keys() == sp.keys() and all(torch.equal(sa[k], sp[k]) for k in sa)
         loss = lambda path: [r["loss"] for r in map(json.loads, open(os.path.join(os.path.dirname(path), "log.jsonl")))]
         assert loss(a) == loss(p)

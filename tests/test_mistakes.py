@@ -47,6 +47,7 @@ def world(tmp_path_factory):
     torch.save({"model": Opaque(), "model_args": {}}, w / "pickle.pt")
     (w / "cut.pt").write_bytes(open(base, "rb").read()[:5000])
     (w / "a_file").write_text("not a folder")
+    (w / "bad.json").write_text('{"cpt_iters": -5}')  # an experiment setting out of range
     torch.save({"model": ckpt["model"], "model_args": ckpt["model_args"]}, w / "bare.pt")  # says no tokenizer
     return w
 
@@ -132,6 +133,9 @@ def cases(w):
         (["sample.py", f"--ckpt={base}", "--bogus"], "unrecognized arguments: --bogus"),
         (["export.py", f"--out={w / 'hf'}"], "the following arguments are required: --ckpt"),
         (["export.py", f"--ckpt={w / 'pickle.pt'}", f"--out={w / 'hf'}"], "holds Python objects"),
+        (["experiment.py", f"--config={w / 'bad.json'}", "--jobs=1", "--threads=1", f"--out-dir={w / 'exp'}"],
+         "cpt_iters=-5 is not a whole number >= 1"),
+        (["experiment.py", "--jobs=0", f"--out-dir={w / 'exp'}"], "--jobs=0 must be auto or a whole number"),
         (["exercises/check.py", "abc"], "'abc' is not an exercise"),
         (["exercises/check.py", "16"], "'16' is not an exercise"),
         (["exercises/check.py", "0"], "'0' is not an exercise"),

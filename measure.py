@@ -1,0 +1,96 @@
+"""
+measure.py — what experiment.py writes to results.json about its checkpoints.
+
+Place in the story: after every stage of experiment.py has run, each checkpoint
+is evaluated on every language (fixed validation batches), the biographies are
+tested by exact match, and two diagnostics look inside grown models: has a
+HyperClone left the 1x model (clones.py), and what does SCALE-Route's gate
+choose on English and on Korean tokens. claims.py and report.py read the result.
+"""
+
+import json
+import os
+
+import torch
+
+import clones
+import scale
+from checkpoint import load_checkpoint, model_from_checkpoint
+from data.bios.prepare import exact_match, load_people
+from data.loader import open_split
+from evaluate import estimate_loss, evaluate_checkpoints
+
+
+def read_log(ckpt):
+    with open(os.path.join(os.path.dirname(ckpt), "log.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def params_of(path):
+    """(total, trainable) parameters of a checkpoint, counting its frozen record."""
+    ckpt = load_checkpoint(path)
+    model = model_from_checkpoint(ckpt, path)
+    return scale.count(model, ckpt.get("frozen", {}))
+
+
+@torch.no_grad()
+def symmetry(path, data_dir, s):
+    """Did the 2x HyperClone leave the 1x model? Its clones' largest difference, and its Korean and
+    English losses next to those of the 1x model it collapses to (equal while the clones are equal)."""
+    ckpt = load_checkpoint(path)
+    sd = {k: v.double() for k, v in ckpt["model"].items()}
+    small_args, small_sd = clones.unclone(sd, ckpt["model_args"])
+    wide = model_from_checkpoint(dict(ckpt, model=sd), path).double()
+    small = scale.build(small_args, small_sd, torch.float64)
+    out = {"clone_gap": clones.clone_swap_gap(sd)}
+    for lang in ("english", "korean"):
+        data = open_split(data_dir, lang, "val", ckpt["tokenizer"], s["block_size"])
+        out[lang] = [estimate_loss(m, {lang: data}, s["batch_size"], s["eval_iters"] // 4 or 1)[lang]
+                     for m in (wide, small)]
+    return out
+
+
+@torch.no_grad()
+def gate_means(path, data_dir, s):
+    """SCALE-Route's gate g (1 = keep the base's logits) averaged over English and over Korean tokens."""
+    ckpt = load_checkpoint(path)
+    model = model_from_checkpoint(ckpt, path).eval()
+    seen = []
+    hook = model.router.register_forward_hook(lambda mod, inp, outp: seen.append(torch.sigmoid(outp).mean().item()))
+    means = {}
+    for lang in ("english", "korean"):
+        seen.clear()
+        data = open_split(data_dir, lang, "val", ckpt["tokenizer"], s["block_size"])
+        estimate_loss(model, {lang: data}, s["batch_size"], s["eval_iters"] // 4 or 1)
+        means[lang] = sum(seen) / len(seen)
+    hook.remove()
+    return means
+
+
+def measure(s, languages, data_dir, runs, merges, bios, bios_base, bios_runs):
+    """Everything results.json holds about the checkpoints: losses on every language, training logs,
+    sizes and FLOPs, the biographies' exact match, the HyperClones' symmetry and Route's gate."""
+    ckpts = dict(runs, **{f"merged/{k}": v for k, v in merges.items()})
+    print(f"\nevaluating {len(ckpts)} checkpoints on {', '.join(languages)}", flush=True)
+    losses = evaluate_checkpoints(list(ckpts.values()), languages, data_dir, s["batch_size"], s["eval_iters"],
+                                  dtype="bfloat16")  # as train.py evaluates on a CPU
+    a_people, _ = load_people(bios["a"], data_dir)
+    b_people, b_lang = load_people(bios["b_ko"] if s["bios_korean"] else bios["b"], data_dir)
+    bio = {"before": exact_match(model_from_checkpoint(load_checkpoint(bios_base)), a_people), "runs": {}}
+    for (method, seed), path in bios_runs.items():
+        model = model_from_checkpoint(load_checkpoint(path), path)
+        bio["runs"].setdefault(method, []).append({"seed": seed, "retention": exact_match(model, a_people),
+                                                   "acquisition": exact_match(model, b_people, b_lang)})
+    return {
+        "losses": {k: losses[v] for k, v in ckpts.items()},
+        "logs": {k: read_log(v) for k, v in runs.items()},
+        "params": {k: params_of(v) for k, v in runs.items()},
+        "flops_per_token": {k: model_from_checkpoint(load_checkpoint(runs[k])).flops_per_token()
+                            for k in ("full-long", "hyperclone", "growup", "hyperclone-long") if k in runs},
+        "before": {k: "growup/base-2x" for k in runs if k.startswith("growup") and "/" not in k},  # its own start
+        "tokens_per_step": s["batch_size"] * s["block_size"],
+        "korean_train_tokens": os.path.getsize(os.path.join(data_dir, "korean", "train.bin")) // 2,  # uint16 ids
+        "bios": bio,
+        "symmetry": {k: symmetry(runs[k], data_dir, s) for k in ("hyperclone", "hyperclone-noiseless")},
+        "gate": {k: gate_means(runs[k], data_dir, s) for k in ("route", "route+replay")},
+    }
