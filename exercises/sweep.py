@@ -19,7 +19,7 @@ import train  # noqa: E402
 from data.common import DATA_DIR  # noqa: E402
 from evaluate import evaluate_checkpoints  # noqa: E402
 from checkpoint import load_checkpoint, model_from_checkpoint  # noqa: E402
-from cli import parse_flags, parser, run_cli  # noqa: E402
+from cli import check_number, parse_flags, parser, run_cli  # noqa: E402
 
 EXP = "out/experiment"
 
@@ -99,6 +99,8 @@ def main():
     p.add_argument("--data-dir", default=DATA_DIR)
     p.add_argument("--out", default="out/exercises", help="where runs, JSON and plots go")
     args = parse_flags(p)
+    check_number("iters", args.iters, 1)
+    check_number("eval_iters", args.eval_iters, 1)
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -136,6 +136,8 @@ def cases(w):
         (["experiment.py", f"--config={w / 'bad.json'}", "--jobs=1", "--threads=1", f"--out-dir={w / 'exp'}"],
          "cpt_iters=-5 is not a whole number >= 1"),
         (["experiment.py", "--jobs=0", f"--out-dir={w / 'exp'}"], "--jobs=0 must be auto or a whole number"),
+        (["exercises/sweep.py", "replay", "--iters=0"], "--iters=0 is out of range"),
+        (["exercises/sweep.py", "factor", "--eval-iters=-1"], "--eval-iters=-1 is out of range"),
         (["exercises/check.py", "abc"], "'abc' is not an exercise"),
         (["exercises/check.py", "16"], "'16' is not an exercise"),
         (["exercises/check.py", "0"], "'0' is not an exercise"),
