@@ -35,6 +35,7 @@ import torch
 import merge
 import report
 import scale
+from claims import SCALE_VARIANTS
 from data.bios.prepare import prepare as prepare_bios
 from data.common import DATA_DIR, load_meta
 from cli import UserError, parse_flags, parser, run_cli
@@ -276,9 +277,10 @@ def read_settings(preset, config):
 def kind_of(key, like):
     """What a setting must be, said the way --config's error says it; `like` is the preset's value."""
     if key == "bios_methods":
-        return "a list of methods from " + ", ".join(["full", *GROW])
+        return (f"a list of methods from {', '.join(['full', *GROW])} with full, depth and one of "
+                f"{', '.join(SCALE_VARIANTS)} among them (C1 and C2 compare those)")
     if key == "sweep_lrs":
-        return "a list of learning rates > 0 (it may be empty)"
+        return "a list of one or more learning rates > 0"
     if isinstance(like, bool):
         return "true or false"
     if isinstance(like, int):
@@ -289,9 +291,10 @@ def kind_of(key, like):
 def fits(key, value, like):
     positive = lambda v: type(v) in (int, float) and 0 < v < math.inf  # noqa: E731 (bool is not a number here)
     if key == "bios_methods":
-        return isinstance(value, list) and len(value) > 0 and all(m in ["full", *GROW] for m in value)
+        return isinstance(value, list) and all(m in ["full", *GROW] for m in value) and \
+            {"full", "depth"} <= set(value) and bool(set(SCALE_VARIANTS) & set(value))
     if key == "sweep_lrs":
-        return isinstance(value, list) and all(positive(v) for v in value)
+        return isinstance(value, list) and len(value) > 0 and all(positive(v) for v in value)
     if isinstance(like, bool):
         return isinstance(value, bool)
     if isinstance(like, int):
