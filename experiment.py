@@ -265,8 +265,8 @@ def read_settings(preset, config):
         if unknown:
             raise UserError(f"--config: unknown setting(s) {', '.join(sorted(unknown))}; known: {', '.join(s)}")
         for key, value in extra.items():
-            if not fits(key, value, s[key]):
-                raise UserError(f"--config: {key}={json.dumps(value)} is not {kind_of(key, s[key])}")
+            if kind := misfit(key, value, s[key]):
+                raise UserError(f"--config: {key}={json.dumps(value)} is not {kind}")
         s.update(extra)
     if not 1 <= s["merge_seeds"] <= s["seeds"]:
         raise UserError(f"merge_seeds={s['merge_seeds']} must be from 1 to seeds={s['seeds']} (each merge seed "
@@ -274,32 +274,27 @@ def read_settings(preset, config):
     return s
 
 
-def kind_of(key, like):
-    """What a setting must be, said the way --config's error says it; `like` is the preset's value."""
+def misfit(key, value, like):
+    """None if a --config value fits its setting, else what the setting must be (`like`: the preset's value)."""
+    number = lambda v: type(v) in (int, float) and 0 < v < math.inf  # noqa: E731 (true is not a number here)
     if key == "bios_methods":
-        return (f"a list of methods from {', '.join(['full', *GROW])} with full, depth and one of "
-                f"{', '.join(SCALE_VARIANTS)} among them (C1 and C2 compare those)")
-    if key == "sweep_lrs":
-        return "a list of one or more learning rates > 0"
-    if isinstance(like, bool):
-        return "true or false"
-    if isinstance(like, int):
-        return f"a whole number >= {0 if key == 'long_factor_2x' else 1}"  # long_factor_2x=0: no long 2x run
-    return "a number > 0 and < 1" if key == "replay" else "a number > 0"
-
-
-def fits(key, value, like):
-    positive = lambda v: type(v) in (int, float) and 0 < v < math.inf  # noqa: E731 (bool is not a number here)
-    if key == "bios_methods":
-        return isinstance(value, list) and all(m in ["full", *GROW] for m in value) and \
+        ok = isinstance(value, list) and all(m in ["full", *GROW] for m in value) and \
             {"full", "depth"} <= set(value) and bool(set(SCALE_VARIANTS) & set(value))
-    if key == "sweep_lrs":
-        return isinstance(value, list) and len(value) > 0 and all(positive(v) for v in value)
-    if isinstance(like, bool):
-        return isinstance(value, bool)
-    if isinstance(like, int):
-        return type(value) is int and value >= (0 if key == "long_factor_2x" else 1)
-    return positive(value) and (key != "replay" or value < 1)
+        kind = (f"a list of methods from {', '.join(['full', *GROW])} with full, depth and one of "
+                f"{', '.join(SCALE_VARIANTS)} among them (C1 and C2 compare those)")
+    elif key == "sweep_lrs":
+        ok, kind = isinstance(value, list) and len(value) > 0 and all(number(v) for v in value), \
+            "a list of one or more learning rates > 0"
+    elif isinstance(like, bool):
+        ok, kind = isinstance(value, bool), "true or false"
+    elif isinstance(like, int):
+        low = 0 if key == "long_factor_2x" else 1  # long_factor_2x=0: no long 2x run
+        ok, kind = type(value) is int and value >= low, f"a whole number >= {low}"
+    elif key == "replay":
+        ok, kind = number(value) and value < 1, "a number > 0 and < 1"
+    else:
+        ok, kind = number(value), "a number > 0"
+    return None if ok else kind
 
 
 def main(argv=None):
