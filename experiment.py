@@ -144,14 +144,13 @@ def continued(st, s, out, data_dir, name, init, iters=None, dataset="korean", ex
 
 
 def language_track(st, s, out, data_dir, base):
-    """Grow the base with every method now; queue every continued run: each growth and full training
+    """Queue the growth of the base by every method and every continued run: each growth and full training
     on Korean (the compared runs with several seeds and a sweep of learning rates), German and joint
     models for the merges."""
     def grow(name, seed):
         path = f"{out}/grown/{seed_name(name, seed)}.pt"
-        st.run("grow", scale, scale.recipe_flags(GROW[name]) + [f"--in={base}", f"--out={path}", f"--seed={seed}"],
-               path)
-        return path
+        return st.step("grow", scale, scale.recipe_flags(GROW[name]) + [f"--in={base}", f"--out={path}", f"--seed={seed}"],
+                       path)
 
     cont = lambda name, init, **kw: continued(st, s, out, data_dir, name, init, **kw)  # noqa: E731
 
@@ -178,7 +177,7 @@ def language_track(st, s, out, data_dir, base):
                                        iters=s["cpt_iters"] * s["long_factor_2x"], eval_every=2 * s["eval_interval"])
     # Grow Up's 2x arm: English pretraining's first half at 1x, HyperCloned, its second half at 2x
     runs["growup/base-1x"], grown["growup"] = f"{out}/growup/base-1x/ckpt.pt", f"{out}/grown/growup-2x.pt"
-    st.run("grow", scale, scale.recipe_flags(GROW["hyperclone"]) + [
+    st.step("grow", scale, scale.recipe_flags(GROW["hyperclone"]) + [
         f"--in={runs['growup/base-1x']}", f"--out={grown['growup']}", "--seed=0"], grown["growup"])
     runs["growup/base-2x"] = cont("growup/base-2x", grown["growup"], iters=s["base_iters"] - s["base_iters"] // 2,
                                   dataset="english", evals="english", lr=s["base_lr"])
@@ -222,14 +221,15 @@ def merge_track(st, s, out, runs, grown):
             for method in merge.METHODS:
                 name = seed_name(f"{anc}/{method}", seed)
                 path = f"{out}/merged/{name}.pt"
-                st.run("merge", merge, [f"--method={method}", f"--base={ancestor(runs, grown, recipe, seed)}",
-                                        f"--models={models}", f"--out={path}"], path)
+                base = ancestor(runs, grown, recipe, seed)
+                st.run("merge", merge, [f"--method={method}", f"--base={base}", f"--models={models}", f"--out={path}"],
+                       path, inputs=[base, *models.split(",")])
                 merges[name] = path
     return merges
 
 
 def bios_track(st, s, out, data_dir, bios, base):
-    """Grow the population-A base now; queue the phase-2 runs on population B, per method and seed.
+    """Queue the growths of the population-A base and the phase-2 runs on population B, per method and seed.
     With bios_korean, population B is written in Korean (the cross-lingual variant)."""
     b, out = (bios["b_ko"], f"{out}/bios-ko") if s["bios_korean"] else (bios["b"], f"{out}/bios")
     runs = {}
@@ -238,8 +238,8 @@ def bios_track(st, s, out, data_dir, bios, base):
             init = base
             if method != "full":
                 init = f"{out}/grown/{method}-{seed}.pt"
-                st.run("bios", scale, scale.recipe_flags(GROW[method]) + [f"--in={base}", f"--out={init}",
-                                                                            f"--seed={seed}"], init)
+                st.step("bios", scale, scale.recipe_flags(GROW[method]) + [f"--in={base}", f"--out={init}",
+                                                                             f"--seed={seed}"], init)
             argv = run_flags(s, data_dir, 1337 + seed) + [
                 f"--init-from={init}", f"--dataset={b}", f"--eval-datasets={bios['a']},{b}",
                 f"--learning-rate={s['bios_lr']}", f"--eval-interval={max(1, s['bios_iters'] // 5)}"]
@@ -319,11 +319,10 @@ def main(argv=None):
     try:
         bios = prepare_data(s, args.data_dir)
         base, bios_base = pretrain(st, s, out, args.data_dir, bios)
-        st.wait()  # the two bases
         runs, grown = language_track(st, s, out, args.data_dir, base)
         bios_runs = bios_track(st, s, out, args.data_dir, bios, bios_base)
-        growup_track(st, s, out, args.data_dir, runs)  # these start once Grow Up's English at 2x is done
-        st.wait()  # every continued run
+        growup_track(st, s, out, args.data_dir, runs)
+        st.wait()  # every stage, each as soon as what it starts from exists
         merges = merge_track(st, s, out, runs, grown)
     except KeyboardInterrupt:
         raise UserError("interrupted; run the same command again: finished stages are kept")

@@ -4,8 +4,10 @@ stages.py — experiment.py's stages: each command run once, cached, and side by
 Place in the story: the machinery under experiment.py. A stage is one ordinary
 command of this project (train.py, scale.py, merge.py); <out>/stages.json
 remembers which output each command made, so a re-run skips what is done and
-an interrupted training stage resumes. Training stages queue up and run
-`jobs` at a time, each as its own `python train.py` with its own threads.
+an interrupted training stage resumes. Stages queue up and run in one pool as
+soon as what they start from exists: training stages `jobs` at a time, each as
+its own `python train.py` with its own threads; a grow step (scale.py, under a
+second) in this process between them.
 """
 
 import json
@@ -41,10 +43,12 @@ def jobs_and_threads(jobs, threads):
 class Stages:
     """Runs the experiment's commands and remembers, in <out>/stages.json, which output each made.
 
-    Training stages wait in a queue until `wait()`: then they run one at a time in this process
-    (jobs=1: progress bars as usual), or `jobs` at once as separate processes, each with its output
-    in <out>/logs/ and one line here when it finishes. A stage that starts from another queued
-    stage's checkpoint waits for it (next_stage); the others go longest first. Every stage gets the same
+    Training stages and grow steps wait in a queue until `wait()`: then the training stages run one at
+    a time in this process (jobs=1: progress bars as usual), or `jobs` at once as separate processes,
+    each with its output in <out>/logs/ and one line here when it finishes. A stage that starts from
+    another queued stage's output waits for it (next_stage); the others go longest first. A stage
+    whose start is made again (a base trained with new settings) runs again too, though its own
+    command is unchanged, so nothing downstream of a changed stage is kept. Every stage gets the same
     `--threads`, which is part of its command: a thread count changes floating-point sums, and the
     same command gives the same weights bit for bit however many stages run beside it."""
 
@@ -53,39 +57,66 @@ class Stages:
         self.done = json.load(open(self.path)) if os.path.exists(self.path) else {}
         self.jobs, self.threads, self.queue = jobs, threads, []
 
-    def _record(self, output, cmd, seconds, group, finished=True):
-        self.done[output] = {"cmd": cmd, "seconds": round(seconds, 1), "group": group, "finished": finished}
+    def _record(self, output, cmd, seconds, group, finished=True, start=None):
+        """Remember that `cmd` made `output`, and the version (modification time) of the file it started from."""
+        before = self.done.get(output, {})
+        self.done[output] = {"cmd": cmd, "seconds": round(seconds, 1), "group": group, "finished": finished,
+                             "from": version(start) if start else before.get("from", {})}
         os.makedirs(self.out_dir, exist_ok=True)
         with open(self.path + ".tmp", "w") as f:
             json.dump(self.done, f, indent=1)
         os.replace(self.path + ".tmp", self.path)
 
-    def run(self, group, script, argv, output):
-        """`python script argv...` now, unless `output` exists and was made by that very command."""
+    def _made(self, output, made, cmd, inputs):
+        """Did `cmd` make `output` (the file `made`), from the very `inputs` there are now?"""
+        before = self.done.get(output, {})
+        return (before.get("cmd") == cmd and before.get("finished", True) and os.path.exists(made)
+                and before.get("from", {}) == version(inputs))
+
+    def run(self, group, script, argv, output, inputs=()):
+        """`python script argv...` now, unless `output` exists and was made by that very command from the
+        very `inputs` there are now (a merge of Korean runs trained again is made again)."""
         cmd = " ".join(["python", script.__name__ + ".py"] + argv)
-        if self.done.get(output, {}).get("cmd") == cmd and os.path.exists(output):
+        if self._made(output, output, cmd, inputs):
             return
         print(f"\n$ {cmd}", flush=True)
-        t0 = time.time()
+        t0, start = time.time(), version(inputs)
         script.main(argv)
-        self._record(output, cmd, time.time() - t0, group)
+        self._record(output, cmd, time.time() - t0, group, start=start)
+
+    def step(self, group, script, argv, output):
+        """Queue a quick `python script argv...` (a grow) that makes `output` from its --in=; returns `output`.
+        It runs in this process as soon as its input exists, unless that very command made `output`."""
+        cmd = " ".join(["python", script.__name__ + ".py"] + argv)
+        stage = dict(group=group, out=output, argv=argv, iters=0, cmd=cmd, script=script)
+        self._queue(stage, self._made(output, output, cmd, [needs(stage)]))
+        return output
 
     def train(self, group, out_dir, argv, iters):
         """Queue train.py into out_dir (skipped if that command finished there); returns its checkpoint."""
         argv = argv + [f"--out-dir={out_dir}", f"--max-iters={iters}", "--sample-tokens=0", f"--threads={self.threads}"]
         ckpt, cmd = os.path.join(out_dir, "ckpt.pt"), " ".join(["python train.py"] + argv)
-        before = self.done.get(out_dir, {})
-        if not (before.get("cmd") == cmd and before.get("finished") and os.path.exists(ckpt)):
-            self.queue.append((group, out_dir, argv, iters, cmd))
+        stage = dict(group=group, out=out_dir, argv=argv, iters=iters, cmd=cmd, script=None)
+        self._queue(stage, self._made(out_dir, ckpt, cmd, [needs(stage)]))
         return ckpt
 
-    def _start(self, group, out_dir, argv, cmd):
-        """(argv to run, seconds already spent): an interrupted run of the same command resumes."""
-        before = self.done.get(out_dir, {})
-        if before.get("cmd") == cmd and os.path.exists(os.path.join(out_dir, "ckpt.pt")):
+    def _queue(self, stage, done):
+        """Queue a stage unless it is done from the start there is now. One whose start is itself queued is
+        queued to start over (`again`): stages are queued after what they start from, so one pass sees it."""
+        stage["again"] = needs(stage) in {makes(q) for q in self.queue}
+        if not done or stage["again"]:
+            self.queue.append(stage)
+
+    def _start(self, stage):
+        """(argv to run, seconds already spent): an interrupted run of the same command from the same start
+        resumes; any other starts over."""
+        group, out_dir, argv, cmd = (stage[k] for k in ("group", "out", "argv", "cmd"))
+        before, start = self.done.get(out_dir, {}), [needs(stage)]
+        if before.get("cmd") == cmd and before.get("from", {}) == version(start) and not stage["again"] and \
+                os.path.exists(os.path.join(out_dir, "ckpt.pt")):
             print(f"\n$ python train.py --init-from=resume --out-dir={out_dir}   # continuing: {cmd}", flush=True)
             return ["--init-from=resume", f"--out-dir={out_dir}", "--sample-tokens=0"], before.get("seconds", 0)
-        self._record(out_dir, cmd, 0, group, finished=False)  # a kill from here on resumes, never skips
+        self._record(out_dir, cmd, 0, group, finished=False, start=start)  # a kill from here on resumes, never skips
         replace = ["--overwrite"] if os.path.exists(os.path.join(out_dir, "ckpt.pt")) else []  # settings changed
         print(f"\n$ {' '.join([cmd] + replace)}", flush=True)
         return argv + replace, 0
@@ -96,16 +127,26 @@ class Stages:
         self._record(out_dir, cmd, seconds, group, finished)
         return finished
 
+    def _step(self, stage):
+        """Run a queued quick step (a grow) here and now."""
+        print(f"\n$ {stage['cmd']}", flush=True)
+        t0, start = time.time(), version([needs(stage)])
+        stage["script"].main(stage["argv"])
+        self._record(stage["out"], stage["cmd"], time.time() - t0, stage["group"], start=start)
+
     def wait(self):
-        """Run every queued training stage."""
+        """Run every queued stage."""
         queue, self.queue = self.queue, []
         if self.jobs == 1:
             while queue:
-                group, out_dir, argv, iters, cmd = next_stage(queue, running=())
+                stage = next_stage(queue, running=())
+                if stage["script"]:
+                    self._step(stage)
+                    continue
                 t0 = time.time()
-                run_argv, spent = self._start(group, out_dir, argv, cmd)
+                run_argv, spent = self._start(stage)
                 train.main(run_argv)
-                if not self._finish(group, out_dir, iters, cmd, spent + time.time() - t0):
+                if not self._finish(stage["group"], stage["out"], stage["iters"], stage["cmd"], spent + time.time() - t0):
                     raise UserError("interrupted; run the same experiment.py command again to continue where it stopped")
         elif queue:
             self._pool(queue)
@@ -114,17 +155,24 @@ class Stages:
         """`jobs` stages at a time, each a `python train.py` of its own, its output in <out>/logs/."""
         logs = os.path.join(self.out_dir, "logs")
         os.makedirs(logs, exist_ok=True)
-        print(f"\n{len(queue)} training stages, {self.jobs} at a time with {self.threads} thread(s) each; "
+        total, n_done = sum(not q["script"] for q in queue), 0
+        print(f"\n{total} training stages, {self.jobs} at a time with {self.threads} thread(s) each; "
               f"their output goes to {logs}/", flush=True)
-        running, failed, total, n_done = {}, None, len(queue), 0
+        running, failed = {}, None
         try:
             while queue or running:
                 while queue and len(running) < self.jobs and not failed:
-                    stage = next_stage(queue, [r[1] for r in running.values()])
+                    stage = next_stage(queue, [os.path.join(r[1], "ckpt.pt") for r in running.values()])
                     if stage is None:  # every queued stage starts from a checkpoint still being trained
                         break
-                    group, out_dir, argv, iters, cmd = stage
-                    run_argv, spent = self._start(group, out_dir, argv, cmd)
+                    if stage["script"]:  # a grow: under a second, here, between the training stages
+                        try:
+                            self._step(stage)
+                        except UserError as e:
+                            failed = failed or f"{stage['out']}: {e}"
+                        continue
+                    group, out_dir, iters, cmd = (stage[k] for k in ("group", "out", "iters", "cmd"))
+                    run_argv, spent = self._start(stage)
                     log = os.path.join(logs, out_dir[len(self.out_dir):].strip("/").replace("/", "_") + ".log")
                     with open(log, "a") as f:
                         proc = subprocess.Popen([sys.executable, TRAIN_PY, *run_argv], stdout=f, stderr=subprocess.STDOUT,
@@ -156,22 +204,39 @@ class Stages:
             raise UserError(failed)
 
 
-def init_of(argv):
-    """The checkpoint a training stage starts from (its --init-from), or None."""
-    return next((a.split("=", 1)[1] for a in argv if a.startswith("--init-from=")), None)
+def flag(argv, name):
+    """The value of --name= in argv, or None."""
+    return next((a.split("=", 1)[1] for a in argv if a.startswith(f"--{name}=")), None)
+
+
+def needs(stage):
+    """The file a stage starts from: a training stage's --init-from, a grow's --in (None: from scratch)."""
+    return flag(stage["argv"], "in" if stage["script"] else "init-from")
+
+
+def makes(stage):
+    """The file a stage makes: a training stage's checkpoint, a grow's --out."""
+    return stage["out"] if stage["script"] else os.path.join(stage["out"], "ckpt.pt")
+
+
+def version(paths):
+    """{path: modification time in ns} of the files a stage starts from: a stage made from an older
+    version of its start (a base trained again) is not done."""
+    return {p: os.stat(p).st_mtime_ns for p in paths if p and os.path.exists(p)}
 
 
 def next_stage(queue, running):
-    """Take from the queue the stage to start next, or None if none can start yet.
+    """Take from the queue the stage to start next, or None if none can start yet (`running`: the files
+    the running stages make).
 
-    A stage can start once no queued or running stage is still making the checkpoint it starts from.
+    A stage can start once no queued or running stage is still making the file it starts from.
     Among those, stages that others wait for go first, then the longest: the pool then ends together."""
-    making = {os.path.join(q[1], "ckpt.pt") for q in queue} | {os.path.join(d, "ckpt.pt") for d in running}
-    waited_for = {init_of(q[2]) for q in queue}
-    ready = [q for q in queue if init_of(q[2]) not in making]
+    making = {makes(q) for q in queue} | set(running)
+    waited_for = {needs(q) for q in queue}
+    ready = [q for q in queue if needs(q) not in making]
     if not ready:
         return None
-    stage = max(ready, key=lambda q: (os.path.join(q[1], "ckpt.pt") in waited_for, q[3]))
+    stage = max(ready, key=lambda q: (makes(q) in waited_for, q["iters"]))
     queue.remove(stage)
     return stage
 

@@ -9,6 +9,8 @@ exact-match scoring.
 import json
 import os
 import re
+import shutil
+import types
 
 import numpy as np
 import pytest
@@ -245,10 +247,47 @@ def test_a_failing_stage_side_by_side_is_one_line(tmp_path, quick_run):
 
 
 def test_a_stage_waits_for_the_checkpoint_it_starts_from():
-    queue = [("g", "out/b", ["--init-from=out/a/ckpt.pt"], 900, "b"), ("g", "out/a", [], 100, "a"),
-             ("g", "out/c", [], 500, "c"), ("g", "out/d", ["--init-from=out/base/ckpt.pt"], 300, "d")]
-    assert stages.next_stage(queue, running=())[1] == "out/a"  # b waits for it: first, though short
-    assert stages.next_stage(queue, running=["out/a"])[1] == "out/c"  # then the longest that can start
-    assert stages.next_stage(queue, running=["out/a"])[1] == "out/d"  # its start is no stage's output
-    assert stages.next_stage(queue, running=["out/a"]) is None  # b: its start is still being trained
-    assert stages.next_stage(queue, running=())[1] == "out/b" and queue == []
+    stage = lambda out, argv, iters, script=None: dict(out=out, argv=argv, iters=iters, script=script)  # noqa: E731
+    queue = [stage("out/b", ["--init-from=out/a/ckpt.pt"], 900), stage("out/a", [], 100), stage("out/c", [], 500),
+             stage("out/d", ["--init-from=out/base/ckpt.pt"], 300), stage("out/g.pt", ["--in=out/c/ckpt.pt"], 0, "grow"),
+             stage("out/e", ["--init-from=out/g.pt"], 400)]
+    assert stages.next_stage(queue, running=())["out"] == "out/c"  # the grow, then e, wait for it: first
+    assert stages.next_stage(queue, running=["out/c/ckpt.pt"])["out"] == "out/a"  # b waits for it: next, though short
+    assert stages.next_stage(queue, running=["out/a/ckpt.pt"])["out"] == "out/g.pt"  # c is done: its grow
+    assert stages.next_stage(queue, running=["out/a/ckpt.pt"])["out"] == "out/e"  # then the longest that can start
+    assert stages.next_stage(queue, running=["out/a/ckpt.pt"])["out"] == "out/d"  # its start is no stage's output
+    assert stages.next_stage(queue, running=["out/a/ckpt.pt"]) is None  # b: its start is still being trained
+    assert stages.next_stage(queue, running=())["out"] == "out/b" and queue == []
+
+
+def chain(tmp_path, data, base_iters, jobs=1):
+    """A tiny base, a grow step of it (a copy, standing in for scale.py), and a run continued from the copy."""
+    st = experiment.Stages(str(tmp_path), jobs=jobs, threads=1)
+    flags = ["--n-layer=2", "--n-head=2", "--n-embd=16", "--block-size=16", "--batch-size=2", "--eval-iters=1",
+             f"--data-dir={data}", "--eval-interval=2"]
+    copy = types.SimpleNamespace(__name__="copy", main=lambda argv: shutil.copy(stages.flag(argv, "in"),
+                                                                               stages.flag(argv, "out")))
+    base = st.train("t", str(tmp_path / "base"), flags + ["--dataset=english"], base_iters)
+    grown = st.step("t", copy, [f"--in={base}", f"--out={tmp_path / 'grown.pt'}"], str(tmp_path / "grown.pt"))
+    st.train("t", str(tmp_path / "korean"), flags + [f"--init-from={grown}", "--dataset=korean"], 4)
+    return st
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_stage_whose_start_is_made_again_runs_again(tmp_path, quick_run, jobs):
+    """The grow step runs in the queue as soon as its base exists, and everything downstream of a stage
+    that is made again (new settings, or a newer file) is made again, though its own command is the same."""
+    data, _ = quick_run
+    chain(tmp_path, data, 4, jobs).wait()
+    korean = lambda: load_checkpoint(str(tmp_path / "korean" / "ckpt.pt"))["model"]  # noqa: E731
+    first = korean()
+    assert chain(tmp_path, data, 4, jobs).queue == []  # all done, from the very starts there are
+    st = chain(tmp_path, data, 6, jobs)  # the base's settings changed: all three again
+    assert [q["out"] for q in st.queue] == [str(tmp_path / n) for n in ("base", "grown.pt", "korean")]
+    assert [q["again"] for q in st.queue] == [False, True, True]
+    st.wait()
+    assert not all(torch.equal(first[k], v) for k, v in korean().items())  # continued from the new base
+    assert load_checkpoint(str(tmp_path / "korean" / "ckpt.pt"))["iter_num"] == 4
+    assert chain(tmp_path, data, 6, jobs).queue == []
+    os.utime(tmp_path / "grown.pt", ns=(1, 1))  # the grown file is not the one korean started from
+    assert [q["out"] for q in chain(tmp_path, data, 6, jobs).queue] == [str(tmp_path / "korean")]
