@@ -191,7 +191,7 @@ class Stages:
                         continue
                     n_done += 1
                     print(f"[{n_done}/{total}] {out_dir} done in {(time.time() - t0) / 60:.1f} min "
-                          f"({len(queue)} still to start)", flush=True)
+                          f"({sum(not q['script'] for q in queue)} still to start)", flush=True)
         except KeyboardInterrupt:  # each running stage saves its step, as train.py does on Ctrl-C
             for proc in running:
                 proc.send_signal(signal.SIGINT)
