@@ -8,7 +8,7 @@ whose output exists and was made by the same command, and an interrupted
 training run resumes where it stopped. report.py then writes report/REPORT.md
 and its plots from results.json.
 
-    python experiment.py                  # the default run: ~70 minutes on a 2-core laptop CPU
+    python experiment.py                  # the default run: ~97 minutes on a 2-core laptop CPU
     python experiment.py --preset=quick   # every stage on tiny settings, under a minute
     python experiment.py --preset=gpu     # a larger model and budget for a GPU
     python experiment.py --config=my.json # any preset setting overridden from a JSON file
@@ -43,17 +43,17 @@ from measure import measure
 from stages import Stages, jobs_and_threads
 
 PRESETS = {
-    # byte tokenizer, 4 x 128 model: ~23k tokens/s on 2 cores (two 1-thread stages): the whole run in ~70 min
+    # byte tokenizer, 4 x 128 model, two 1-thread stages at a time on 2 cores: the whole run in ~97 min
     "default": dict(n_layer=4, n_head=4, n_embd=128, block_size=128, batch_size=16, eval_iters=20, train_eval_iters=10,
                     base_iters=2000, base_lr=1e-3, cpt_iters=300, cpt_lr=3e-4, sweep_lrs=[1e-4, 1e-3], eval_interval=50,
                     replay=0.05, long_factor=12, long_factor_2x=4, joint_factor=2, seeds=3, merge_seeds=3,
                     bios_people=100, bios_renderings=5, bios_base_iters=2000, bios_base_lr=3e-3,
                     bios_iters=250, bios_lr=1e-3, bios_seeds=3, bios_methods=["full", "depth", "preserve", "route"],
                     bios_korean=False),
-    # a lesson: the same story in a lesson's 15 minutes (a narrower 4 x 96 model, fewer steps, 2 seeds,
-    # one extra learning rate, a smaller biography test without route; its report's settings line says
-    # so), its curves evaluated every 50 steps (3 points per continued run)
-    "class": dict(n_layer=4, n_head=4, n_embd=96, block_size=128, batch_size=16, eval_iters=10, train_eval_iters=5,
+    # a lesson: the same story in under a third of the time (fewer steps, 2 seeds, one extra learning
+    # rate, a smaller biography test without route; its report's settings line says so), its curves
+    # evaluated every 50 steps (3 points per continued run); it needs 16-22 min, not a lesson's 15
+    "class": dict(n_layer=4, n_head=4, n_embd=128, block_size=128, batch_size=16, eval_iters=10, train_eval_iters=5,
                   base_iters=800, base_lr=1e-3, cpt_iters=100, cpt_lr=3e-4, sweep_lrs=[1e-3], eval_interval=50,
                   replay=0.05, long_factor=4, long_factor_2x=0, joint_factor=2, seeds=2, merge_seeds=1,
                   bios_people=50, bios_renderings=5, bios_base_iters=800, bios_base_lr=3e-3,
