@@ -52,7 +52,7 @@ PRESETS = {
                     bios_korean=False),
     # a lesson: the same story in under a third of the time (fewer steps, 2 seeds, one extra learning
     # rate, a smaller biography test without route; its report's settings line says so), its curves
-    # evaluated every 50 steps (3 points per continued run); it needs 16-22 min, not a lesson's 15
+    # evaluated every 50 steps (3 points per continued run); it needs 16-23 min, not a lesson's 15
     "class": dict(n_layer=4, n_head=4, n_embd=128, block_size=128, batch_size=16, eval_iters=10, train_eval_iters=5,
                   base_iters=800, base_lr=1e-3, cpt_iters=100, cpt_lr=3e-4, sweep_lrs=[1e-3], eval_interval=50,
                   replay=0.05, long_factor=4, long_factor_2x=0, joint_factor=2, seeds=2, merge_seeds=1,
