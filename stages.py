@@ -58,10 +58,10 @@ class Stages:
         self.jobs, self.threads, self.queue = jobs, threads, []
 
     def _record(self, output, cmd, seconds, group, finished=True, start=None):
-        """Remember that `cmd` made `output`, and the version (modification time) of the file it started from."""
+        """Remember that `cmd` made `output`, from `start` (version() of what it started from; None: as before)."""
         before = self.done.get(output, {})
         self.done[output] = {"cmd": cmd, "seconds": round(seconds, 1), "group": group, "finished": finished,
-                             "from": version(start) if start else before.get("from", {})}
+                             "from": before.get("from", {}) if start is None else start}
         os.makedirs(self.out_dir, exist_ok=True)
         with open(self.path + ".tmp", "w") as f:
             json.dump(self.done, f, indent=1)
@@ -111,8 +111,8 @@ class Stages:
         """(argv to run, seconds already spent): an interrupted run of the same command from the same start
         resumes; any other starts over."""
         group, out_dir, argv, cmd = (stage[k] for k in ("group", "out", "argv", "cmd"))
-        before, start = self.done.get(out_dir, {}), [needs(stage)]
-        if before.get("cmd") == cmd and before.get("from", {}) == version(start) and not stage["again"] and \
+        before, start = self.done.get(out_dir, {}), version([needs(stage)])
+        if before.get("cmd") == cmd and before.get("from", {}) == start and not stage["again"] and \
                 os.path.exists(os.path.join(out_dir, "ckpt.pt")):
             print(f"\n$ python train.py --init-from=resume --out-dir={out_dir}   # continuing: {cmd}", flush=True)
             return ["--init-from=resume", f"--out-dir={out_dir}", "--sample-tokens=0"], before.get("seconds", 0)
