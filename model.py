@@ -67,6 +67,20 @@ class LayerNorm(nn.Module):
         return F.layer_norm(x, self.weight.shape, self.weight, self.bias, 1e-5)
 
 
+def written_out_attention(q, k, v, dropout=0.0):
+    """softmax(q k^T / sqrt(hs) + causal mask) v, step by step, for (B, nh, T, hs) heads; T == 1 is one
+    new query after a cache of keys (it sees them all). The same function as the fused kernel
+    F.scaled_dot_product_attention, used where that kernel is slow: for one query at a time
+    (generation), and in bfloat16 on a CPU, where its backward takes 3x as long as this (a training
+    step of the default model 1.5x as long; README, Performance)."""
+    T, S = q.size(-2), k.size(-2)
+    att = q @ k.transpose(-2, -1) * (1.0 / math.sqrt(q.size(-1)))  # (B, nh, T, S)
+    if T > 1:  # query t sees keys 0..t
+        att = att.masked_fill(torch.ones(T, S, dtype=torch.bool, device=q.device).triu(1), float("-inf"))
+    att = F.dropout(F.softmax(att, dim=-1), dropout)
+    return att @ v  # (B, nh, T, hs)
+
+
 class CausalSelfAttention(nn.Module):
 
     def __init__(self, config):
@@ -96,11 +110,11 @@ class CausalSelfAttention(nn.Module):
                 assert T == 1, "after the prompt, feed one token at a time"
                 k, v = torch.cat([cache["k"], k], dim=2), torch.cat([cache["v"], v], dim=2)  # (B, nh, S, hs)
             cache["k"], cache["v"] = k, v
-        if cache is not None and T == 1:  # one query: written out, as the fused CPU kernel is slow for it
-            y = F.softmax(q @ k.transpose(-2, -1) / math.sqrt(self.head_size), dim=-1) @ v  # (B, nh, 1, hs)
+        dropout = self.attn_dropout if self.training else 0.0
+        if T == 1 or (q.device.type == "cpu" and q.dtype == torch.bfloat16):
+            y = written_out_attention(q, k, v, dropout)  # (B, nh, T, hs)
         else:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1,
-                                               dropout_p=self.attn_dropout if self.training else 0.0)
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1, dropout_p=dropout)  # (B, nh, T, hs)
         return y.transpose(1, 2).contiguous().view(B, T, three_width // 3)  # (B, T, width): heads side by side
 
     def forward(self, x, cache=None):

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from checkpoint import convert_hf_gpt2, load_checkpoint, model_from_checkpoint, save_checkpoint
-from model import GPT, GPTConfig
+from model import GPT, GPTConfig, written_out_attention
 from model_scale import ScaleConfig, new_model
 from cli import UserError
 from tests.conftest import trained_a_little
@@ -99,6 +99,38 @@ def test_forward_matches_naive_gpt2(name, dtype, tol):
     ref = naive_gpt2(to_hf_layout(model.state_dict()), idx, config.n_layer, config.n_head)
     assert logits.shape == (3, config.block_size, config.vocab_size)
     assert (logits - ref).abs().max().item() < tol
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.float64, 1e-12)])
+def test_written_out_attention_is_the_fused_kernel(dtype, tol):
+    """The attention model.py writes out for bfloat16 on a CPU (and for one query) computes what
+    F.scaled_dot_product_attention does, values and gradients, with the causal mask and without."""
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 9, 8, generator=gen, dtype=dtype, requires_grad=True) for _ in range(3))
+    for T, causal in ((9, True), (1, False)):  # a whole sequence; one new query after 9 cached keys
+        qt = q[:, :, -T:]
+        ours = written_out_attention(qt, k, v)
+        ref = torch.nn.functional.scaled_dot_product_attention(qt, k, v, is_causal=causal)
+        assert (ours - ref).abs().max().item() < tol
+        g_ours = torch.autograd.grad(ours.square().sum(), (q, k, v))
+        g_ref = torch.autograd.grad(ref.square().sum(), (q, k, v))
+        assert max((a - b).abs().max().item() for a, b in zip(g_ours, g_ref)) < tol
+
+
+def test_bfloat16_on_a_cpu_takes_the_written_out_attention(monkeypatch):
+    """Under bfloat16 autocast the CPU model attends with written_out_attention, and its loss stays
+    that of float32 to bfloat16's precision (the training default on a CPU)."""
+    import model as model_py
+    model = trained_a_little(CONFIGS["gpt2"]).eval()
+    idx = torch.randint(50, (3, 16))
+    calls = []
+    monkeypatch.setattr(model_py, "written_out_attention",
+                        lambda *a: calls.append(1) or written_out_attention(*a))
+    loss32 = model(idx, idx)[1].item()
+    assert calls == []  # float32: the fused kernel
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss16 = model(idx, idx)[1].item()
+    assert len(calls) == CONFIGS["gpt2"].n_layer and abs(loss16 - loss32) < 0.05
 
 
 def block_matrix(W, W12, W21_22, n_in_new):
