@@ -326,7 +326,7 @@ def main(argv=None):
         merges = merge_track(st, s, out, runs, grown)
     except KeyboardInterrupt:
         raise UserError("interrupted; run the same command again: finished stages are kept")
-    results = measure(s, LANGUAGES, args.data_dir, runs, merges, bios, bios_base, bios_runs)
+    results = measure(s, LANGUAGES, args.data_dir, runs, merges, bios, bios_base, bios_runs, jobs, threads)
     results.update(settings=s, compared=COMPARED, preset=args.preset, stages=st.done, jobs=jobs, threads=threads, wall_s=round(time.time() - t0, 1),
                    peak_rss_mb=report.peak_rss_mb(), machine=report.machine(), date=time.strftime("%Y-%m-%d"))
     with open(os.path.join(out, "results.json"), "w") as f:

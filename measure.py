@@ -9,7 +9,10 @@ choose on English and on Korean tokens. claims.py and report.py read the result.
 """
 
 import json
+import multiprocessing
 import os
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 
 import torch
 
@@ -67,13 +70,29 @@ def gate_means(path, data_dir, s):
     return means
 
 
-def measure(s, languages, data_dir, runs, merges, bios, bios_base, bios_runs):
+def set_threads_here(threads):
+    torch.set_num_threads(threads)
+
+
+def evaluate_side_by_side(paths, languages, data_dir, s, jobs, threads):
+    """{path: {language: loss}}, `jobs` checkpoints at a time, each process with `threads` threads, as
+    the training stages ran: the same sums, so the same numbers as one process with `threads` threads.
+    Checkpoints are handed out one at a time, so a process that drew the 2x models does not hold up the end."""
+    evaluate = partial(evaluate_checkpoints, datasets=languages, data_dir=data_dir, batch_size=s["batch_size"],
+                       eval_iters=s["eval_iters"], dtype="bfloat16")  # as train.py evaluates on a CPU
+    if jobs == 1:
+        return evaluate(paths)
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),  # fork and OpenMP don't mix
+                             initializer=set_threads_here, initargs=(threads,)) as pool:
+        return {k: v for one in pool.map(evaluate, [[p] for p in paths]) for k, v in one.items()}
+
+
+def measure(s, languages, data_dir, runs, merges, bios, bios_base, bios_runs, jobs=1, threads=1):
     """Everything results.json holds about the checkpoints: losses on every language, training logs,
     sizes and FLOPs, the biographies' exact match, the HyperClones' symmetry and Route's gate."""
     ckpts = dict(runs, **{f"merged/{k}": v for k, v in merges.items()})
-    print(f"\nevaluating {len(ckpts)} checkpoints on {', '.join(languages)}", flush=True)
-    losses = evaluate_checkpoints(list(ckpts.values()), languages, data_dir, s["batch_size"], s["eval_iters"],
-                                  dtype="bfloat16")  # as train.py evaluates on a CPU
+    print(f"\nevaluating {len(ckpts)} checkpoints on {', '.join(languages)}, {jobs} at a time", flush=True)
+    losses = evaluate_side_by_side(list(ckpts.values()), languages, data_dir, s, jobs, threads)
     a_people, _ = load_people(bios["a"], data_dir)
     b_people, b_lang = load_people(bios["b_ko"] if s["bios_korean"] else bios["b"], data_dir)
     bio = {"before": exact_match(model_from_checkpoint(load_checkpoint(bios_base)), a_people), "runs": {}}

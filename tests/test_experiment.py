@@ -18,6 +18,7 @@ import torch
 
 import claims
 import experiment
+import measure
 import stages
 from data.bios.prepare import ATTRIBUTES, dataset_names, exact_match, populations, prepare, questions
 from data.common import write_dataset
@@ -235,6 +236,18 @@ def test_stages_side_by_side_give_the_weights_of_stages_run_alone(tmp_path, quic
     assert all(experiment.Stages(pooled.out_dir).done[os.path.dirname(p)]["finished"] for p in p_ckpts)
     again, _ = tiny_stages(tmp_path, data, 2)
     assert again.queue == []  # finished stages are not queued again
+
+
+def test_checkpoints_evaluated_side_by_side_give_the_numbers_of_one_process(quick_run):
+    """The final evaluation in two 1-thread processes gives the losses of this process on 1 thread, exactly."""
+    data, out = quick_run
+    paths = [os.path.join(out, d, "ckpt.pt") for d in ("base", "korean/full", "korean/hyperclone", "korean/route")]
+    s = experiment.PRESETS["quick"]
+    torch.set_num_threads(1)
+    alone = measure.evaluate_side_by_side(paths, experiment.LANGUAGES, data, s, jobs=1, threads=1)
+    pooled = measure.evaluate_side_by_side(paths, experiment.LANGUAGES, data, s, jobs=2, threads=1)
+    assert list(pooled) == paths and pooled == alone
+    assert len({json.dumps(v) for v in alone.values()}) == len(paths)  # four models, four sets of losses
 
 
 def test_a_failing_stage_side_by_side_is_one_line(tmp_path, quick_run):
