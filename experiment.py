@@ -49,36 +49,39 @@ PRESETS = {
                     replay=0.05, long_factor=12, long_factor_2x=4, joint_factor=2, seeds=3, merge_seeds=3,
                     bios_people=100, bios_renderings=5, bios_base_iters=2000, bios_base_lr=3e-3,
                     bios_iters=250, bios_lr=1e-3, bios_seeds=3, bios_methods=["full", "depth", "preserve", "route"],
-                    bios_korean=False),
-    # a lesson: the same story in under a third of the time (fewer steps, 2 seeds, one extra learning
-    # rate, a smaller biography test without route; its report's settings line says so), its curves
-    # evaluated every 50 steps (3 points per continued run); it needs 16-23 min, not a lesson's 15
+                    bios_korean=False, lesson_growths=True),
+    # a lesson: the same story in a sixth of the time (fewer and shorter steps, 2 seeds, one extra learning
+    # rate, no lesson-only growths, a smaller biography test without route; its report's settings line
+    # says so), its curves evaluated every 50 steps (3 points per continued run)
     "class": dict(n_layer=4, n_head=4, n_embd=128, block_size=128, batch_size=16, eval_iters=10, train_eval_iters=5,
-                  base_iters=800, base_lr=1e-3, cpt_iters=100, cpt_lr=3e-4, sweep_lrs=[1e-3], eval_interval=50,
-                  replay=0.05, long_factor=4, long_factor_2x=0, joint_factor=2, seeds=2, merge_seeds=1,
+                  base_iters=600, base_lr=1e-3, cpt_iters=100, cpt_lr=3e-4, sweep_lrs=[1e-3], eval_interval=50,
+                  replay=0.05, long_factor=3, long_factor_2x=0, joint_factor=1, seeds=2, merge_seeds=1,
                   bios_people=50, bios_renderings=5, bios_base_iters=800, bios_base_lr=3e-3,
-                  bios_iters=100, bios_lr=1e-3, bios_seeds=2, bios_methods=["full", "depth", "preserve"],
-                  bios_korean=False),
+                  bios_iters=80, bios_lr=1e-3, bios_seeds=2, bios_methods=["full", "depth", "preserve"],
+                  bios_korean=False, lesson_growths=False),
     # every stage, tiny: what the test runs
     "quick": dict(n_layer=4, n_head=2, n_embd=32, block_size=64, batch_size=4, eval_iters=2, train_eval_iters=1,
                   base_iters=20, base_lr=3e-3, cpt_iters=8, cpt_lr=1e-3, sweep_lrs=[3e-3], eval_interval=4,
                   replay=0.05, long_factor=2, long_factor_2x=2, joint_factor=2, seeds=2, merge_seeds=2,
                   bios_people=6, bios_renderings=2, bios_base_iters=20, bios_base_lr=3e-3,
                   bios_iters=8, bios_lr=1e-3, bios_seeds=2, bios_methods=["full", "depth", "preserve", "route"],
-                  bios_korean=False),
+                  bios_korean=False, lesson_growths=True),
     # a GPU: a 6 x 384 model (nanoGPT's char model size) and ten times the tokens
     "gpu": dict(n_layer=6, n_head=6, n_embd=384, block_size=256, batch_size=64, eval_iters=50, train_eval_iters=20,
                 base_iters=5000, base_lr=1e-3, cpt_iters=2000, cpt_lr=3e-4, sweep_lrs=[1e-4, 1e-3], eval_interval=250,
                 replay=0.05, long_factor=12, long_factor_2x=4, joint_factor=2, seeds=5, merge_seeds=5,
                 bios_people=400, bios_renderings=5, bios_base_iters=5000, bios_base_lr=1e-3,
                 bios_iters=1500, bios_lr=5e-4, bios_seeds=5,
-                bios_methods=["full", "depth", "hyperclone", "preserve", "adapt", "route"], bios_korean=False),
+                bios_methods=["full", "depth", "hyperclone", "preserve", "adapt", "route"], bios_korean=False,
+                lesson_growths=True),
 }
 GROW = scale.RECIPES  # the language track grows the base with every registered growth
 # Runs the claims compare: each gets `seeds` seeds (data order and the growth's own random init);
 # "growup" is Grow Up's 2x arm: cloned halfway through English pretraining, then Korean;
 # the others (contrasts and lessons) run once. "+replay" runs also see 5% English: marked as such.
 COMPARED = ["full", "full+replay", "depth", "hyperclone", "growup", "preserve", "route+replay"]
+# growths no claim or diagnostic reads, run once for the README's lessons (lesson_growths=false skips them)
+LESSON_GROWTHS = [g for g in GROW if g not in COMPARED and g not in ("route", "hyperclone-noiseless")]
 LANGUAGES = ["english", "korean", "german"]
 MERGE_ANCESTORS = (("base", "full"), ("hyper", "hyperclone"))  # the merges' ancestors, and their Korean runs
 
@@ -144,8 +147,8 @@ def continued(st, s, out, data_dir, name, init, iters=None, dataset="korean", ex
 
 
 def language_track(st, s, out, data_dir, base):
-    """Queue the growth of the base by every method and every continued run: each growth and full training
-    on Korean (the compared runs with several seeds and a sweep of learning rates), German and joint
+    """Queue the growth of the base by every method (lesson_growths=false: those a claim or diagnostic reads)
+    and every continued run: each growth and full training on Korean (the compared runs with several seeds and a sweep of learning rates), German and joint
     models for the merges."""
     def grow(name, seed):
         path = f"{out}/grown/{seed_name(name, seed)}.pt"
@@ -156,7 +159,8 @@ def language_track(st, s, out, data_dir, base):
 
     replay = [f"--replay=english:{s['replay']}"]
     runs, grown = {"base": base}, {}
-    for name in ["full", "full+replay", *GROW, "route+replay"]:
+    growths = [g for g in GROW if s["lesson_growths"] or g not in LESSON_GROWTHS]
+    for name in ["full", "full+replay", *growths, "route+replay"]:
         for seed in range(s["seeds"] if name in COMPARED else 1):
             recipe = name.removesuffix("+replay")
             init = base if recipe == "full" else grow(recipe, seed)

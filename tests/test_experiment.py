@@ -131,6 +131,19 @@ def test_config_values_are_checked_before_anything_runs(tmp_path, text, message)
     assert not os.path.exists(tmp_path / "out")  # refused before any stage (or folder) was made
 
 
+@pytest.mark.parametrize("preset", ["default", "class"])
+def test_lesson_growths_run_only_where_the_preset_says(tmp_path, preset):
+    """The class preset leaves out the growths no claim or diagnostic reads; every other run is queued."""
+    s = experiment.read_settings(preset, None)
+    st = experiment.Stages(str(tmp_path), jobs=2, threads=1)
+    runs, _ = experiment.language_track(st, s, str(tmp_path), str(tmp_path), str(tmp_path / "base" / "ckpt.pt"))
+    assert experiment.LESSON_GROWTHS == ["solar", "ffn", "adapt"]
+    kept = [g for g in experiment.GROW if g not in experiment.LESSON_GROWTHS]
+    assert all(g in runs for g in kept + ["full", "full+replay", "route+replay", "full-long", "joint/hyper"])
+    assert all((g in runs) == s["lesson_growths"] for g in experiment.LESSON_GROWTHS)
+    assert not any(g in q["out"] for q in st.queue for g in experiment.LESSON_GROWTHS) or s["lesson_growths"]
+
+
 def test_bios_are_deterministic_and_disjoint(tmp_path):
     a, b = populations(20)
     assert a == populations(20)[0] and not {p["name"] for p in a} & {p["name"] for p in b}
