@@ -85,8 +85,14 @@ Embedding rows of bytes the English base never saw train in every method (one po
 the clones' symmetry with noise {scale.SYMMETRY_NOISE} (the function is kept); "+replay" runs see 5% English.
 "growup" is Grow Up's 2x arm: the English base's first {s['base_iters'] // 2} steps at 1x, HyperCloned, the other
 {s['base_iters'] - s['base_iters'] // 2} steps at 2x (same English tokens as the base), then Korean like every method;
-its forgetting is counted from its own English loss before Korean.
+its forgetting is counted from its own English loss before Korean.{lessons_line(r)}
 """
+
+
+def lessons_line(r):
+    """Which growths the preset left out (the class preset: those no claim or diagnostic reads)."""
+    missing = [g for g in scale.RECIPES if g not in r["losses"]]
+    return f"\nLeft out for time: the growths {', '.join(missing)} (no claim or diagnostic reads them)." if missing else ""
 
 
 def claims_section(r, plots):

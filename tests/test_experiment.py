@@ -19,6 +19,7 @@ import torch
 import claims
 import experiment
 import measure
+import report
 import stages
 from data.bios.prepare import ATTRIBUTES, dataset_names, exact_match, populations, prepare, questions
 from data.common import write_dataset
@@ -142,6 +143,8 @@ def test_lesson_growths_run_only_where_the_preset_says(tmp_path, preset):
     assert all(g in runs for g in kept + ["full", "full+replay", "route+replay", "full-long", "joint/hyper"])
     assert all((g in runs) == s["lesson_growths"] for g in experiment.LESSON_GROWTHS)
     assert not any(g in q["out"] for q in st.queue for g in experiment.LESSON_GROWTHS) or s["lesson_growths"]
+    said = report.lessons_line({"losses": runs})  # the report says what was left out, and only then
+    assert ("solar, ffn, adapt" in said) != s["lesson_growths"] and ("depth" not in said)
 
 
 def test_bios_are_deterministic_and_disjoint(tmp_path):
