@@ -50,9 +50,9 @@ PRESETS = {
                     bios_people=100, bios_renderings=5, bios_base_iters=2000, bios_base_lr=3e-3,
                     bios_iters=250, bios_lr=1e-3, bios_seeds=3, bios_methods=["full", "depth", "preserve", "route"],
                     bios_korean=False, lesson_growths=True),
-    # a lesson: the same story in a sixth of the time (fewer and shorter steps, 2 seeds, one extra learning
-    # rate, no lesson-only growths, a smaller biography test without route; its report's settings line
-    # says so), its curves evaluated every 50 steps (3 points per continued run)
+    # a lesson: the same story in a fifth of the time, ~16 min (fewer and shorter steps, 2 seeds, one extra
+    # learning rate, no lesson-only growths, a smaller biography test without route; its report says so),
+    # its curves evaluated every 50 steps (3 points per continued run)
     "class": dict(n_layer=4, n_head=4, n_embd=128, block_size=128, batch_size=16, eval_iters=10, train_eval_iters=5,
                   base_iters=600, base_lr=1e-3, cpt_iters=100, cpt_lr=3e-4, sweep_lrs=[1e-3], eval_interval=50,
                   replay=0.05, long_factor=3, long_factor_2x=0, joint_factor=1, seeds=2, merge_seeds=1,
