@@ -148,8 +148,8 @@ def continued(st, s, out, data_dir, name, init, iters=None, dataset="korean", ex
 
 def language_track(st, s, out, data_dir, base):
     """Queue the growth of the base by every method (lesson_growths=false: those a claim or diagnostic reads)
-    and every continued run: each growth and full training on Korean (the compared runs with several seeds and a sweep of learning rates), German and joint
-    models for the merges."""
+    and every continued run: each growth and full training on Korean (the compared runs with several seeds
+    and a sweep of learning rates), German and joint models for the merges."""
     def grow(name, seed):
         path = f"{out}/grown/{seed_name(name, seed)}.pt"
         return st.step("grow", scale, scale.recipe_flags(GROW[name]) + [f"--in={base}", f"--out={path}", f"--seed={seed}"],
