@@ -48,30 +48,30 @@ PRESETS = {
                     base_iters=2000, base_lr=1e-3, cpt_iters=300, cpt_lr=3e-4, sweep_lrs=[1e-4, 1e-3], eval_interval=50,
                     replay=0.05, long_factor=12, long_factor_2x=4, joint_factor=2, seeds=3, merge_seeds=3,
                     bios_people=100, bios_renderings=5, bios_base_iters=2000, bios_base_lr=3e-3,
-                    bios_iters=250, bios_lr=1e-3, bios_seeds=3, bios_methods=["full", "depth", "preserve", "route"],
+                    bios_iters=250, bios_lr=1e-3, bios_sweep_lrs=[3e-4, 3e-3], bios_seeds=3, bios_methods=["full", "depth", "preserve", "route"],
                     bios_korean=False, lesson_growths=True),
-    # a lesson: the same story in a fifth of the time, ~16 min (fewer and shorter steps, 2 seeds, one extra
+    # a lesson: the same story in a fifth of the time, ~15 min (fewer and shorter steps, 2 seeds, one extra
     # learning rate, no lesson-only growths, a smaller biography test without route; its report says so),
-    # its curves evaluated every 50 steps (3 points per continued run)
+    # its curves evaluated every 40 steps (3 points per continued run)
     "class": dict(n_layer=4, n_head=4, n_embd=128, block_size=128, batch_size=16, eval_iters=10, train_eval_iters=5,
-                  base_iters=600, base_lr=1e-3, cpt_iters=100, cpt_lr=3e-4, sweep_lrs=[1e-3], eval_interval=50,
+                  base_iters=400, base_lr=1e-3, cpt_iters=80, cpt_lr=3e-4, sweep_lrs=[1e-3], eval_interval=40,
                   replay=0.05, long_factor=3, long_factor_2x=0, joint_factor=1, seeds=2, merge_seeds=1,
                   bios_people=50, bios_renderings=5, bios_base_iters=800, bios_base_lr=3e-3,
-                  bios_iters=80, bios_lr=1e-3, bios_seeds=2, bios_methods=["full", "depth", "preserve"],
+                  bios_iters=80, bios_lr=1e-3, bios_sweep_lrs=[3e-3], bios_seeds=2, bios_methods=["full", "depth", "preserve"],
                   bios_korean=False, lesson_growths=False),
     # every stage, tiny: what the test runs
     "quick": dict(n_layer=4, n_head=2, n_embd=32, block_size=64, batch_size=4, eval_iters=2, train_eval_iters=1,
                   base_iters=20, base_lr=3e-3, cpt_iters=8, cpt_lr=1e-3, sweep_lrs=[3e-3], eval_interval=4,
                   replay=0.05, long_factor=2, long_factor_2x=2, joint_factor=2, seeds=2, merge_seeds=2,
                   bios_people=6, bios_renderings=2, bios_base_iters=20, bios_base_lr=3e-3,
-                  bios_iters=8, bios_lr=1e-3, bios_seeds=2, bios_methods=["full", "depth", "preserve", "route"],
+                  bios_iters=8, bios_lr=1e-3, bios_sweep_lrs=[3e-3], bios_seeds=2, bios_methods=["full", "depth", "preserve", "route"],
                   bios_korean=False, lesson_growths=True),
     # a GPU: a 6 x 384 model (nanoGPT's char model size) and ten times the tokens
     "gpu": dict(n_layer=6, n_head=6, n_embd=384, block_size=256, batch_size=64, eval_iters=50, train_eval_iters=20,
                 base_iters=5000, base_lr=1e-3, cpt_iters=2000, cpt_lr=3e-4, sweep_lrs=[1e-4, 1e-3], eval_interval=250,
                 replay=0.05, long_factor=12, long_factor_2x=4, joint_factor=2, seeds=5, merge_seeds=5,
                 bios_people=400, bios_renderings=5, bios_base_iters=5000, bios_base_lr=1e-3,
-                bios_iters=1500, bios_lr=5e-4, bios_seeds=5,
+                bios_iters=1500, bios_lr=5e-4, bios_sweep_lrs=[1.5e-4, 1.5e-3], bios_seeds=5,
                 bios_methods=["full", "depth", "hyperclone", "preserve", "adapt", "route"], bios_korean=False,
                 lesson_growths=True),
 }
@@ -233,8 +233,8 @@ def merge_track(st, s, out, runs, grown):
 
 
 def bios_track(st, s, out, data_dir, bios, base):
-    """Queue the growths of the population-A base and the phase-2 runs on population B, per method and seed.
-    With bios_korean, population B is written in Korean (the cross-lingual variant)."""
+    """Queue the growths of the population-A base and the phase-2 runs on population B, per method and seed,
+    and for the first seed at each of bios_sweep_lrs too. With bios_korean, population B is written in Korean (the cross-lingual variant)."""
     b, out = (bios["b_ko"], f"{out}/bios-ko") if s["bios_korean"] else (bios["b"], f"{out}/bios")
     runs = {}
     for method in s["bios_methods"]:
@@ -244,10 +244,13 @@ def bios_track(st, s, out, data_dir, bios, base):
                 init = f"{out}/grown/{method}-{seed}.pt"
                 st.step("bios", scale, scale.recipe_flags(GROW[method]) + [f"--in={base}", f"--out={init}",
                                                                              f"--seed={seed}"], init)
-            argv = run_flags(s, data_dir, 1337 + seed) + [
-                f"--init-from={init}", f"--dataset={b}", f"--eval-datasets={bios['a']},{b}",
-                f"--learning-rate={s['bios_lr']}", f"--eval-interval={max(1, s['bios_iters'] // 5)}"]
-            runs[(method, seed)] = st.train("bios", f"{out}/{method}-{seed}", argv, s["bios_iters"])
+            # the first seed also runs the sweep of learning rates: C1 and C2 read retention at equal acquisition
+            for name, lr in [(method, s["bios_lr"])] + [(f"{method}@{lr:g}", lr) for lr in s["bios_sweep_lrs"]
+                                                       if seed == 0]:
+                argv = run_flags(s, data_dir, 1337 + seed) + [
+                    f"--init-from={init}", f"--dataset={b}", f"--eval-datasets={bios['a']},{b}",
+                    f"--learning-rate={lr}", f"--eval-interval={max(1, s['bios_iters'] // 5)}"]
+                runs[(name, seed)] = st.train("bios", f"{out}/{name}-{seed}", argv, s["bios_iters"])
     return runs
 
 
@@ -286,7 +289,7 @@ def misfit(key, value, like):
             {"full", "depth"} <= set(value) and bool(set(SCALE_VARIANTS) & set(value))
         kind = (f"a list of methods from {', '.join(['full', *GROW])} with full, depth and one of "
                 f"{', '.join(SCALE_VARIANTS)} among them (C1 and C2 compare those)")
-    elif key == "sweep_lrs":
+    elif key in ("sweep_lrs", "bios_sweep_lrs"):
         ok, kind = isinstance(value, list) and len(value) > 0 and all(number(v) for v in value), \
             "a list of one or more learning rates > 0"
     elif isinstance(like, bool):

@@ -95,10 +95,10 @@ def measure(s, languages, data_dir, runs, merges, bios, bios_base, bios_runs, jo
     losses = evaluate_side_by_side(list(ckpts.values()), languages, data_dir, s, jobs, threads)
     a_people, _ = load_people(bios["a"], data_dir)
     b_people, b_lang = load_people(bios["b_ko"] if s["bios_korean"] else bios["b"], data_dir)
-    bio = {"before": exact_match(model_from_checkpoint(load_checkpoint(bios_base)), a_people), "runs": {}}
-    for (method, seed), path in bios_runs.items():
+    bio = {"before": exact_match(model_from_checkpoint(load_checkpoint(bios_base)), a_people), "runs": {}, "sweep": {}}
+    for (method, seed), path in bios_runs.items():  # "depth@0.003": depth's first seed at another learning rate
         model = model_from_checkpoint(load_checkpoint(path), path)
-        bio["runs"].setdefault(method, []).append({"seed": seed, "retention": exact_match(model, a_people),
+        bio["sweep" if "@" in method else "runs"].setdefault(method, []).append({"seed": seed, "retention": exact_match(model, a_people),
                                                    "acquisition": exact_match(model, b_people, b_lang)})
     return {
         "losses": {k: losses[v] for k, v in ckpts.items()},

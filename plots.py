@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 
-from claims import BASELINES, MERGE_METHODS, frontier, korean_runs, stats
+from claims import BASELINES, MERGE_METHODS, bio_frontier, bio_stats, frontier, korean_runs, stats
 
 
 def plot_all(r, out_dir):
@@ -19,7 +19,7 @@ def plot_all(r, out_dir):
     return {name: _save(plot(r, plt), out_dir, f"{file}.png") for name, file, plot in (
         ("curves", "curves", plot_curves), ("tradeoff", "tradeoff", plot_tradeoff),
         ("frontier", "frontier", plot_frontier), ("efficiency", "data_efficiency", plot_efficiency),
-        ("merges", "merges", plot_merges))}
+        ("merges", "merges", plot_merges), ("bios", "bios_frontier", plot_bios_frontier))}
 
 
 def plot_curves(r, plt):
@@ -65,6 +65,25 @@ def plot_frontier(r, plt):
     ax.axvline(stats(r, "full", "korean")[0], color="grey", lw=0.8, ls=":")
     ax.set(xlabel="Korean validation loss after  (← better)", ylabel="English forgetting  (↓ better)",
            title="Frontier across learning rates (dotted: full's Korean)")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def plot_bios_frontier(r, plt):
+    """Retention of A against acquisition of B across the biographies' learning-rate sweep, one curve per method."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.8))
+    for m in r["bios"]["runs"]:  # bars: seed sd at the default rate
+        points = bio_frontier(r, m)
+        line, = ax.plot([p[1] for p in points], [p[2] for p in points], "-o", ms=3, label=m)
+        (x, sx), (y, sy) = bio_stats(r, m, "acquisition"), bio_stats(r, m, "retention")
+        ax.errorbar(x, y, xerr=sx, yerr=sy, color=line.get_color(), capsize=2)
+        for lr, a, k in points:
+            ax.annotate(f"{lr:g}", (a, k), fontsize=6, xytext=(2, -8), textcoords="offset points")
+    ax.axvline(bio_stats(r, "full", "acquisition")[0], color="grey", lw=0.8, ls=":")
+    ax.axhline(np.mean(r["bios"]["before"]) / 2, color="grey", lw=0.8, ls="--")
+    ax.set(xlabel="acquisition of B: exact match  (→ better)", ylabel="retention of A: exact match  (↑ better)",
+           title="Biographies across learning rates (dotted: full's acquisition; dashed: half of A before)")
+    ax.title.set_fontsize(9)
     ax.legend(fontsize=7)
     return fig
 

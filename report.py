@@ -1,5 +1,5 @@
 """
-report.py — turn experiment.py's results.json into report/REPORT.md and five plots.
+report.py — turn experiment.py's results.json into report/REPORT.md and six plots.
 
 Place in the story: the last page. Every number in the report is read from
 results.json (what experiment.py measured); every verdict in the claims table
@@ -18,7 +18,7 @@ import sys
 import numpy as np
 
 import scale
-from claims import MERGE_METHODS, bio_stats, claims, fmt, frontier, korean_runs, loss_at, pooled_sd, seed_runs, stats
+from claims import MERGE_METHODS, bio_frontier, bio_stats, claims, fmt, frontier, korean_runs, loss_at, pooled_sd, seed_runs, stats
 
 VERDICT = {True: "**reproduced**", False: "**not reproduced**", None: "not decided (the measured column says why)"}
 
@@ -156,6 +156,7 @@ the error bars are the seed sd at {s['cpt_lr']:g}. C3 reads each curve at full t
 def bios_section(r, plots):
     """The biographies: retention of A and acquisition of B per method."""
     s = r["settings"]
+    lrs = sorted([s["bios_lr"], *s.get("bios_sweep_lrs", [])])  # results from before 2026-12-01 have no sweep
     bio_rows = [(m, f"{bio_stats(r, m, 'retention')[0]:.1%} ± {bio_stats(r, m, 'retention')[1]:.1%}",
                  f"{bio_stats(r, m, 'acquisition')[0]:.1%} ± {bio_stats(r, m, 'acquisition')[1]:.1%}")
                 for m in r["bios"]["runs"]]
@@ -167,6 +168,14 @@ Population A memorised by the base: {np.mean(r['bios']['before']):.1%} exact mat
 {s['bios_iters']} steps at learning rate {s['bios_lr']}; mean ± std over {s['bios_seeds']} seeds.
 
 {table(["method", "retention on A", "acquisition of B"], bio_rows)}
+
+Every method was also trained at learning rates {", ".join(f"{lr:g}" for lr in lrs if lr != s["bios_lr"])} (the first
+seed); C1 and C2 read each method's retention along this sweep at full training's acquisition at {s['bios_lr']:g}.
+
+{table(["method", *(f"acquisition / retention @ {lr:g}" for lr in lrs)],
+       [(m, *(f"{a:.0%} / {k:.0%}" for _, a, k in sorted(bio_frontier(r, m)))) for m in r["bios"]["runs"]])}
+
+![biographies]({plots['bios']})
 """
 
 

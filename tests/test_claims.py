@@ -1,7 +1,7 @@
 """
 The report's statistical rules decide on hand-made numbers as written: a difference counts only
-beyond twice its standard error, and forgetting is compared at equal Korean loss along each
-method's learning-rate sweep.
+beyond twice its standard error, forgetting is compared at equal Korean loss along each
+method's learning-rate sweep, and retention of the biographies at equal acquisition.
 
     python -m pytest -q tests/test_claims.py
 """
@@ -87,3 +87,29 @@ def test_c5_compares_forgetting_at_full_trainings_korean_loss_along_each_sweep()
     assert claims.forgetting_at(growup_results(0.6), "growup", 3.0) == pytest.approx(0.7)  # 0.9 -> 0.6 between
     assert verdict(growup_results(0.6)) is True    # 0.7 against full's 1.1 at Korean 3.0
     assert verdict(growup_results(0.95)) is False  # 1.05 against 1.1: inside the noise
+
+
+def bios(before, **methods):
+    """Hand-made biography results: {method: ((retention, acquisition) per seed at 1e-3, {lr: (ret, acq)})}."""
+    run = lambda ret, acq: {"retention": [ret] * 6, "acquisition": [acq] * 6}  # noqa: E731
+    return {"settings": {"bios_lr": 1e-3}, "bios": {
+        "before": [before] * 6,
+        "runs": {m: [run(*v) for v in seeds] for m, (seeds, _) in methods.items()},
+        "sweep": {f"{m}@{lr:g}": [run(*v)] for m, (_, sweep) in methods.items() for lr, v in sweep.items()}}}
+
+
+def test_c1_and_c2_read_retention_at_fulls_acquisition_along_each_sweep():
+    verdicts = lambda r: {c[0]: c[4] for c in claims.bios_claims(r)}  # noqa: E731
+    full = ([(0.2, 0.6), (0.2, 0.6)], {3e-3: (0.1, 0.8)})
+    depth = ([(0.1, 0.5), (0.12, 0.5)], {3e-3: (0.05, 0.7)})
+    preserve = ([(0.8, 0.4), (0.8, 0.41)], {3e-3: (0.7, 0.65)})
+    r = bios(0.9, full=full, depth=depth, preserve=preserve)
+    assert claims.retention_at(r, "preserve", 0.6) == pytest.approx(0.7204, abs=1e-4)  # between 0.405 and 0.65
+    assert claims.retention_at(r, "depth", 0.6) == pytest.approx(0.08)  # halfway
+    assert verdicts(r) == {"C1": True, "C2": True}
+    slow = ([(0.8, 0.1), (0.8, 0.1)], {3e-3: (0.7, 0.2)})  # SCALE never acquires as much as full
+    assert verdicts(bios(0.9, full=full, depth=depth, preserve=slow))["C2"] is False
+    # depth's sweep stops short of full's acquisition: C1 undecided, C2 meets depth at its best retention (strict)
+    stuck = ([(0.5, 0.3), (0.5, 0.3)], {3e-3: (0.75, 0.35)})
+    assert verdicts(bios(0.9, full=full, depth=stuck, preserve=preserve)) == {"C1": None, "C2": False}
+    assert verdicts(bios(0.3, full=full, depth=depth, preserve=preserve)) == {"C1": None, "C2": None}  # never knew A
