@@ -6,7 +6,7 @@ results.json (what experiment.py measured); every verdict in the claims table
 follows from a rule printed next to it (claims.py decides them). Re-write a
 report from saved results:
 
-    python report.py out/experiment/results.json
+    python report.py out/experiment/results.json   # report/ (another preset's: beside its results.json)
 """
 
 import json
@@ -240,4 +240,8 @@ def write_report(r, out_dir="report"):
 if __name__ == "__main__":
     if len(sys.argv) != 2 or not os.path.isfile(sys.argv[1]):
         sys.exit("usage: python report.py out/experiment/results.json")
-    print("wrote " + write_report(json.load(open(sys.argv[1]))))
+    results = json.load(open(sys.argv[1]))
+    # where experiment.py put it: report/ for the default preset, else beside its results.json
+    default = results.get("preset", "default") == "default"
+    here = "report" if default else os.path.join(os.path.dirname(sys.argv[1]), "report")
+    print("wrote " + write_report(results, here))

@@ -113,3 +113,16 @@ def test_c1_and_c2_read_retention_at_fulls_acquisition_along_each_sweep():
     stuck = ([(0.5, 0.3), (0.5, 0.3)], {3e-3: (0.75, 0.35)})
     assert verdicts(bios(0.9, full=full, depth=stuck, preserve=preserve)) == {"C1": None, "C2": False}
     assert verdicts(bios(0.3, full=full, depth=depth, preserve=preserve)) == {"C1": None, "C2": None}  # never knew A
+
+
+def test_c4_reads_the_1x_curve_at_the_2x_runs_flops_or_says_it_stopped_short():
+    verdict = lambda r: dict((c[0], c[4]) for c in claims.language_claims(r))["C4"]  # noqa: E731
+    r = growup_results(0.6)  # 2x: 3.1 after 6000 tokens at 3x the FLOPs per token; 1x: 2.0 after 6000
+    r["logs"]["full-long"].append({"tokens": 18000, "loss": {"korean": 3.05}})  # at equal FLOPs 1x is at 3.05
+    assert verdict(r) is True  # 3.1 against 3.05: inside the noise
+    r["logs"]["full-long"][-1]["loss"]["korean"] = 2.0
+    assert verdict(r) is False  # the 1x model is far ahead at equal FLOPs
+    r["logs"]["full-long"].pop()  # stops at 6000 tokens, a third of the FLOPs: already ahead, so still False
+    assert verdict(r) is False
+    r["logs"]["full-long"][-1]["loss"]["korean"] = 3.5  # stops short and behind: nothing to say
+    assert verdict(r) is None
