@@ -169,7 +169,8 @@ def bios_claims(r):
     out = []
 
     c1 = None if not knew or at["depth"] is None else at["depth"] <= before / 2
-    why1 = why or ("; depth's sweep never reaches full's acquisition (widen bios_sweep_lrs)" if at["depth"] is None else "")
+    short = "; depth's sweep never reaches full's acquisition (widen bios_sweep_lrs)" if at["depth"] is None else ""
+    why1 = why or short
     out.append(("C1", "SCALE: on the biographies, depth expansion forgets severely",
                 f"A before {before:.0%}; at full's acquisition of B ({target:.0%}) along its sweep depth retains "
                 f"{show(at['depth'])} (full {ret['full'][0]:.0%}); at the same rate {lr:g}, retention / acquisition: "
