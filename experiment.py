@@ -48,7 +48,8 @@ PRESETS = {
                     base_iters=2000, base_lr=1e-3, cpt_iters=300, cpt_lr=3e-4, sweep_lrs=[1e-4, 1e-3], eval_interval=50,
                     replay=0.05, long_factor=12, long_factor_2x=4, joint_factor=2, seeds=3, merge_seeds=3,
                     bios_people=100, bios_renderings=5, bios_base_iters=2000, bios_base_lr=3e-3,
-                    bios_iters=250, bios_lr=1e-3, bios_sweep_lrs=[3e-4, 3e-3], bios_seeds=3, bios_methods=["full", "depth", "preserve", "route"],
+                    bios_iters=250, bios_lr=1e-3, bios_sweep_lrs=[3e-4, 3e-3], bios_seeds=3,
+                    bios_methods=["full", "depth", "preserve", "route"],
                     bios_korean=False, lesson_growths=True),
     # a lesson: the same story in a fifth of the time, ~15 min (fewer and shorter steps, 2 seeds, one extra
     # learning rate, no lesson-only growths, a smaller biography test without route; its report says so),
@@ -57,14 +58,16 @@ PRESETS = {
                   base_iters=400, base_lr=1e-3, cpt_iters=80, cpt_lr=3e-4, sweep_lrs=[1e-3], eval_interval=40,
                   replay=0.05, long_factor=3, long_factor_2x=0, joint_factor=1, seeds=2, merge_seeds=1,
                   bios_people=50, bios_renderings=5, bios_base_iters=800, bios_base_lr=3e-3,
-                  bios_iters=80, bios_lr=1e-3, bios_sweep_lrs=[3e-3], bios_seeds=2, bios_methods=["full", "depth", "preserve"],
+                  bios_iters=80, bios_lr=1e-3, bios_sweep_lrs=[3e-3], bios_seeds=2,
+                  bios_methods=["full", "depth", "preserve"],
                   bios_korean=False, lesson_growths=False),
     # every stage, tiny: what the test runs
     "quick": dict(n_layer=4, n_head=2, n_embd=32, block_size=64, batch_size=4, eval_iters=2, train_eval_iters=1,
                   base_iters=20, base_lr=3e-3, cpt_iters=8, cpt_lr=1e-3, sweep_lrs=[3e-3], eval_interval=4,
                   replay=0.05, long_factor=2, long_factor_2x=2, joint_factor=2, seeds=2, merge_seeds=2,
                   bios_people=6, bios_renderings=2, bios_base_iters=20, bios_base_lr=3e-3,
-                  bios_iters=8, bios_lr=1e-3, bios_sweep_lrs=[3e-3], bios_seeds=2, bios_methods=["full", "depth", "preserve", "route"],
+                  bios_iters=8, bios_lr=1e-3, bios_sweep_lrs=[3e-3], bios_seeds=2,
+                  bios_methods=["full", "depth", "preserve", "route"],
                   bios_korean=False, lesson_growths=True),
     # a GPU: a 6 x 384 model (nanoGPT's char model size) and ten times the tokens
     "gpu": dict(n_layer=6, n_head=6, n_embd=384, block_size=256, batch_size=64, eval_iters=50, train_eval_iters=20,
@@ -234,7 +237,8 @@ def merge_track(st, s, out, runs, grown):
 
 def bios_track(st, s, out, data_dir, bios, base):
     """Queue the growths of the population-A base and the phase-2 runs on population B, per method and seed,
-    and for the first seed at each of bios_sweep_lrs too. With bios_korean, population B is written in Korean (the cross-lingual variant)."""
+    and for the first seed at each of bios_sweep_lrs too. With bios_korean, population B is written in Korean
+    (the cross-lingual variant)."""
     b, out = (bios["b_ko"], f"{out}/bios-ko") if s["bios_korean"] else (bios["b"], f"{out}/bios")
     runs = {}
     for method in s["bios_methods"]:
@@ -244,9 +248,10 @@ def bios_track(st, s, out, data_dir, bios, base):
                 init = f"{out}/grown/{method}-{seed}.pt"
                 st.step("bios", scale, scale.recipe_flags(GROW[method]) + [f"--in={base}", f"--out={init}",
                                                                              f"--seed={seed}"], init)
-            # the first seed also runs the sweep of learning rates: C1 and C2 read retention at equal acquisition
-            for name, lr in [(method, s["bios_lr"])] + [(f"{method}@{lr:g}", lr) for lr in s["bios_sweep_lrs"]
-                                                       if seed == 0]:
+            rates = [(method, s["bios_lr"])]
+            if seed == 0:  # the first seed also runs the sweep: C1 and C2 read retention at equal acquisition
+                rates += [(f"{method}@{lr:g}", lr) for lr in s["bios_sweep_lrs"]]
+            for name, lr in rates:
                 argv = run_flags(s, data_dir, 1337 + seed) + [
                     f"--init-from={init}", f"--dataset={b}", f"--eval-datasets={bios['a']},{b}",
                     f"--learning-rate={lr}", f"--eval-interval={max(1, s['bios_iters'] // 5)}"]

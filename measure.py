@@ -98,8 +98,9 @@ def measure(s, languages, data_dir, runs, merges, bios, bios_base, bios_runs, jo
     bio = {"before": exact_match(model_from_checkpoint(load_checkpoint(bios_base)), a_people), "runs": {}, "sweep": {}}
     for (method, seed), path in bios_runs.items():  # "depth@0.003": depth's first seed at another learning rate
         model = model_from_checkpoint(load_checkpoint(path), path)
-        bio["sweep" if "@" in method else "runs"].setdefault(method, []).append({"seed": seed, "retention": exact_match(model, a_people),
-                                                   "acquisition": exact_match(model, b_people, b_lang)})
+        scores = {"seed": seed, "retention": exact_match(model, a_people),
+                  "acquisition": exact_match(model, b_people, b_lang)}
+        bio["sweep" if "@" in method else "runs"].setdefault(method, []).append(scores)
     return {
         "losses": {k: losses[v] for k, v in ckpts.items()},
         "logs": {k: read_log(v) for k, v in runs.items()},
