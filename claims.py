@@ -49,16 +49,21 @@ def measure_of(what):
     return forgetting if what == "forgetting" else (lambda r, k: r["losses"][k][what])
 
 
-def pooled_sd(r, what):
-    """The seed-to-seed standard deviation, pooled over every setting that ran several seeds: the
-    noise we assume for a setting that ran once."""
-    f, num, dof = measure_of(what), 0.0, 0
-    for name in KOREAN_RUNS:
-        values = [f(r, k) for k in seed_runs(r, name)]
+def pooled(groups):
+    """The standard deviation within groups, pooled over every group of several values."""
+    num, dof = 0.0, 0
+    for values in groups:
         if len(values) > 1:
             num += float(np.var(values, ddof=1)) * (len(values) - 1)
             dof += len(values) - 1
     return (num / dof) ** 0.5 if dof else 0.0
+
+
+def pooled_sd(r, what):
+    """The seed-to-seed standard deviation, pooled over every setting that ran several seeds: the
+    noise we assume for a setting that ran once."""
+    f = measure_of(what)
+    return pooled([f(r, k) for k in seed_runs(r, name)] for name in KOREAN_RUNS)
 
 
 def stats(r, name, what):
@@ -86,14 +91,19 @@ def frontier(r, name):
     return sorted(points, key=lambda p: p[1])
 
 
+def along(points, x):
+    """The third coordinate of a sweep's points (sorted by the second), interpolated at x; None if the
+    sweep never gets there."""
+    xs = [p[1] for p in points]
+    if not xs[0] <= x <= xs[-1]:
+        return None
+    return float(np.interp(x, xs, [p[2] for p in points]))
+
+
 def forgetting_at(r, name, korean):
     """Forgetting interpolated along the method's frontier at this Korean loss; None if its sweep
     never gets there (its Korean stays worse, or is better everywhere)."""
-    points = frontier(r, name)
-    ks = [p[1] for p in points]
-    if not ks[0] <= korean <= ks[-1]:
-        return None
-    return float(np.interp(korean, ks, [p[2] for p in points]))
+    return along(frontier(r, name), korean)
 
 
 def fmt(stat, signed=True):
@@ -114,28 +124,20 @@ def bio_frontier(r, method):
     points = [(r["settings"]["bios_lr"], acq, ret)]
     for k, runs in r["bios"].get("sweep", {}).items():
         if k.split("@")[0] == method:
-            points.append((float(k.split("@")[1]), *(float(np.mean(runs[0][w])) for w in ("acquisition", "retention"))))
+            acq, ret = (float(np.mean(runs[0][w])) for w in ("acquisition", "retention"))
+            points.append((float(k.split("@")[1]), acq, ret))
     return sorted(points, key=lambda p: p[1])
 
 
 def retention_at(r, method, acquisition):
     """Retention interpolated along the method's sweep at this acquisition; None if its sweep never
     gets there."""
-    points = bio_frontier(r, method)
-    xs = [p[1] for p in points]
-    if not xs[0] <= acquisition <= xs[-1]:
-        return None
-    return float(np.interp(acquisition, xs, [p[2] for p in points]))
+    return along(bio_frontier(r, method), acquisition)
 
 
 def bio_pooled_sd(r):
     """The seed-to-seed standard deviation of retention, pooled over the methods at the default rate."""
-    num, dof = 0.0, 0
-    for runs in r["bios"]["runs"].values():
-        if len(runs) > 1:
-            num += float(np.var([np.mean(run["retention"]) for run in runs], ddof=1)) * (len(runs) - 1)
-            dof += len(runs) - 1
-    return (num / dof) ** 0.5 if dof else 0.0
+    return pooled([np.mean(run["retention"]) for run in runs] for runs in r["bios"]["runs"].values())
 
 
 def loss_at(log, tokens, lang):

@@ -343,7 +343,7 @@ def main(argv=None):
                    peak_rss_mb=report.peak_rss_mb(), machine=report.machine(), date=time.strftime("%Y-%m-%d"))
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
-    path = report.write_report(results, args.report_dir or ("report" if args.preset == "default" else f"{out}/report"))
+    path = report.write_report(results, args.report_dir or report.report_dir(args.preset, out))
     print(f"\nwrote {path} ({time.time() - t0:.0f}s this run)")
 
 

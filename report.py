@@ -18,7 +18,8 @@ import sys
 import numpy as np
 
 import scale
-from claims import MERGE_METHODS, bio_frontier, bio_stats, claims, fmt, frontier, korean_runs, loss_at, pooled_sd, seed_runs, stats
+from claims import (MERGE_METHODS, bio_frontier, bio_stats, claims, fmt, frontier, korean_runs, loss_at, pooled_sd,
+                    seed_runs, stats)
 
 VERDICT = {True: "**reproduced**", False: "**not reproduced**", None: "not decided (the measured column says why)"}
 
@@ -225,6 +226,11 @@ ancestor of seed k). Mean ± sd over seeds (the Korean runs "full" and "hyperclo
 """
 
 
+def report_dir(preset, out_dir):
+    """Where a preset's report goes: report/ for the default preset (the committed one), else beside its results."""
+    return "report" if preset == "default" else os.path.join(out_dir, "report")
+
+
 def write_report(r, out_dir="report"):
     """REPORT.md and its figures in out_dir, from results.json's numbers; returns the file's path."""
     from plots import plot_all  # matplotlib is imported only when figures are drawn
@@ -241,7 +247,4 @@ if __name__ == "__main__":
     if len(sys.argv) != 2 or not os.path.isfile(sys.argv[1]):
         sys.exit("usage: python report.py out/experiment/results.json")
     results = json.load(open(sys.argv[1]))
-    # where experiment.py put it: report/ for the default preset, else beside its results.json
-    default = results.get("preset", "default") == "default"
-    here = "report" if default else os.path.join(os.path.dirname(sys.argv[1]), "report")
-    print("wrote " + write_report(results, here))
+    print("wrote " + write_report(results, report_dir(results.get("preset", "default"), os.path.dirname(sys.argv[1]))))
