@@ -1,16 +1,23 @@
 """
 Every user mistake is one line: each bad input below goes through its script's real
-command line (a new process, as a user types it) and must exit non-zero with exactly
-one `error:` line, no traceback, and every file that existed before unchanged.
+command line and must exit non-zero with exactly one `error:` line, no traceback, and
+every file that existed before unchanged. Every case runs its script's `__main__` in
+this process (runpy, as `python script.py` would, without a new Python importing torch
+each time); the first case of each script also runs as a new process, as a user types it.
 
     python -m pytest -q tests/test_mistakes.py
 """
 
+import contextlib
 import errno
 import hashlib
+import io
 import os
+import runpy
+import signal
 import subprocess
 import sys
+import traceback
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -136,6 +143,8 @@ def cases(w):
         (["experiment.py", f"--config={w / 'bad.json'}", "--jobs=1", "--threads=1", f"--out-dir={w / 'exp'}"],
          "cpt_iters=-5 is not a whole number >= 1"),
         (["experiment.py", "--jobs=0", f"--out-dir={w / 'exp'}"], "--jobs=0 must be auto or a whole number"),
+        (["bench.py", "--rounds=0"], "--rounds=0 is out of range"),
+        (["bench.py", "--steps=0", "--configs=base"], "--steps=0 is out of range"),
         (["exercises/sweep.py", "replay", "--iters=0"], "--iters=0 is out of range"),
         (["exercises/sweep.py", "factor", "--eval-iters=-1"], "--eval-iters=-1 is out of range"),
         (["exercises/check.py", "abc"], "'abc' is not an exercise"),
@@ -157,29 +166,69 @@ def snapshot(folder):
     return out
 
 
-def check_one(world, argv, expected):
-    """None if the mistake gave one clear line and changed nothing, else what went wrong."""
-    before = snapshot(world)
+def run_here(world, argv):
+    """Run argv's script as `python script.py ...` would, in this process: (exit code, stderr)."""
+    script, err = os.path.join(REPO, argv[0]), io.StringIO()
+    saved = sys.argv, list(sys.path), os.getcwd(), signal.getsignal(signal.SIGINT), torch.get_num_threads()
+    sys.argv, code = [script, *argv[1:]], 0
+    sys.path.insert(0, os.path.dirname(script))  # what Python puts first for a script
+    os.chdir(world)
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            runpy.run_path(script, run_name="__main__")
+    except SystemExit as e:  # what the interpreter does with it at exit
+        if isinstance(e.code, str):
+            print(e.code, file=err)
+        code = e.code if isinstance(e.code, int) else int(e.code is not None)
+    except BaseException:  # noqa: BLE001 - an uncaught exception is what a user would see as a traceback
+        err.write(traceback.format_exc())
+        code = 1
+    finally:
+        sys.argv, sys.path[:], cwd, sigint, threads = saved
+        os.chdir(cwd)
+        signal.signal(signal.SIGINT, sigint)
+        torch.set_num_threads(threads)
+    return code, err.getvalue()
+
+
+def run_new_process(world, argv):
     r = subprocess.run([sys.executable, os.path.join(REPO, argv[0]), *argv[1:]], cwd=world,
                        capture_output=True, text=True, timeout=3600)
-    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    return r.returncode, r.stderr
+
+
+def check_one(world, argv, expected, run=run_here):
+    """None if the mistake gave one clear line and changed nothing, else what went wrong."""
+    before = snapshot(world)
+    returncode, stderr = run(world, argv)
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
     after = snapshot(world)
     changed = [p for p in before if after.get(p) != before[p]]
     what = " ".join(argv)
-    if r.returncode == 0 or "Traceback" in r.stderr or len(errors) != 1 or expected not in errors[0]:
-        return f"{what}\n  rc {r.returncode}, stderr: {r.stderr.strip()[-600:]!r}"
-    if r.stderr.strip().splitlines()[-1] != errors[0]:
-        return f"{what}\n  the error is not the last line: {r.stderr.strip()[-300:]!r}"
+    if returncode == 0 or "Traceback" in stderr or len(errors) != 1 or expected not in errors[0]:
+        return f"{what}\n  rc {returncode}, stderr: {stderr.strip()[-600:]!r}"
+    if stderr.strip().splitlines()[-1] != errors[0]:
+        return f"{what}\n  the error is not the last line: {stderr.strip()[-300:]!r}"
     if changed:
         return f"{what}\n  changed {changed}"
     return None
 
 
 def test_every_mistake_is_one_line_and_changes_nothing(world):
+    problems = [p for p in (check_one(world, *case) for case in cases(world)) if p]
+    assert not problems, "\n".join(problems)
+
+
+def test_the_first_mistake_of_each_script_is_one_line_in_a_new_process(world):
+    """The same check through a real `python script.py`: what runpy cannot show (start-up, the exit code)."""
+    first = {}
+    for argv, expected in cases(world):
+        first.setdefault(argv[0], (argv, expected))
     # two at a time: each is mostly Python starting up (one core), and no case changes a file that existed
     with ThreadPoolExecutor(2) as pool:
-        problems = [p for p in pool.map(lambda case: check_one(world, *case), cases(world)) if p]
-    assert not problems, "\n".join(problems)
+        problems = [p for p in pool.map(lambda case: check_one(world, *case, run=run_new_process), first.values())
+                    if p]
+    assert len(first) >= 10 and not problems, "\n".join(problems)
 
 
 def test_a_full_disk_is_one_line_and_keeps_the_old_checkpoint(world, tmp_path, monkeypatch, capsys):
