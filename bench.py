@@ -7,10 +7,13 @@ and the default base grown by every method of scale.py, with its frozen base
 and with nothing frozen) and prints tokens/s (median of timed steps after
 warm-up), achieved GFLOP/s and MFU against this machine's own matmul peak
 (measured in the same run), optimizer-state size and peak memory. Each
-measurement runs in its own process, so peak memory is its own and one run
-cannot slow the next.
+configuration runs in its own process, so peak memory is its own and one run
+cannot slow the next; a grown model's frozen and all-trainable copies share
+one process and train in turn, a few steps each, so that their ratio is not
+the machine's drift (their peak memory is the pair's).
 
-    python bench.py                          # the grown-model comparison (≈3 min on 2 cores)
+    python bench.py                          # the grown-model comparison, frozen vs all in turn (≈1.5 min)
+    python bench.py --freeze-unseen          # the same with the rows of unseen bytes frozen too
     python bench.py --configs=tiny,small --dtype=float32 [--compile]
     python bench.py --sample                 # KV-cache sampling vs recomputing, 256 tokens on `small`
     python bench.py --merge                  # TIES over three GPT-2-small-sized (124M) checkpoints
@@ -40,7 +43,7 @@ from checkpoint import save_checkpoint
 from model_scale import config_of, new_model
 from optim import apply_freezing, make_optimizer, optimizer_step
 from system import set_threads
-from cli import UserError, parse_flags, parser, run_cli
+from cli import UserError, check_number, parse_flags, parser, run_cli
 
 BASE = dict(n_layer=4, n_head=4, n_embd=128, block_size=128, vocab_size=256)  # train.py's default model
 CONFIGS = {  # name: (model_args, batch size, scale.grow options or None)
@@ -54,8 +57,9 @@ CONFIGS |= {name: (BASE, 16, options) for name, options in scale.RECIPES.items()
 GROWN = [name for name in scale.RECIPES if name in scale.FROZEN_BASE]
 
 
-def build(name, frozen):
-    """The model of a configuration and its frozen spec (empty unless frozen and grown)."""
+def build(name, frozen, train_unseen=True):
+    """The model of a configuration and its frozen spec (empty unless frozen and grown); the embedding
+    rows of bytes the base never saw train unless train_unseen is False (scale.py --freeze-unseen)."""
     margs, batch, options = CONFIGS[name]
     margs = asdict(config_of(margs))
     torch.manual_seed(0)
@@ -66,7 +70,7 @@ def build(name, frozen):
     ckpt = {"model": base.state_dict(), "model_args": margs}
     grown_args, sd, frozen_names = scale.grow(ckpt, **options)
     model = scale.build(grown_args, sd)
-    return model, (scale.frozen_spec(model, frozen_names, seen, True) if frozen else {}), batch
+    return model, (scale.frozen_spec(model, frozen_names, seen, train_unseen) if frozen else {}), batch
 
 
 def peak_mb():
@@ -108,10 +112,10 @@ def tensor_bytes(obj):
     return 0
 
 
-def run_one(name, frozen, dtype, compile, steps, warmup):
+def run_one(name, dtype, compile, steps, warmup):
     """Time `steps` optimizer steps after `warmup` ones; return the measurements."""
     torch.manual_seed(0)
-    model, spec, batch = build(name, frozen)
+    model, spec, batch = build(name, False)
     partial = apply_freezing(model, spec)
     optimizer = make_optimizer(model, learning_rate=1e-3, weight_decay=0.1, betas=(0.9, 0.99))
     fwd = torch.compile(model) if compile else model
@@ -124,7 +128,7 @@ def run_one(name, frozen, dtype, compile, steps, warmup):
         optimizer_step(fwd, optimizer, [(x, y)], partial, 1.0, ctx)
         times.append(time.perf_counter() - t)
     median = sorted(times[warmup:])[steps // 2]
-    return dict(config=name, frozen=frozen, dtype=dtype, compile=compile, tokens_per_s=batch * T / median,
+    return dict(config=name, frozen=False, dtype=dtype, compile=compile, tokens_per_s=batch * T / median,
                 params=model.num_params(), trainable=model.num_params(trainable_only=True),
                 flops_per_token=model.flops_per_token(),
                 optimizer_mb=tensor_bytes(optimizer.state_dict()["state"]) / 2**20, peak_mb=peak_mb())
@@ -251,24 +255,51 @@ def nanogpt_models(nano, margs):
                                                           torch.autocast("cpu", dtype=torch.bfloat16))}
 
 
-def nanogpt_side_by_side(folder, rounds=5, steps=6, config="small"):
-    """nanoGPT's model and ours, the same weights, batches and training step (optimizer_step), timed in
-    turn in one process so that a drifting machine slows all of them alike; [(label, tokens/s)]."""
-    margs = dict(CONFIGS[config][0], dropout=0.0, bias=True)
-    runs = nanogpt_models(load_nanogpt(folder), margs)
-    optimizers = {k: make_optimizer(m, 1e-3, 0.1, (0.9, 0.95)) for k, (m, _) in runs.items()}
-    batch, T, V = CONFIGS[config][1], margs["block_size"], margs["vocab_size"]
+def in_turn(runs, rounds, steps):
+    """Train every model of runs {label: (model, optimizer, frozen spec, autocast, batch)} `steps` steps in
+    turn, `rounds` times over, each round starting at another model, so that a machine whose speed drifts
+    slows all of them alike; {label: median tokens/s}."""
     times = {k: [] for k in runs}
     for r in range(rounds):
-        for k in list(runs)[r % len(runs):] + list(runs)[:r % len(runs)]:  # each round starts elsewhere
-            model, ctx = runs[k]
+        for k in list(runs)[r % len(runs):] + list(runs)[:r % len(runs)]:
+            model, optimizer, partial, ctx, batch = runs[k]
+            T, V = model.config.block_size, model.config.vocab_size
             for i in range(steps + 1):  # the first step of a turn warms the caches up and is not counted
                 x, y = torch.randint(V, (batch, T)), torch.randint(V, (batch, T))
                 t = time.perf_counter()
-                optimizer_step(model, optimizers[k], [(x, y)], [], 1.0, ctx)
+                optimizer_step(model, optimizer, [(x, y)], partial, 1.0, ctx)
                 if i:
                     times[k].append(time.perf_counter() - t)
-    return [(k, batch * T / sorted(v)[len(v) // 2]) for k, v in times.items()]
+    return {k: runs[k][4] * runs[k][0].config.block_size / sorted(v)[len(v) // 2] for k, v in times.items()}
+
+
+def nanogpt_side_by_side(folder, rounds=5, steps=6, config="small"):
+    """nanoGPT's model and ours, the same weights, batches and training step (optimizer_step), timed in
+    turn in one process; [(label, tokens/s)]."""
+    margs = dict(CONFIGS[config][0], dropout=0.0, bias=True)
+    runs = {k: (m, make_optimizer(m, 1e-3, 0.1, (0.9, 0.95)), [], ctx, CONFIGS[config][1])
+            for k, (m, ctx) in nanogpt_models(load_nanogpt(folder), margs).items()}
+    return list(in_turn(runs, rounds, steps).items())
+
+
+def run_pair(name, dtype, compile, steps, rounds, train_unseen=True):
+    """A grown model with its base frozen and the same model with everything trainable, trained in turn in
+    one process (a drift of the machine's speed slows both alike); the measurements of each."""
+    ctx = lambda: torch.autocast("cpu", dtype=torch.bfloat16) if dtype == "bfloat16" else nullcontext()  # noqa: E731
+    runs, models = {}, {}
+    for frozen in (True, False):
+        torch.manual_seed(0)
+        model, spec, batch = build(name, frozen, train_unseen)
+        partial = apply_freezing(model, spec)
+        optimizer = make_optimizer(model, learning_rate=1e-3, weight_decay=0.1, betas=(0.9, 0.99))
+        models[frozen] = model
+        runs[frozen] = (torch.compile(model) if compile else model, optimizer, partial, ctx(), batch)
+    speed = in_turn(runs, rounds, steps)
+    return [dict(config=name, frozen=frozen, dtype=dtype, compile=compile, tokens_per_s=speed[frozen],
+                 params=models[frozen].num_params(), trainable=models[frozen].num_params(trainable_only=True),
+                 flops_per_token=models[frozen].flops_per_token(),
+                 optimizer_mb=tensor_bytes(runs[frozen][1].state_dict()["state"]) / 2**20, peak_mb=peak_mb())
+            for frozen in (True, False)]
 
 
 def print_training(args):
@@ -278,7 +309,9 @@ def print_training(args):
             raise UserError(f"unknown configuration '{n}' (choose from {', '.join(CONFIGS)})")
     peak = {d: measure_alone([f"--run-peak={d}"])["gflops"] for d in ("float32", "bfloat16")}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.dtype}"
-          f"{', compiled' if args.compile else ''}; median of {args.steps} steps after {args.warmup} warm-up")
+          f"{', compiled' if args.compile else ''}; median of {args.steps} steps after {args.warmup} warm-up; a grown "
+          f"model frozen and all trainable in one process, in turn, {args.rounds} turns of "
+          f"{-(-args.steps // args.rounds)} steps each{'; unseen bytes frozen too' if args.freeze_unseen else ''}")
     print(f"matmul peak measured now: float32 {peak['float32']:.0f} GFLOP/s, bfloat16 {peak['bfloat16']:.0f} GFLOP/s "
           f"\n(GFLOP/s = (6 x parameters + attention) FLOPs per token x tokens/s, nanoGPT's estimate; MFU = that over "
           f"the float32 peak, MFU* over the {args.dtype} peak; both overstate rows with a frozen base, "
@@ -286,10 +319,10 @@ def print_training(args):
     print(f"{'config':<24}{'params':>11}{'trainable':>11}{'tokens/s':>10}{'GFLOP/s':>9}{'MFU':>6}{'MFU*':>6}"
           f"{'optim MB':>10}{'peak MB':>9}  frozen vs all trainable")
     for name in names:
-        rows = [measure_alone([f"--run={name}", f"--dtype={args.dtype}", f"--steps={args.steps}",
-                               f"--warmup={args.warmup}"] + (["--frozen"] if frozen else []) +
-                              (["--compile"] if args.compile else []))
-                for frozen in ([True, False] if CONFIGS[name][2] else [False])]
+        flags = [f"--run={name}", f"--dtype={args.dtype}", f"--steps={args.steps}", f"--warmup={args.warmup}",
+                 f"--rounds={args.rounds}"] + (["--compile"] if args.compile else []) \
+            + (["--freeze-unseen"] if args.freeze_unseen else [])
+        rows = measure_alone(flags + ["--frozen"])["pair"] if CONFIGS[name][2] else [measure_alone(flags)]
         for r in rows:
             label = name + (" (frozen)" if r["frozen"] else " (all)" if len(rows) > 1 else "")
             ratio = f"{rows[0]['tokens_per_s'] / rows[1]['tokens_per_s']:.2f}x faster, " \
@@ -308,6 +341,8 @@ def main():
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--steps", type=int, default=15, help="timed steps (the median is reported)")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
+    p.add_argument("--rounds", type=int, default=5, help="a grown model: how many turns its frozen and its "
+                                                         "all-trainable copy take in turn (--steps split among them)")
     p.add_argument("--sample", action="store_true", help="instead: time sampling 256 tokens with and without "
                                                          "the KV cache")
     p.add_argument("--merge", action="store_true", help="instead: time merge.py TIES on three 124M checkpoints")
@@ -315,15 +350,23 @@ def main():
                                                          "with one core busy, per thread setting")
     p.add_argument("--nanogpt", metavar="FOLDER", help="instead: nanoGPT's `small` (its model.py in FOLDER) and "
                                                         "ours, training steps timed in turn in one process")
+    p.add_argument("--freeze-unseen", action="store_true", help="a grown model: freeze the embedding rows of "
+                   "bytes the base never saw too (as scale.py --freeze-unseen), so no gradient enters the base")
     p.add_argument("--threads", default="auto", help="CPU threads of each measurement: auto or a number")
     p.add_argument("--run", help=argparse.SUPPRESS)  # internal: measure one configuration, print JSON
     p.add_argument("--frozen", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--run-peak", help=argparse.SUPPRESS)
     p.add_argument("--run-merge", help=argparse.SUPPRESS)
     args = parse_flags(p)
+    for flag, low in (("steps", 1), ("warmup", 0), ("rounds", 1)):
+        check_number(flag, getattr(args, flag), low)
     threads_why = set_threads(args.threads)
-    if args.run:
-        r = run_one(args.run, args.frozen, args.dtype, args.compile, args.steps, args.warmup)
+    if args.run and args.frozen:  # a grown model: frozen and all trainable, in turn
+        r = run_pair(args.run, args.dtype, args.compile, -(-args.steps // args.rounds), args.rounds,
+                     not args.freeze_unseen)
+        print(json.dumps({"pair": r}))
+    elif args.run:
+        r = run_one(args.run, args.dtype, args.compile, args.steps, args.warmup)
         print(json.dumps(dict(r, threads=torch.get_num_threads(), threads_why=threads_why)))
     elif args.run_peak:
         print(json.dumps({"gflops": matmul_peak(getattr(torch, args.run_peak))}))

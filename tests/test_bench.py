@@ -5,6 +5,8 @@ the benchmark is not a test; this only proves it works.)
     python -m pytest -q tests/test_bench.py
 """
 
+import types
+
 import torch
 
 import bench
@@ -12,7 +14,7 @@ from tests.conftest import run_script
 
 
 def test_bench_runs_and_compares_frozen_with_all_trainable():
-    r = run_script("bench.py", "--configs=preserve", "--steps=2", "--warmup=1", "--dtype=float32")
+    r = run_script("bench.py", "--configs=preserve", "--steps=2", "--warmup=1", "--rounds=1", "--dtype=float32")
     assert r.returncode == 0, r.stderr
     frozen, everything = [line.split() for line in r.stdout.splitlines() if line.startswith("preserve")]
     assert frozen[1] == "(frozen)" and everything[1] == "(all)"
@@ -20,6 +22,25 @@ def test_bench_runs_and_compares_frozen_with_all_trainable():
     assert float(frozen[8]) < float(everything[8])  # less optimizer state
     assert "matmul peak measured now: float32" in r.stdout
     assert "x faster" in r.stdout
+
+
+def test_models_train_in_turn_each_round_starting_elsewhere(monkeypatch):
+    """in_turn: a, b / b, a / a, b ...; the first step of every turn warms up and is not timed."""
+    order = []
+    monkeypatch.setattr(bench, "optimizer_step", lambda model, *rest: order.append(model.name))
+    model = lambda name: types.SimpleNamespace(name=name, config=types.SimpleNamespace(block_size=4, vocab_size=8))  # noqa: E731
+    runs = {k: (model(k), None, [], None, 2) for k in ("a", "b")}
+    speed = bench.in_turn(runs, rounds=3, steps=2)
+    assert order == ["a"] * 3 + ["b"] * 3 + ["b"] * 3 + ["a"] * 3 + ["a"] * 3 + ["b"] * 3
+    assert set(speed) == {"a", "b"} and all(v > 0 for v in speed.values())
+
+
+def test_freeze_unseen_freezes_the_rows_of_unseen_bytes_too():
+    _, spec, _ = bench.build("preserve", frozen=True)
+    mask = spec["transformer.wte.weight"]  # True = frozen: the rows of the ASCII bytes the base saw
+    assert mask[:128].all() and not mask[128:].any()
+    _, spec, _ = bench.build("preserve", frozen=True, train_unseen=False)
+    assert spec["transformer.wte.weight"] is True
 
 
 def test_bench_rejects_unknown_configurations():
