@@ -310,8 +310,9 @@ def print_training(args):
     peak = {d: measure_alone([f"--run-peak={d}"])["gflops"] for d in ("float32", "bfloat16")}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.dtype}"
           f"{', compiled' if args.compile else ''}; median of {args.steps} steps after {args.warmup} warm-up; a grown "
-          f"model frozen and all trainable in one process, in turn, {args.rounds} turns of "
-          f"{-(-args.steps // args.rounds)} steps each{'; unseen bytes frozen too' if args.freeze_unseen else ''}")
+          f"model frozen and all trainable in one process, in turn: {args.rounds} turns of "
+          f"{-(-args.steps // args.rounds)} steps each, after one untimed step per turn"
+          f"{'; unseen bytes frozen too' if args.freeze_unseen else ''}")
     print(f"matmul peak measured now: float32 {peak['float32']:.0f} GFLOP/s, bfloat16 {peak['bfloat16']:.0f} GFLOP/s "
           f"\n(GFLOP/s = (6 x parameters + attention) FLOPs per token x tokens/s, nanoGPT's estimate; MFU = that over "
           f"the float32 peak, MFU* over the {args.dtype} peak; both overstate rows with a frozen base, "
@@ -322,7 +323,7 @@ def print_training(args):
         flags = [f"--run={name}", f"--dtype={args.dtype}", f"--steps={args.steps}", f"--warmup={args.warmup}",
                  f"--rounds={args.rounds}"] + (["--compile"] if args.compile else []) \
             + (["--freeze-unseen"] if args.freeze_unseen else [])
-        rows = measure_alone(flags + ["--frozen"])["pair"] if CONFIGS[name][2] else [measure_alone(flags)]
+        rows = measure_alone(flags + ["--pair"])["pair"] if CONFIGS[name][2] else [measure_alone(flags)]
         for r in rows:
             label = name + (" (frozen)" if r["frozen"] else " (all)" if len(rows) > 1 else "")
             ratio = f"{rows[0]['tokens_per_s'] / rows[1]['tokens_per_s']:.2f}x faster, " \
@@ -354,14 +355,14 @@ def main():
                    "bytes the base never saw too (as scale.py --freeze-unseen), so no gradient enters the base")
     p.add_argument("--threads", default="auto", help="CPU threads of each measurement: auto or a number")
     p.add_argument("--run", help=argparse.SUPPRESS)  # internal: measure one configuration, print JSON
-    p.add_argument("--frozen", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--pair", action="store_true", help=argparse.SUPPRESS)  # --run: frozen and all, in turn
     p.add_argument("--run-peak", help=argparse.SUPPRESS)
     p.add_argument("--run-merge", help=argparse.SUPPRESS)
     args = parse_flags(p)
     for flag, low in (("steps", 1), ("warmup", 0), ("rounds", 1)):
         check_number(flag, getattr(args, flag), low)
     threads_why = set_threads(args.threads)
-    if args.run and args.frozen:  # a grown model: frozen and all trainable, in turn
+    if args.run and args.pair:  # a grown model: frozen and all trainable, in turn
         r = run_pair(args.run, args.dtype, args.compile, -(-args.steps // args.rounds), args.rounds,
                      not args.freeze_unseen)
         print(json.dumps({"pair": r}))
