@@ -112,14 +112,31 @@ def tensor_bytes(obj):
     return 0
 
 
-def run_one(name, dtype, compile, steps, warmup):
-    """Time `steps` optimizer steps after `warmup` ones; return the measurements."""
+def autocast(dtype):
+    return torch.autocast("cpu", dtype=torch.bfloat16) if dtype == "bfloat16" else nullcontext()
+
+
+def setup(name, frozen, train_unseen=True):
+    """A configuration's model with its freezing applied, and train.py's optimizer for it."""
     torch.manual_seed(0)
-    model, spec, batch = build(name, False)
+    model, spec, batch = build(name, frozen, train_unseen)
     partial = apply_freezing(model, spec)
     optimizer = make_optimizer(model, learning_rate=1e-3, weight_decay=0.1, betas=(0.9, 0.99))
+    return model, optimizer, partial, batch
+
+
+def measurements(name, model, optimizer, frozen, dtype, compile, tokens_per_s):
+    return dict(config=name, frozen=frozen, dtype=dtype, compile=compile, tokens_per_s=tokens_per_s,
+                params=model.num_params(), trainable=model.num_params(trainable_only=True),
+                flops_per_token=model.flops_per_token(),
+                optimizer_mb=tensor_bytes(optimizer.state_dict()["state"]) / 2**20, peak_mb=peak_mb())
+
+
+def run_one(name, dtype, compile, steps, warmup):
+    """Time `steps` optimizer steps after `warmup` ones; return the measurements."""
+    model, optimizer, partial, batch = setup(name, False)
     fwd = torch.compile(model) if compile else model
-    ctx = torch.autocast("cpu", dtype=torch.bfloat16) if dtype == "bfloat16" else nullcontext()
+    ctx = autocast(dtype)
     T, V = model.config.block_size, model.config.vocab_size
     times = []
     for i in range(warmup + steps):
@@ -128,10 +145,7 @@ def run_one(name, dtype, compile, steps, warmup):
         optimizer_step(fwd, optimizer, [(x, y)], partial, 1.0, ctx)
         times.append(time.perf_counter() - t)
     median = sorted(times[warmup:])[steps // 2]
-    return dict(config=name, frozen=False, dtype=dtype, compile=compile, tokens_per_s=batch * T / median,
-                params=model.num_params(), trainable=model.num_params(trainable_only=True),
-                flops_per_token=model.flops_per_token(),
-                optimizer_mb=tensor_bytes(optimizer.state_dict()["state"]) / 2**20, peak_mb=peak_mb())
+    return measurements(name, model, optimizer, False, dtype, compile, batch * T / median)
 
 
 def time_sampling(tokens=256, reps=3, block_size=128):
@@ -285,21 +299,16 @@ def nanogpt_side_by_side(folder, rounds=5, steps=6, config="small"):
 def run_pair(name, dtype, compile, steps, rounds, train_unseen=True):
     """A grown model with its base frozen and the same model with everything trainable, trained in turn in
     one process (a drift of the machine's speed slows both alike); the measurements of each."""
-    ctx = lambda: torch.autocast("cpu", dtype=torch.bfloat16) if dtype == "bfloat16" else nullcontext()  # noqa: E731
-    runs, models = {}, {}
-    for frozen in (True, False):
-        torch.manual_seed(0)
-        model, spec, batch = build(name, frozen, train_unseen)
-        partial = apply_freezing(model, spec)
-        optimizer = make_optimizer(model, learning_rate=1e-3, weight_decay=0.1, betas=(0.9, 0.99))
-        models[frozen] = model
-        runs[frozen] = (torch.compile(model) if compile else model, optimizer, partial, ctx(), batch)
+    built = {frozen: setup(name, frozen, train_unseen) for frozen in (True, False)}
+    runs = {frozen: (torch.compile(model) if compile else model, optimizer, partial, autocast(dtype), batch)
+            for frozen, (model, optimizer, partial, batch) in built.items()}
     speed = in_turn(runs, rounds, steps)
-    return [dict(config=name, frozen=frozen, dtype=dtype, compile=compile, tokens_per_s=speed[frozen],
-                 params=models[frozen].num_params(), trainable=models[frozen].num_params(trainable_only=True),
-                 flops_per_token=models[frozen].flops_per_token(),
-                 optimizer_mb=tensor_bytes(runs[frozen][1].state_dict()["state"]) / 2**20, peak_mb=peak_mb())
-            for frozen in (True, False)]
+    return [measurements(name, model, optimizer, frozen, dtype, compile, speed[frozen])
+            for frozen, (model, optimizer, _, _) in built.items()]
+
+
+def steps_per_turn(args):
+    return -(-args.steps // args.rounds)  # --steps shared among the turns, rounded up
 
 
 def print_training(args):
@@ -311,7 +320,7 @@ def print_training(args):
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.dtype}"
           f"{', compiled' if args.compile else ''}; median of {args.steps} steps after {args.warmup} warm-up; a grown "
           f"model frozen and all trainable in one process, in turn: {args.rounds} turns of "
-          f"{-(-args.steps // args.rounds)} steps each, after one untimed step per turn"
+          f"{steps_per_turn(args)} steps each, after one untimed step per turn"
           f"{'; unseen bytes frozen too' if args.freeze_unseen else ''}")
     print(f"matmul peak measured now: float32 {peak['float32']:.0f} GFLOP/s, bfloat16 {peak['bfloat16']:.0f} GFLOP/s "
           f"\n(GFLOP/s = (6 x parameters + attention) FLOPs per token x tokens/s, nanoGPT's estimate; MFU = that over "
@@ -363,8 +372,7 @@ def main():
         check_number(flag, getattr(args, flag), low)
     threads_why = set_threads(args.threads)
     if args.run and args.pair:  # a grown model: frozen and all trainable, in turn
-        r = run_pair(args.run, args.dtype, args.compile, -(-args.steps // args.rounds), args.rounds,
-                     not args.freeze_unseen)
+        r = run_pair(args.run, args.dtype, args.compile, steps_per_turn(args), args.rounds, not args.freeze_unseen)
         print(json.dumps({"pair": r}))
     elif args.run:
         r = run_one(args.run, args.dtype, args.compile, args.steps, args.warmup)
