@@ -6,8 +6,8 @@ papers is decided by a rule fixed before the run and printed beside it: a
 difference counts only beyond twice its standard error (seed standard
 deviations; a setting that ran once gets the pooled one), forgetting is compared
 at equal Korean loss along each method's learning-rate sweep, retention of the
-biographies at equal acquisition along each method's sweep, and a merge's noise
-is its own spread over merge seeds. tests/test_claims.py runs every rule on
+biographies at equal acquisition along each method's sweep, merges at each
+ancestor's best rate, and a merge's noise is its own spread over merge seeds. tests/test_claims.py runs every rule on
 hand-made numbers that must pass and must fail.
 """
 
@@ -270,35 +270,62 @@ def language_claims(r):
     return out
 
 
-def merge_claims(r):
-    """C6, C7: merging a Korean and a German model; every merge repeated over the merge seeds."""
-    L, out, ancs = r["losses"], [], ("base", "hyper")
-    st = {(a, m): stats(r, f"merged/{a}/{m}", "merge") for a in ancs for m in MERGE_METHODS}
-    worse = {a: min(st[a, m][0] for m in MERGE_METHODS) - merge_score(L[f"joint/{a}"]) for a in ancs}
-    out.append(("C6", "Grow Up: merging language models stays below joint multilingual training",
-                "best merge (mean over its seeds) minus joint, mean Korean+German loss: "
-                + ", ".join(f"{a} {v:+.3f}" for a, v in worse.items()),
-                "for both ancestors every merge's loss is above the joint model's", all(v > 0 for v in worse.values())))
+def rates_of_merges(r):
+    """The learning rate each ancestor's merges, German and joint models were trained at (experiment.py's
+    merge_rates); the default rate in results written before there was a choice."""
+    return r.get("merge_rates", {a: r["settings"]["cpt_lr"] for a in ("base", "hyper")})
 
-    n = st["base", MERGE_METHODS[0]][2]
-    wins = [m for m in MERGE_METHODS if below(st["hyper", m], st["base", m])]
-    gain = float(np.mean([st["base", m][0] - st["hyper", m][0] for m in MERGE_METHODS]))
+
+def merge_at_rate(r, anc, method):
+    """(mean, sd, n) of one merge method's Korean+German loss at its ancestor's rate: over the merge seeds
+    at the default rate; at another rate the one merge of seed 0's models, with the sd the same merge
+    has over the merge seeds at the default rate."""
+    lr, seeds = rates_of_merges(r)[anc], stats(r, f"merged/{anc}/{method}", "merge")
+    if lr == r["settings"]["cpt_lr"]:
+        return seeds
+    return merge_score(r["losses"][f"merged/{anc}@{lr:g}/{method}"]), seeds[1], 1
+
+
+def merge_claims(r):
+    """C6, C7: merging a Korean and a German model, each ancestor at its own best rate (its Korean sweep's);
+    every merge at the default rate repeated over the merge seeds, shown beside."""
+    L, out, ancs, lr0 = r["losses"], [], ("base", "hyper"), r["settings"]["cpt_lr"]
+    rates = rates_of_merges(r)
+    best = {(a, m): merge_at_rate(r, a, m) for a in ancs for m in MERGE_METHODS}
+    same = {(a, m): stats(r, f"merged/{a}/{m}", "merge") for a in ancs for m in MERGE_METHODS}
+    at = ", ".join(f"{a} {rates[a]:g}" for a in ancs)
+    worse = {a: min(best[a, m][0] for m in MERGE_METHODS) - merge_score(L[f"joint/{a}"]) for a in ancs}
+    out.append(("C6", "Grow Up: merging language models stays below joint multilingual training",
+                f"at each ancestor's rate ({at}), best merge minus joint, mean Korean+German loss: "
+                + ", ".join(f"{a} {v:+.3f}" for a, v in worse.items()),
+                "for both ancestors every merge's loss is above the joint model's, the merges' models and the joint "
+                "model at the ancestor's best rate (rule since 2026-12-01; before, all at one rate)",
+                all(v > 0 for v in worse.values())))
+
+    def wins(st):
+        return [m for m in MERGE_METHODS if below(st["hyper", m], st["base", m])]
+
+    n = same["base", MERGE_METHODS[0]][2]
+    gain = float(np.mean([best["base", m][0] - best["hyper", m][0] for m in MERGE_METHODS]))
     spread, apart = {}, {}
     for a in ancs:  # the best and the worst method of one ancestor
-        ranked = sorted((st[a, m] for m in MERGE_METHODS), key=lambda v: v[0])
-        best, worst = ranked[0], ranked[-1]
-        spread[a], apart[a] = worst[0] - best[0], below(best, worst)
+        ranked = sorted((best[a, m] for m in MERGE_METHODS), key=lambda v: v[0])
+        spread[a], apart[a] = ranked[-1][0] - ranked[0][0], below(ranked[0], ranked[-1])
     widely = any(apart[a] and spread[a] > 0.1 for a in ancs)
-    measured = (f"over {n} merge seed(s): hyper below base by > 2 SE for {len(wins)} of {len(MERGE_METHODS)} methods"
-                f" ({', '.join(wins) or 'none'}; mean gain {gain:+.3f}, merge sd "
-                f"{np.mean([v[1] for v in st.values()]):.3f}); best-to-worst method: "
-                + ", ".join(f"{a} {spread[a]:.3f}{' (> 2 SE)' if apart[a] else ''}" for a in ancs))
+    measured = (f"at each ancestor's rate ({at}): hyper below base by > 2 SE for {len(wins(best))} of "
+                f"{len(MERGE_METHODS)} methods ({', '.join(wins(best)) or 'none'}; mean gain {gain:+.3f}); "
+                "best-to-worst method: " + ", ".join(f"{a} {spread[a]:.3f}{' (> 2 SE)' if apart[a] else ''}"
+                                                    for a in ancs)
+                + f"; at {lr0:g} over {n} merge seed(s) (merge sd {np.mean([v[1] for v in same.values()]):.3f}): "
+                f"{len(wins(same))} of {len(MERGE_METHODS)} ({', '.join(wins(same)) or 'none'})")
     if n < 2:
         measured += "; one merge per setting has no spread of its own: run merge_seeds >= 2 to decide"
     out.append(("C7", "Grow Up: merges of upscaled models beat merges of smaller ones; methods differ widely",
-                measured, "hyper's merge below base's by > 2 SE (sd over merge seeds) for most methods, and for "
-                "one ancestor the best and worst method > 2 SE and > 0.1 apart",
-                len(wins) > len(MERGE_METHODS) / 2 and widely if n > 1 else None))
+                measured, "at each ancestor's best rate (its Korean sweep's curve ending lowest, chosen before its "
+                "German and joint models train; a merge there is seed 0's, with the sd of its merge seeds at the "
+                "default rate): hyper's merge below base's by > 2 SE for most methods, and for one ancestor the best "
+                "and worst method > 2 SE and > 0.1 apart (rule since 2026-12-01; before, at the default rate)",
+                len(wins(best)) > len(MERGE_METHODS) / 2 and widely if n > 1 else None))
     return out
 
 

@@ -39,7 +39,7 @@ from claims import SCALE_VARIANTS
 from data.bios.prepare import prepare as prepare_bios
 from data.common import DATA_DIR, load_meta
 from cli import UserError, parse_flags, parser, run_cli
-from measure import measure
+from measure import measure, read_log
 from stages import Stages, jobs_and_threads
 
 PRESETS = {
@@ -50,7 +50,7 @@ PRESETS = {
                     bios_people=100, bios_renderings=5, bios_base_iters=2000, bios_base_lr=3e-3,
                     bios_iters=250, bios_lr=1e-3, bios_sweep_lrs=[3e-4, 3e-3], bios_seeds=3,
                     bios_methods=["full", "depth", "preserve", "route"],
-                    bios_korean=False, lesson_growths=True),
+                    bios_korean=False, lesson_growths=False),
     # a lesson: the same story in a fifth of the time, ~15 min (fewer and shorter steps, 2 seeds, one extra
     # learning rate, no lesson-only growths, a smaller biography test without route; its report says so),
     # its curves evaluated every 40 steps (3 points per continued run)
@@ -152,7 +152,8 @@ def continued(st, s, out, data_dir, name, init, iters=None, dataset="korean", ex
 def language_track(st, s, out, data_dir, base):
     """Queue the growth of the base by every method (lesson_growths=false: those a claim or diagnostic reads)
     and every continued run: each growth and full training on Korean (the compared runs with several seeds
-    and a sweep of learning rates), German and joint models for the merges."""
+    and a sweep of learning rates), German models for the merges at the default rate (the joint models and
+    the merges' models at each ancestor's best rate wait for the sweep: merge_rates)."""
     def grow(name, seed):
         path = f"{out}/grown/{seed_name(name, seed)}.pt"
         return st.step("grow", scale, scale.recipe_flags(GROW[name]) + [f"--in={base}", f"--out={path}", f"--seed={seed}"],
@@ -195,10 +196,38 @@ def language_track(st, s, out, data_dir, base):
             run = seed_name(f"german/{anc}", seed)
             runs[run] = cont(run, ancestor(runs, grown, recipe, seed), dataset="german", evals="english,german",
                              seed=seed)
-        runs[f"joint/{anc}"] = cont(f"joint/{anc}", ancestor(runs, grown, recipe, 0),
-                                    iters=s["cpt_iters"] * s["joint_factor"], extra=["--replay=german:0.5"],
-                                    evals="english,korean,german")
     return runs, grown
+
+
+def at_rate(name, lr, s):
+    """A run's name at a learning rate: the name itself at the default rate, else name@lr (full@0.001)."""
+    return name if lr == s["cpt_lr"] else f"{name}@{lr:g}"
+
+
+def merge_rates(s, runs):
+    """Each merge ancestor's learning rate, by the rule fixed before the run: the rate of its Korean run's
+    sweep (seed 0: cpt_lr and sweep_lrs) whose validation curve ends lowest in Korean. A HyperClone takes
+    larger steps at the same rate (the README's symmetry lesson), so one rate for both ancestors would
+    compare step sizes as much as models; at its own best rate each is merged at its best."""
+    rates = {}
+    for anc, recipe in MERGE_ANCESTORS:
+        tried = {lr: runs[at_rate(recipe, lr, s)] for lr in [s["cpt_lr"], *s["sweep_lrs"]]}
+        rates[anc] = min(tried, key=lambda lr: read_log(tried[lr])[-1]["loss"]["korean"])
+    return rates
+
+
+def best_rate_track(st, s, out, data_dir, runs, grown, rates):
+    """Queue what each ancestor needs at its rate (merge_rates): a German model (seed 0; at the default
+    rate the one already made) to merge with its Korean run of that rate, and the joint Korean+German model."""
+    for anc, recipe in MERGE_ANCESTORS:
+        lr, start = rates[anc], ancestor(runs, grown, recipe, 0)
+        if lr != s["cpt_lr"]:
+            name = at_rate(f"german/{anc}", lr, s)
+            runs[name] = continued(st, s, out, data_dir, name, start, dataset="german", evals="english,german", lr=lr)
+        runs[f"joint/{anc}"] = continued(st, s, out, data_dir, f"joint/{anc}", start, lr=lr,
+                                         iters=s["cpt_iters"] * s["joint_factor"], extra=["--replay=german:0.5"],
+                                         evals="english,korean,german")
+    return runs
 
 
 def ancestor(runs, grown, recipe, seed):
@@ -217,21 +246,28 @@ def growup_track(st, s, out, data_dir, runs):
     return runs
 
 
-def merge_track(st, s, out, runs, grown):
+def merge_track(st, s, out, runs, grown, rates):
     """Merge the Korean and the German model of each ancestor (the 1x base, the 2x HyperClone) with
-    every method of merge.py, once per merge seed: seed k merges seed k's two models, so the spread of
-    a merge over seeds is measured, not borrowed from the Korean runs."""
+    every method of merge.py: at the default rate once per merge seed (seed k merges seed k's two models,
+    so the spread of a merge over seeds is measured, not borrowed from the Korean runs), and at the
+    ancestor's best rate (merge_rates) the models of seed 0."""
     merges = {}
+
+    def merge_pair(name, method, ko, de, base):
+        path = f"{out}/merged/{name}.pt"
+        st.run("merge", merge, [f"--method={method}", f"--base={base}", f"--models={ko},{de}", f"--out={path}"],
+               path, inputs=[base, ko, de])
+        merges[name] = path
+
     for anc, recipe in MERGE_ANCESTORS:
-        for seed in range(s["merge_seeds"]):
-            models = f"{runs[seed_name(recipe, seed)]},{runs[seed_name(f'german/{anc}', seed)]}"
-            for method in merge.METHODS:
-                name = seed_name(f"{anc}/{method}", seed)
-                path = f"{out}/merged/{name}.pt"
-                base = ancestor(runs, grown, recipe, seed)
-                st.run("merge", merge, [f"--method={method}", f"--base={base}", f"--models={models}", f"--out={path}"],
-                       path, inputs=[base, *models.split(",")])
-                merges[name] = path
+        for method in merge.METHODS:
+            for seed in range(s["merge_seeds"]):
+                merge_pair(seed_name(f"{anc}/{method}", seed), method, runs[seed_name(recipe, seed)],
+                           runs[seed_name(f"german/{anc}", seed)], ancestor(runs, grown, recipe, seed))
+            if rates[anc] != s["cpt_lr"]:
+                lr = rates[anc]
+                merge_pair(f"{at_rate(anc, lr, s)}/{method}", method, runs[at_rate(recipe, lr, s)],
+                           runs[at_rate(f"german/{anc}", lr, s)], ancestor(runs, grown, recipe, 0))
     return merges
 
 
@@ -335,11 +371,14 @@ def main(argv=None):
         bios_runs = bios_track(st, s, out, args.data_dir, bios, bios_base)
         growup_track(st, s, out, args.data_dir, runs)
         st.wait()  # every stage, each as soon as what it starts from exists
-        merges = merge_track(st, s, out, runs, grown)
+        rates = merge_rates(s, runs)  # read off the finished sweep: the merges' models wait for it
+        best_rate_track(st, s, out, args.data_dir, runs, grown, rates)
+        st.wait()
+        merges = merge_track(st, s, out, runs, grown, rates)
     except KeyboardInterrupt:
         raise UserError("interrupted; run the same command again: finished stages are kept")
     results = measure(s, LANGUAGES, args.data_dir, runs, merges, bios, bios_base, bios_runs, jobs, threads)
-    results.update(settings=s, compared=COMPARED, preset=args.preset, stages=st.done, jobs=jobs, threads=threads, wall_s=round(time.time() - t0, 1),
+    results.update(settings=s, compared=COMPARED, merge_rates=rates, preset=args.preset, stages=st.done, jobs=jobs, threads=threads, wall_s=round(time.time() - t0, 1),
                    peak_rss_mb=report.peak_rss_mb(), machine=report.machine(), date=time.strftime("%Y-%m-%d"))
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(results, f, indent=1)

@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 
-from claims import BASELINES, MERGE_METHODS, bio_frontier, bio_stats, frontier, korean_runs, stats
+from claims import BASELINES, MERGE_METHODS, bio_frontier, bio_stats, frontier, korean_runs, rates_of_merges, stats
 
 
 def plot_all(r, out_dir):
@@ -106,17 +106,19 @@ def plot_efficiency(r, plt):
 
 
 def plot_merges(r, plt):
-    """Each language's loss of the language models, the joint model and every merge, per ancestor (mean
-    over the merge seeds)."""
+    """Each language's loss of the language models, the joint model and every merge, per ancestor, at the
+    ancestor's rate (at the default rate: means over the merge seeds)."""
     fig, axes = plt.subplots(1, 3, figsize=(14, 4), sharey=False)
     names = ["korean", "german", "joint"] + MERGE_METHODS
+    rates = rates_of_merges(r)
     for ax, lang in zip(axes, ("english", "korean", "german")):
         for j, (anc, ko_run) in enumerate((("base", "full"), ("hyper", "hyperclone"))):
-            keys = [ko_run, f"german/{anc}", f"joint/{anc}"] + [f"merged/{anc}/{m}" for m in MERGE_METHODS]
+            at = "" if rates[anc] == r["settings"]["cpt_lr"] else f"@{rates[anc]:g}"
+            keys = [ko_run + at, f"german/{anc}{at}", f"joint/{anc}"] + [f"merged/{anc}{at}/{m}" for m in MERGE_METHODS]
             means = [stats(r, k, lang) for k in keys]  # over the merge seeds (bars: one sd)
             ax.bar(np.arange(len(keys)) + 0.4 * j, [m[0] for m in means], width=0.4,
                    yerr=[m[1] if m[2] > 1 else 0 for m in means], capsize=2,
-                   label=f"from {'1x base' if anc == 'base' else '2x HyperClone'}")
+                   label=f"from {'1x base' if anc == 'base' else '2x HyperClone'}, at {rates[anc]:g}")
         ax.set_xticks(np.arange(len(names)) + 0.2, names, rotation=45, ha="right", fontsize=8)
         ax.set(title=f"{lang} validation loss", ylim=(min(r['losses'][k][lang] for k in r['losses']) * 0.9, None))
     axes[0].legend(fontsize=8)

@@ -19,7 +19,7 @@ import numpy as np
 
 import scale
 from claims import (MERGE_METHODS, bio_frontier, bio_stats, claims, fmt, frontier, korean_runs, loss_at, pooled_sd,
-                    seed_runs, stats)
+                    rates_of_merges, seed_runs, stats)
 
 VERDICT = {True: "**reproduced**", False: "**not reproduced**", None: "not decided (the measured column says why)"}
 
@@ -206,19 +206,26 @@ Training FLOPs per Korean token: 1x {fpt['full-long']:,}, 2x {fpt['growup']:,}, 
 
 
 def merge_section(r, plots):
-    """Merging a Korean and a German model, against joint training; means over the merge seeds."""
-    s, L = r["settings"], r["losses"]
-    names = ["base", "full", "hyperclone", "german/base", "german/hyper", "joint/base", "joint/hyper"] + [
-        f"merged/{a}/{m}" for a in ("base", "hyper") for m in MERGE_METHODS]
+    """Merging a Korean and a German model, against joint training: at each ancestor's best rate, and at the
+    default rate over the merge seeds."""
+    s, L, rates = r["settings"], r["losses"], rates_of_merges(r)
+    best = [f"{name}@{rates[a]:g}" for a, recipe in (("base", "full"), ("hyper", "hyperclone"))
+            for name in (recipe, f"german/{a}") if rates[a] != s["cpt_lr"]]
+    names = ["base", "full", "hyperclone", "german/base", "german/hyper", *best, "joint/base", "joint/hyper"] + [
+        f"merged/{a}/{m}" for a in ("base", "hyper") for m in MERGE_METHODS] + [
+        f"merged/{a}@{rates[a]:g}/{m}" for a in ("base", "hyper") for m in MERGE_METHODS if rates[a] != s["cpt_lr"]]
     n = s.get("merge_seeds", 1)
     merge_rows = [(k, *(fmt(stats(r, k, lang), signed=False) for lang in ("english", "korean", "german", "merge")))
                   for k in names if k in L]
     return f"""## Merging a Korean and a German model
 
-Each pair continued from the same ancestor ({s['cpt_iters']} steps each); "joint" trains one model on Korean +
-German (half each) for {s['cpt_iters'] * s['joint_factor']} steps (one seed). Merged with merge.py's defaults
-(density 0.5, λ 1), {n} time(s): merge seed k merges the Korean and the German run of seed k (from the
-ancestor of seed k). Mean ± sd over seeds (the Korean runs "full" and "hyperclone" over all of theirs).
+Each pair continued from the same ancestor ({s['cpt_iters']} steps each). Each ancestor's rate, chosen before
+its German and joint models trained: the rate of its Korean sweep (seed 0) whose validation curve ended lowest
+in Korean: {', '.join(f"{a} {lr:g}" for a, lr in rates.items())}. "joint" trains one model on Korean + German
+(half each) for {s['cpt_iters'] * s['joint_factor']} steps at that rate (one seed). Merged with merge.py's
+defaults (density 0.5, λ 1): at the default rate {s['cpt_lr']:g} {n} time(s), merge seed k merging the Korean
+and the German run of seed k (from the ancestor of seed k); at another chosen rate once, seed 0's models
+(name@rate). Mean ± sd over seeds (the Korean runs "full" and "hyperclone" over all of theirs).
 
 {table(["model", "English", "Korean", "German", "mean Korean+German"], merge_rows)}
 

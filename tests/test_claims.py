@@ -67,6 +67,40 @@ def test_c7_is_decided_by_the_spread_of_merges_over_seeds(monkeypatch):
     assert c7(merges(single, {m: [v - 0.2 for v in vs] for m, vs in single.items()}), monkeypatch) is None
 
 
+def at_best_rate(r, base, hyper, lr=1e-3):
+    """The results `r` with one merge per method and ancestor at `lr`, each ancestor's chosen rate."""
+    for anc, per_method in (("base", base), ("hyper", hyper)):
+        for m, v in per_method.items():
+            r["losses"][f"merged/{anc}@{lr:g}/{m}"] = {"korean": v, "german": v}
+    return dict(r, merge_rates={"base": lr, "hyper": lr})
+
+
+def test_c7_is_read_at_each_ancestors_best_rate(monkeypatch):
+    """At the default rate hyper's merges are no better; at the chosen rate they are: the verdict follows the
+    chosen rate, with the sd each merge has over its seeds at the default rate (n = 1 there)."""
+    seeds = {"a": [3.0, 3.02, 2.98], "b": [3.5, 3.52, 3.48], "c": [3.2, 3.21, 3.19]}
+    r = merges(seeds, seeds)
+    assert c7(r, monkeypatch) is False
+    assert c7(at_best_rate(r, {"a": 2.9, "b": 3.4, "c": 3.1}, {"a": 2.7, "b": 3.2, "c": 2.9}), monkeypatch) is True
+    r = merges(seeds, {m: [v - 0.2 for v in vs] for m, vs in seeds.items()})  # hyper wins at the default rate...
+    assert c7(r, monkeypatch) is True
+    close = at_best_rate(r, {"a": 2.9, "b": 3.4, "c": 3.1}, {"a": 2.87, "b": 3.37, "c": 3.07})  # ...not at its best
+    assert c7(close, monkeypatch) is False  # 0.03 lower is inside 2 SE = 2 x sqrt(2) x 0.02
+
+
+def test_c6_compares_merges_and_joint_at_the_ancestors_rate(monkeypatch):
+    monkeypatch.setattr(claims, "MERGE_METHODS", ["a", "b", "c"])
+    seeds = {"a": [3.0, 3.02, 2.98], "b": [3.5, 3.52, 3.48], "c": [3.2, 3.21, 3.19]}
+    c6 = lambda r: dict((c[0], c[4]) for c in claims.merge_claims(r))["C6"]  # noqa: E731
+    assert c6(merges(seeds, seeds, joint=2.5)) is True  # every merge above the joint model
+    r = at_best_rate(merges(seeds, seeds, joint=2.5), {"a": 2.4, "b": 3.4, "c": 3.1}, seeds_first(seeds))
+    assert c6(r) is False  # at base's rate its best merge (2.4) is below the joint model
+
+
+def seeds_first(per_method):
+    return {m: vs[0] for m, vs in per_method.items()}
+
+
 def growup_results(growup_forgets):
     """Full and Grow Up's 2x along their sweeps: (English after, Korean after); both start at English 1.0."""
     full = {"full": (2.0, 3.0), "full-seed2": (2.1, 3.05), "full-seed3": (2.2, 2.95),

@@ -47,7 +47,13 @@ def test_quick_experiment_writes_the_report(quick_run):
     for run in ["base", "full", "full-seed2", "full+replay", "full-long", "joint/hyper", "german/base",
                 "route+replay", "hyperclone-seed2", *experiment.GROW]:
         assert set(results["losses"][run]) == {"english", "korean", "german"}
-    assert len([k for k in results["losses"] if k.startswith("merged/")]) == 20  # 5 methods x 2 ancestors x 2 seeds
+    rates, lr0 = results["merge_rates"], experiment.PRESETS["quick"]["cpt_lr"]
+    moved = [a for a in rates if rates[a] != lr0]  # each ancestor's merges, German and joint model at its rate
+    assert len([k for k in results["losses"] if k.startswith("merged/")]) == 20 + 5 * len(moved)  # + 5 methods each
+    for a in moved:
+        assert f"merged/{a}@{rates[a]:g}/ties" in results["losses"] and f"german/{a}@{rates[a]:g}" in results["losses"]
+    for a in rates:
+        assert f"--learning-rate={rates[a]}" in results["stages"][os.path.join(out, "joint", a)]["cmd"]
     assert "german/hyper-seed2" in results["losses"] and "merged/hyper/ties-seed2" in results["losses"]
     assert results["logs"]["hyperclone-long"][-1]["iter"] == 16 and results["logs"]["full-long"][-1]["iter"] == 16
     assert results["params"]["preserve"][1] < results["params"]["preserve"][0]  # the base is frozen
@@ -65,6 +71,31 @@ def test_quick_experiment_writes_the_report(quick_run):
     assert results["params"]["growup"] == results["params"]["hyperclone"] and "growup@0.003" in results["losses"]
     for png in ["curves.png", "tradeoff.png", "frontier.png", "data_efficiency.png", "merges.png", "bios_frontier.png"]:
         assert os.path.getsize(os.path.join(out, "report", png)) > 10_000
+
+
+def test_each_ancestor_is_merged_at_the_rate_its_korean_curve_ends_lowest(tmp_path):
+    """merge_rates reads the finished sweep's curves; the German and joint models then queue at that rate."""
+    s = dict(experiment.PRESETS["default"], sweep_lrs=[1e-4, 1e-3])
+    runs = {"base": str(tmp_path / "base" / "ckpt.pt")}
+    ends = {"full": {3e-4: 2.6, 1e-4: 3.3, 1e-3: 2.1}, "hyperclone": {3e-4: 2.3, 1e-4: 2.8, 1e-3: 2.4}}
+    for recipe, by_rate in ends.items():
+        for lr, korean in by_rate.items():
+            name = experiment.at_rate(recipe, lr, s)
+            os.makedirs(tmp_path / name)
+            with open(tmp_path / name / "log.jsonl", "w") as f:
+                for loss in (5.0, korean):  # the curve's last point decides, not its first
+                    f.write(json.dumps({"iter": 0, "loss": {"korean": loss}}) + "\n")
+            runs[name] = str(tmp_path / name / "ckpt.pt")
+    rates = experiment.merge_rates(s, runs)
+    assert rates == {"base": 1e-3, "hyper": 3e-4}
+    st = experiment.Stages(str(tmp_path / "out"), jobs=2, threads=1)
+    grown = {"hyperclone": str(tmp_path / "grown.pt")}
+    runs = experiment.best_rate_track(st, s, str(tmp_path / "out"), str(tmp_path), runs, grown, rates)
+    cmds = {q["out"].split("/out/")[1]: q["cmd"] for q in st.queue}
+    assert set(cmds) == {"german/base@0.001", "joint/base", "joint/hyper"}  # hyper's German at 3e-4 exists already
+    assert "--learning-rate=0.001" in cmds["german/base@0.001"] and "--dataset=german" in cmds["german/base@0.001"]
+    assert "--learning-rate=0.001" in cmds["joint/base"] and "--learning-rate=0.0003" in cmds["joint/hyper"]
+    assert f"--init-from={grown['hyperclone']}" in cmds["joint/hyper"]
 
 
 def test_a_second_run_skips_finished_stages(quick_run, capsys):
@@ -133,15 +164,16 @@ def test_config_values_are_checked_before_anything_runs(tmp_path, text, message)
     assert not os.path.exists(tmp_path / "out")  # refused before any stage (or folder) was made
 
 
-@pytest.mark.parametrize("preset", ["default", "class"])
+@pytest.mark.parametrize("preset", ["default", "class", "quick"])
 def test_lesson_growths_run_only_where_the_preset_says(tmp_path, preset):
-    """The class preset leaves out the growths no claim or diagnostic reads; every other run is queued."""
+    """The default and class presets leave out the growths no claim or diagnostic reads (quick keeps them);
+    every other run is queued."""
     s = experiment.read_settings(preset, None)
     st = experiment.Stages(str(tmp_path), jobs=2, threads=1)
     runs, _ = experiment.language_track(st, s, str(tmp_path), str(tmp_path), str(tmp_path / "base" / "ckpt.pt"))
     assert experiment.LESSON_GROWTHS == ["solar", "ffn", "adapt"]
     kept = [g for g in experiment.GROW if g not in experiment.LESSON_GROWTHS]
-    assert all(g in runs for g in kept + ["full", "full+replay", "route+replay", "full-long", "joint/hyper"])
+    assert all(g in runs for g in kept + ["full", "full+replay", "route+replay", "full-long", "german/hyper"])
     assert all((g in runs) == s["lesson_growths"] for g in experiment.LESSON_GROWTHS)
     assert not any(g in q["out"] for q in st.queue for g in experiment.LESSON_GROWTHS) or s["lesson_growths"]
     said = report.lessons_line({"losses": runs})  # the report says what was left out, and only then
