@@ -280,7 +280,8 @@ def merge_at_rate(r, anc, method):
     """(mean, sd, n) of one merge method's Korean+German loss at its ancestor's rate: over the merge seeds
     at the default rate; at another rate the one merge of seed 0's models, with the sd the same merge
     has over the merge seeds at the default rate."""
-    lr, seeds = rates_of_merges(r)[anc], stats(r, f"merged/{anc}/{method}", "merge")
+    lr, name = rates_of_merges(r)[anc], f"merged/{anc}/{method}"
+    seeds = stats(r, name, "merge") if name in r["losses"] else (None, 0.0, 0)  # one merge seed: none made
     if lr == r["settings"]["cpt_lr"]:
         return seeds
     return merge_score(r["losses"][f"merged/{anc}@{lr:g}/{method}"]), seeds[1], 1
@@ -292,7 +293,7 @@ def merge_claims(r):
     L, out, ancs, lr0 = r["losses"], [], ("base", "hyper"), r["settings"]["cpt_lr"]
     rates = rates_of_merges(r)
     best = {(a, m): merge_at_rate(r, a, m) for a in ancs for m in MERGE_METHODS}
-    same = {(a, m): stats(r, f"merged/{a}/{m}", "merge") for a in ancs for m in MERGE_METHODS}
+    same = {(a, m): stats(r, f"merged/{a}/{m}", "merge") for a in ancs for m in MERGE_METHODS if f"merged/{a}/{m}" in L}
     at = ", ".join(f"{a} {rates[a]:g}" for a in ancs)
     worse = {a: min(best[a, m][0] for m in MERGE_METHODS) - merge_score(L[f"joint/{a}"]) for a in ancs}
     out.append(("C6", "Grow Up: merging language models stays below joint multilingual training",
@@ -305,21 +306,26 @@ def merge_claims(r):
     def wins(st):
         return [m for m in MERGE_METHODS if below(st["hyper", m], st["base", m])]
 
-    n = same["base", MERGE_METHODS[0]][2]
+    n = len(seed_runs(r, f"merged/base/{MERGE_METHODS[0]}"))  # merge seeds at the default rate (0: none made)
     gain = float(np.mean([best["base", m][0] - best["hyper", m][0] for m in MERGE_METHODS]))
     spread, apart = {}, {}
     for a in ancs:  # the best and the worst method of one ancestor
         ranked = sorted((best[a, m] for m in MERGE_METHODS), key=lambda v: v[0])
         spread[a], apart[a] = ranked[-1][0] - ranked[0][0], below(ranked[0], ranked[-1])
     widely = any(apart[a] and spread[a] > 0.1 for a in ancs)
-    measured = (f"at each ancestor's rate ({at}): hyper below base by > 2 SE for {len(wins(best))} of "
-                f"{len(MERGE_METHODS)} methods ({', '.join(wins(best)) or 'none'}; mean gain {gain:+.3f}); "
-                "best-to-worst method: " + ", ".join(f"{a} {spread[a]:.3f}{' (> 2 SE)' if apart[a] else ''}"
-                                                    for a in ancs)
-                + f"; at {lr0:g} over {n} merge seed(s) (merge sd {np.mean([v[1] for v in same.values()]):.3f}): "
-                f"{len(wins(same))} of {len(MERGE_METHODS)} ({', '.join(wins(same)) or 'none'})")
-    if n < 2:
-        measured += "; one merge per setting has no spread of its own: run merge_seeds >= 2 to decide"
+    if n > 1:
+        measured = (f"at each ancestor's rate ({at}): hyper below base by > 2 SE for {len(wins(best))} of "
+                    f"{len(MERGE_METHODS)} methods ({', '.join(wins(best)) or 'none'}; mean gain {gain:+.3f}); "
+                    "best-to-worst method: " + ", ".join(f"{a} {spread[a]:.3f}{' (> 2 SE)' if apart[a] else ''}"
+                                                        for a in ancs)
+                    + f"; at {lr0:g} over {n} merge seeds (merge sd {np.mean([v[1] for v in same.values()]):.3f}): "
+                    f"{len(wins(same))} of {len(MERGE_METHODS)} ({', '.join(wins(same)) or 'none'})")
+    else:
+        lower = [m for m in MERGE_METHODS if best["hyper", m][0] < best["base", m][0]]
+        measured = (f"at each ancestor's rate ({at}): hyper's merge lower than base's for {len(lower)} of "
+                    f"{len(MERGE_METHODS)} methods (mean gain {gain:+.3f}); best-to-worst method: "
+                    + ", ".join(f"{a} {spread[a]:.3f}" for a in ancs)
+                    + "; one merge per setting has no spread of its own: run merge_seeds >= 2 to decide")
     out.append(("C7", "Grow Up: merges of upscaled models beat merges of smaller ones; methods differ widely",
                 measured, "at each ancestor's best rate (its Korean sweep's curve ending lowest, chosen before its "
                 "German and joint models train; a merge there is seed 0's, with the sd of its merge seeds at the "

@@ -189,10 +189,11 @@ def language_track(st, s, out, data_dir, base):
         f"--in={runs['growup/base-1x']}", f"--out={grown['growup']}", "--seed=0"], grown["growup"])
     runs["growup/base-2x"] = cont("growup/base-2x", grown["growup"], iters=s["base_iters"] - s["base_iters"] // 2,
                                   dataset="english", evals="english", lr=s["base_lr"])
-    # for merging: German models from each ancestor of a Korean model, one per merge seed (seed k's German
-    # model comes from the ancestor of seed k's Korean one), and a joint Korean+German model
+    # for merging at the default rate over the merge seeds, whose spread is each merge's noise: German models
+    # from each ancestor of a Korean model, one per merge seed (seed k's from the ancestor of seed k's Korean
+    # one). One merge seed has no spread to measure: then only best_rate_track's German model is made
     for anc, recipe in MERGE_ANCESTORS:
-        for seed in range(s["merge_seeds"]):
+        for seed in range(s["merge_seeds"] if s["merge_seeds"] > 1 else 0):
             run = seed_name(f"german/{anc}", seed)
             runs[run] = cont(run, ancestor(runs, grown, recipe, seed), dataset="german", evals="english,german",
                              seed=seed)
@@ -218,10 +219,11 @@ def merge_rates(s, runs):
 
 def best_rate_track(st, s, out, data_dir, runs, grown, rates):
     """Queue what each ancestor needs at its rate (merge_rates): a German model (seed 0; at the default
-    rate the one already made) to merge with its Korean run of that rate, and the joint Korean+German model."""
+    rate with several merge seeds the one already made) to merge with its Korean run of that rate, and the
+    joint Korean+German model."""
     for anc, recipe in MERGE_ANCESTORS:
         lr, start = rates[anc], ancestor(runs, grown, recipe, 0)
-        if lr != s["cpt_lr"]:
+        if lr != s["cpt_lr"] or s["merge_seeds"] == 1:
             name = at_rate(f"german/{anc}", lr, s)
             runs[name] = continued(st, s, out, data_dir, name, start, dataset="german", evals="english,german", lr=lr)
         runs[f"joint/{anc}"] = continued(st, s, out, data_dir, f"joint/{anc}", start, lr=lr,
@@ -249,8 +251,8 @@ def growup_track(st, s, out, data_dir, runs):
 def merge_track(st, s, out, runs, grown, rates):
     """Merge the Korean and the German model of each ancestor (the 1x base, the 2x HyperClone) with
     every method of merge.py: at the default rate once per merge seed (seed k merges seed k's two models,
-    so the spread of a merge over seeds is measured, not borrowed from the Korean runs), and at the
-    ancestor's best rate (merge_rates) the models of seed 0."""
+    so the spread of a merge over seeds is measured, not borrowed from the Korean runs; not with one merge
+    seed), and at the ancestor's best rate (merge_rates) the models of seed 0."""
     merges = {}
 
     def merge_pair(name, method, ko, de, base):
@@ -261,10 +263,10 @@ def merge_track(st, s, out, runs, grown, rates):
 
     for anc, recipe in MERGE_ANCESTORS:
         for method in merge.METHODS:
-            for seed in range(s["merge_seeds"]):
+            for seed in range(s["merge_seeds"] if s["merge_seeds"] > 1 else 0):  # one merge seed: no spread
                 merge_pair(seed_name(f"{anc}/{method}", seed), method, runs[seed_name(recipe, seed)],
                            runs[seed_name(f"german/{anc}", seed)], ancestor(runs, grown, recipe, seed))
-            if rates[anc] != s["cpt_lr"]:
+            if rates[anc] != s["cpt_lr"] or s["merge_seeds"] == 1:
                 lr = rates[anc]
                 merge_pair(f"{at_rate(anc, lr, s)}/{method}", method, runs[at_rate(recipe, lr, s)],
                            runs[at_rate(f"german/{anc}", lr, s)], ancestor(runs, grown, recipe, 0))

@@ -97,6 +97,18 @@ def test_c6_compares_merges_and_joint_at_the_ancestors_rate(monkeypatch):
     assert c6(r) is False  # at base's rate its best merge (2.4) is below the joint model
 
 
+def test_one_merge_per_setting_decides_c6_but_not_c7(monkeypatch):
+    """The class preset: merges only at each ancestor's rate, one each; C7 has no spread, so no verdict, and
+    its text does not claim a 2 SE margin it cannot measure."""
+    monkeypatch.setattr(claims, "MERGE_METHODS", ["a", "b", "c"])
+    r = {"losses": {f"joint/{a}": {"korean": 2.5, "german": 2.5} for a in ("base", "hyper")},
+         "settings": {"cpt_lr": 3e-4}}
+    r = at_best_rate(r, {"a": 3.0, "b": 3.5, "c": 3.2}, {"a": 2.8, "b": 3.3, "c": 3.0})
+    out = {c[0]: c for c in claims.merge_claims(r)}
+    assert out["C6"][4] is True and out["C7"][4] is None
+    assert "2 SE" not in out["C7"][2] and "3 of 3" in out["C7"][2]
+
+
 def seeds_first(per_method):
     return {m: vs[0] for m, vs in per_method.items()}
 

@@ -98,6 +98,20 @@ def test_each_ancestor_is_merged_at_the_rate_its_korean_curve_ends_lowest(tmp_pa
     assert f"--init-from={grown['hyperclone']}" in cmds["joint/hyper"]
 
 
+def test_one_merge_seed_makes_the_merges_models_only_at_each_ancestors_rate(tmp_path):
+    """With merge_seeds=1 (the class preset) there is no spread over seeds to measure at the default rate:
+    the only German model of an ancestor is the one at its rate, also when that is the default rate."""
+    s = experiment.read_settings("class", None)
+    st = experiment.Stages(str(tmp_path / "out"), jobs=2, threads=1)
+    runs, grown = experiment.language_track(st, s, str(tmp_path / "out"), str(tmp_path), str(tmp_path / "base.pt"))
+    assert not any("german" in q["out"] for q in st.queue)
+    st.queue.clear()
+    experiment.best_rate_track(st, s, str(tmp_path / "out"), str(tmp_path), runs, grown, {"base": 3e-4, "hyper": 1e-3})
+    cmds = {q["out"].split("/out/")[1]: q["cmd"] for q in st.queue}
+    assert set(cmds) == {"german/base", "german/hyper@0.001", "joint/base", "joint/hyper"}
+    assert "--learning-rate=0.0003" in cmds["german/base"] and "--learning-rate=0.001" in cmds["german/hyper@0.001"]
+
+
 def test_a_second_run_skips_finished_stages(quick_run, capsys):
     data, out = quick_run
     capsys.readouterr()
@@ -173,7 +187,8 @@ def test_lesson_growths_run_only_where_the_preset_says(tmp_path, preset):
     runs, _ = experiment.language_track(st, s, str(tmp_path), str(tmp_path), str(tmp_path / "base" / "ckpt.pt"))
     assert experiment.LESSON_GROWTHS == ["solar", "ffn", "adapt"]
     kept = [g for g in experiment.GROW if g not in experiment.LESSON_GROWTHS]
-    assert all(g in runs for g in kept + ["full", "full+replay", "route+replay", "full-long", "german/hyper"])
+    assert all(g in runs for g in kept + ["full", "full+replay", "route+replay", "full-long"])
+    assert ("german/hyper" in runs) == (s["merge_seeds"] > 1)  # one merge seed: German only at the chosen rate
     assert all((g in runs) == s["lesson_growths"] for g in experiment.LESSON_GROWTHS)
     assert not any(g in q["out"] for q in st.queue for g in experiment.LESSON_GROWTHS) or s["lesson_growths"]
     said = report.lessons_line({"losses": runs})  # the report says what was left out, and only then
