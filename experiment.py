@@ -8,16 +8,17 @@ whose output exists and was made by the same command, and an interrupted
 training run resumes where it stopped. report.py then writes report/REPORT.md
 and its plots from results.json.
 
-    python experiment.py                  # the default run: ~87 minutes on a 2-core laptop CPU
+    python experiment.py                  # the default run: ~89 minutes on a 2-core laptop CPU
     python experiment.py --preset=quick   # every stage on tiny settings, under a minute
     python experiment.py --preset=gpu     # a larger model and budget for a GPU
     python experiment.py --config=my.json # any preset setting overridden from a JSON file
 
 Two tracks, following the two papers:
 - languages ("Grow Up and Merge", SCALE section 5): pretrain on English, grow the
-  model with every method of scale.py, continue each on Korean with the same
-  token budget, measure English forgetting; then German models from the same
-  ancestors, merged with every method of merge.py, against joint training.
+  model with every method of scale.py a claim reads (lesson_growths: all of them),
+  continue each on Korean with the same token budget, measure English forgetting;
+  then German models from the same ancestors, merged with every method of
+  merge.py, against joint training, each ancestor at its best rate.
 - biographies (SCALE's controlled setup): memorise the facts of population A,
   grow, continue on population B; exact-match retention on A and acquisition on B,
   over several seeds.
@@ -43,7 +44,7 @@ from measure import measure, read_log
 from stages import Stages, jobs_and_threads
 
 PRESETS = {
-    # byte tokenizer, 4 x 128 model, two 1-thread stages at a time on 2 cores: the whole run in ~87 min
+    # byte tokenizer, 4 x 128 model, two 1-thread stages at a time on 2 cores: the whole run in ~89 min
     "default": dict(n_layer=4, n_head=4, n_embd=128, block_size=128, batch_size=16, eval_iters=20, train_eval_iters=10,
                     base_iters=2000, base_lr=1e-3, cpt_iters=300, cpt_lr=3e-4, sweep_lrs=[1e-4, 1e-3], eval_interval=50,
                     replay=0.05, long_factor=12, long_factor_2x=4, joint_factor=2, seeds=3, merge_seeds=3,
@@ -53,9 +54,9 @@ PRESETS = {
                     bios_korean=False, lesson_growths=False),
     # a lesson: the same story in a fifth of the time, ~15 min (fewer and shorter steps, 2 seeds, one extra
     # learning rate, no lesson-only growths, a smaller biography test without route; its report says so),
-    # its curves evaluated every 40 steps (3 points per continued run)
-    "class": dict(n_layer=4, n_head=4, n_embd=128, block_size=128, batch_size=16, eval_iters=10, train_eval_iters=5,
-                  base_iters=400, base_lr=1e-3, cpt_iters=80, cpt_lr=3e-4, sweep_lrs=[1e-3], eval_interval=40,
+    # its curves evaluated every 40 steps (3 points per continued run), the final evaluation on 5 batches
+    "class": dict(n_layer=4, n_head=4, n_embd=128, block_size=128, batch_size=16, eval_iters=5, train_eval_iters=5,
+                  base_iters=400, base_lr=1e-3, cpt_iters=70, cpt_lr=3e-4, sweep_lrs=[1e-3], eval_interval=40,
                   replay=0.05, long_factor=3, long_factor_2x=0, joint_factor=1, seeds=2, merge_seeds=1,
                   bios_people=50, bios_renderings=5, bios_base_iters=800, bios_base_lr=3e-3,
                   bios_iters=80, bios_lr=1e-3, bios_sweep_lrs=[3e-3], bios_seeds=2,
