@@ -270,6 +270,11 @@ def language_claims(r):
     return out
 
 
+def at_rate(name, lr, settings):
+    """A run's name at a learning rate: the name itself at the default rate, else name@lr (full@0.001)."""
+    return name if lr == settings["cpt_lr"] else f"{name}@{lr:g}"
+
+
 def rates_of_merges(r):
     """The learning rate each ancestor's merges, German and joint models were trained at (experiment.py's
     merge_rates); the default rate in results written before there was a choice."""
@@ -284,7 +289,7 @@ def merge_at_rate(r, anc, method):
     seeds = stats(r, name, "merge") if name in r["losses"] else (None, 0.0, 0)  # one merge seed: none made
     if lr == r["settings"]["cpt_lr"]:
         return seeds
-    return merge_score(r["losses"][f"merged/{anc}@{lr:g}/{method}"]), seeds[1], 1
+    return merge_score(r["losses"][f"{at_rate(f'merged/{anc}', lr, r['settings'])}/{method}"]), seeds[1], 1
 
 
 def merge_claims(r):

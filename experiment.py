@@ -36,7 +36,7 @@ import torch
 import merge
 import report
 import scale
-from claims import SCALE_VARIANTS
+from claims import SCALE_VARIANTS, at_rate
 from data.bios.prepare import prepare as prepare_bios
 from data.common import DATA_DIR, load_meta
 from cli import UserError, parse_flags, parser, run_cli
@@ -194,16 +194,22 @@ def language_track(st, s, out, data_dir, base):
     # from each ancestor of a Korean model, one per merge seed (seed k's from the ancestor of seed k's Korean
     # one). One merge seed has no spread to measure: then only best_rate_track's German model is made
     for anc, recipe in MERGE_ANCESTORS:
-        for seed in range(s["merge_seeds"] if s["merge_seeds"] > 1 else 0):
+        for seed in seeds_at_default_rate(s):
             run = seed_name(f"german/{anc}", seed)
             runs[run] = cont(run, ancestor(runs, grown, recipe, seed), dataset="german", evals="english,german",
                              seed=seed)
     return runs, grown
 
 
-def at_rate(name, lr, s):
-    """A run's name at a learning rate: the name itself at the default rate, else name@lr (full@0.001)."""
-    return name if lr == s["cpt_lr"] else f"{name}@{lr:g}"
+def seeds_at_default_rate(s):
+    """The merge seeds merged at the default rate: their spread is each merge's noise, so with one merge
+    seed, which has no spread to measure, none."""
+    return range(s["merge_seeds"] if s["merge_seeds"] > 1 else 0)
+
+
+def needs_own_merges(s, lr):
+    """Does an ancestor at rate `lr` need a German model and merges of its own, none being made there already?"""
+    return lr != s["cpt_lr"] or not seeds_at_default_rate(s)
 
 
 def merge_rates(s, runs):
@@ -224,7 +230,7 @@ def best_rate_track(st, s, out, data_dir, runs, grown, rates):
     joint Korean+German model."""
     for anc, recipe in MERGE_ANCESTORS:
         lr, start = rates[anc], ancestor(runs, grown, recipe, 0)
-        if lr != s["cpt_lr"] or s["merge_seeds"] == 1:
+        if needs_own_merges(s, lr):
             name = at_rate(f"german/{anc}", lr, s)
             runs[name] = continued(st, s, out, data_dir, name, start, dataset="german", evals="english,german", lr=lr)
         runs[f"joint/{anc}"] = continued(st, s, out, data_dir, f"joint/{anc}", start, lr=lr,
@@ -264,10 +270,10 @@ def merge_track(st, s, out, runs, grown, rates):
 
     for anc, recipe in MERGE_ANCESTORS:
         for method in merge.METHODS:
-            for seed in range(s["merge_seeds"] if s["merge_seeds"] > 1 else 0):  # one merge seed: no spread
+            for seed in seeds_at_default_rate(s):
                 merge_pair(seed_name(f"{anc}/{method}", seed), method, runs[seed_name(recipe, seed)],
                            runs[seed_name(f"german/{anc}", seed)], ancestor(runs, grown, recipe, seed))
-            if rates[anc] != s["cpt_lr"] or s["merge_seeds"] == 1:
+            if needs_own_merges(s, rates[anc]):
                 lr = rates[anc]
                 merge_pair(f"{at_rate(anc, lr, s)}/{method}", method, runs[at_rate(recipe, lr, s)],
                            runs[at_rate(f"german/{anc}", lr, s)], ancestor(runs, grown, recipe, 0))

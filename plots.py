@@ -8,7 +8,8 @@ import os
 
 import numpy as np
 
-from claims import BASELINES, MERGE_METHODS, bio_frontier, bio_stats, frontier, korean_runs, rates_of_merges, stats
+from claims import (BASELINES, MERGE_METHODS, at_rate, bio_frontier, bio_stats, frontier, korean_runs, rates_of_merges,
+                    stats)
 
 
 def plot_all(r, out_dir):
@@ -113,8 +114,8 @@ def plot_merges(r, plt):
     rates = rates_of_merges(r)
     for ax, lang in zip(axes, ("english", "korean", "german")):
         for j, (anc, ko_run) in enumerate((("base", "full"), ("hyper", "hyperclone"))):
-            at = "" if rates[anc] == r["settings"]["cpt_lr"] else f"@{rates[anc]:g}"
-            keys = [ko_run + at, f"german/{anc}{at}", f"joint/{anc}"] + [f"merged/{anc}{at}/{m}" for m in MERGE_METHODS]
+            at = lambda name: at_rate(name, rates[anc], r["settings"])  # noqa: E731
+            keys = [at(ko_run), at(f"german/{anc}"), f"joint/{anc}"] + [f"{at(f'merged/{anc}')}/{m}" for m in MERGE_METHODS]
             means = [stats(r, k, lang) for k in keys]  # over the merge seeds (bars: one sd)
             ax.bar(np.arange(len(keys)) + 0.4 * j, [m[0] for m in means], width=0.4,
                    yerr=[m[1] if m[2] > 1 else 0 for m in means], capsize=2,

@@ -18,8 +18,8 @@ import sys
 import numpy as np
 
 import scale
-from claims import (MERGE_METHODS, bio_frontier, bio_stats, claims, fmt, frontier, korean_runs, loss_at, pooled_sd,
-                    rates_of_merges, seed_runs, stats)
+from claims import (MERGE_METHODS, at_rate, bio_frontier, bio_stats, claims, fmt, frontier, korean_runs, loss_at,
+                    pooled_sd, rates_of_merges, seed_runs, stats)
 
 VERDICT = {True: "**reproduced**", False: "**not reproduced**", None: "not decided (the measured column says why)"}
 
@@ -209,11 +209,12 @@ def merge_section(r, plots):
     """Merging a Korean and a German model, against joint training: at each ancestor's best rate, and at the
     default rate over the merge seeds."""
     s, L, rates = r["settings"], r["losses"], rates_of_merges(r)
-    best = [f"{name}@{rates[a]:g}" for a, recipe in (("base", "full"), ("hyper", "hyperclone"))
-            for name in (recipe, f"german/{a}") if rates[a] != s["cpt_lr"]]
+    at = lambda name, a: at_rate(name, rates[a], s)  # noqa: E731
+    best = [at(name, a) for a, recipe in (("base", "full"), ("hyper", "hyperclone")) for name in (recipe, f"german/{a}")]
     names = ["base", "full", "hyperclone", "german/base", "german/hyper", *best, "joint/base", "joint/hyper"] + [
         f"merged/{a}/{m}" for a in ("base", "hyper") for m in MERGE_METHODS] + [
-        f"merged/{a}@{rates[a]:g}/{m}" for a in ("base", "hyper") for m in MERGE_METHODS if rates[a] != s["cpt_lr"]]
+        f"{at(f'merged/{a}', a)}/{m}" for a in ("base", "hyper") for m in MERGE_METHODS]
+    names = list(dict.fromkeys(names))  # at the default rate the chosen-rate names are the same runs
     n = s.get("merge_seeds", 1)
     merge_rows = [(k, *(fmt(stats(r, k, lang), signed=False) for lang in ("english", "korean", "german", "merge")))
                   for k in names if k in L]
