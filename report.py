@@ -224,9 +224,8 @@ Each pair continued from the same ancestor ({s['cpt_iters']} steps each). Each a
 its German and joint models trained: the rate of its Korean sweep (seed 0) whose validation curve ended lowest
 in Korean: {', '.join(f"{a} {lr:g}" for a, lr in rates.items())}. "joint" trains one model on Korean + German
 (half each) for {s['cpt_iters'] * s['joint_factor']} steps at that rate (one seed). Merged with merge.py's
-defaults (density 0.5, λ 1): at the default rate {s['cpt_lr']:g} {n} time(s), merge seed k merging the Korean
-and the German run of seed k (from the ancestor of seed k); at another chosen rate once, seed 0's models
-(name@rate). Mean ± sd over seeds (the Korean runs "full" and "hyperclone" over all of theirs).
+defaults (density 0.5, λ 1): {f"at the default rate {s['cpt_lr']:g} {n} times, merge seed k merging the Korean and the German run of seed k (from the ancestor of seed k); at another chosen rate" if n > 1 else "with one merge seed (no spread over seeds to measure) only at the chosen rate:"}
+once, seed 0's models (name@rate at a rate other than {s['cpt_lr']:g}). Mean ± sd over seeds (the Korean runs "full" and "hyperclone" over all of theirs).
 
 {table(["model", "English", "Korean", "German", "mean Korean+German"], merge_rows)}
 
