@@ -86,7 +86,7 @@ def frontier(r, name):
     lr0 = r["settings"]["cpt_lr"]
     points = [(lr0, stats(r, name, "korean")[0], stats(r, name, "forgetting")[0])]
     for k in r["losses"]:
-        if k.startswith(name + "@"):
+        if k.startswith(name + "@") and "-seed" not in k:  # seed 0 at every rate (a merge ancestor has more)
             points.append((float(k.split("@")[1]), r["losses"][k]["korean"], forgetting(r, k)))
     return sorted(points, key=lambda p: p[1])
 
@@ -107,6 +107,13 @@ def best_rate(r, name):
     if lr == r["settings"]["cpt_lr"]:
         return lr, stats(r, name, "korean")
     return lr, (korean, pooled_sd(r, "korean"), 1)
+
+
+def sweep_end(settings, lr):
+    """What the report adds to a chosen rate at an end of the sweep, where the method's best may lie beyond
+    the rates tried: ' (the highest rate tried)', ' (the lowest rate tried)', or nothing."""
+    lrs = sorted([settings["cpt_lr"], *settings["sweep_lrs"]])
+    return " (the highest rate tried)" if lr == lrs[-1] else " (the lowest rate tried)" if lr == lrs[0] else ""
 
 
 def forgetting_at(r, name, korean):
@@ -244,7 +251,8 @@ def language_claims(r):
         long_note = f"the 1x run stops before the same FLOPs ({tokens_long_same_flops:,.0f} tokens; {short})"
     out.append(("C4", "Grow Up: an upscaled model matches a smaller one trained on much more data (≈ FLOP-matched)",
                 f"Grow Up's 2x after {tokens_hyper:,} tokens: Korean {fmt(hyper, signed=False)} at "
-                f"{r['settings']['cpt_lr']:g}, {fmt(hyper_best, signed=False)} at its best rate {lr_best:g}; "
+                f"{r['settings']['cpt_lr']:g}, {fmt(hyper_best, signed=False)} at its best rate {lr_best:g}"
+                f"{sweep_end(r['settings'], lr_best)}; "
                 f"{long_note} at {r['settings']['cpt_lr']:g}, its one rate; 1x after {log_long[-1]['tokens']:,} "
                 f"tokens: {log_long[-1]['loss']['korean']:.3f}; 2x HyperClone of the finished base: "
                 f"{fmt(stats(r, 'hyperclone', 'korean'), signed=False)}",
@@ -282,24 +290,17 @@ def rates_of_merges(r):
 
 
 def merge_at_rate(r, anc, method):
-    """(mean, sd, n) of one merge method's Korean+German loss at its ancestor's rate: over the merge seeds
-    at the default rate; at another rate the one merge of seed 0's models, with the sd the same merge
-    has over the merge seeds at the default rate."""
-    lr, name = rates_of_merges(r)[anc], f"merged/{anc}/{method}"
-    seeds = stats(r, name, "merge") if name in r["losses"] else (None, 0.0, 0)  # one merge seed: none made
-    if lr == r["settings"]["cpt_lr"]:
-        return seeds
-    return merge_score(r["losses"][f"{at_rate(f'merged/{anc}', lr, r['settings'])}/{method}"]), seeds[1], 1
+    """(mean, sd, n) of one merge method's Korean+German loss at its ancestor's rate, over the merge seeds."""
+    return stats(r, f"{at_rate(f'merged/{anc}', rates_of_merges(r)[anc], r['settings'])}/{method}", "merge")
 
 
 def merge_claims(r):
-    """C6, C7: merging a Korean and a German model, each ancestor at its own best rate (its Korean sweep's);
-    every merge at the default rate repeated over the merge seeds, shown beside."""
-    L, out, ancs, lr0 = r["losses"], [], ("base", "hyper"), r["settings"]["cpt_lr"]
+    """C6, C7: merging a Korean and a German model, each ancestor at its own best rate (its Korean sweep's),
+    every merge repeated over the merge seeds."""
+    L, out, ancs = r["losses"], [], ("base", "hyper")
     rates = rates_of_merges(r)
     best = {(a, m): merge_at_rate(r, a, m) for a in ancs for m in MERGE_METHODS}
-    same = {(a, m): stats(r, f"merged/{a}/{m}", "merge") for a in ancs for m in MERGE_METHODS if f"merged/{a}/{m}" in L}
-    at = ", ".join(f"{a} {rates[a]:g}" for a in ancs)
+    at = ", ".join(f"{a} {rates[a]:g}{sweep_end(r['settings'], rates[a])}" for a in ancs)
     worse = {a: min(best[a, m][0] for m in MERGE_METHODS) - merge_score(L[f"joint/{a}"]) for a in ancs}
     out.append(("C6", "Grow Up: merging language models stays below joint multilingual training",
                 f"at each ancestor's rate ({at}), best merge minus joint, mean Korean+German loss: "
@@ -311,7 +312,7 @@ def merge_claims(r):
     def wins(st):
         return [m for m in MERGE_METHODS if below(st["hyper", m], st["base", m])]
 
-    n = len(seed_runs(r, f"merged/base/{MERGE_METHODS[0]}"))  # merge seeds at the default rate (0: none made)
+    n = best["base", MERGE_METHODS[0]][2]  # merge seeds
     gain = float(np.mean([best["base", m][0] - best["hyper", m][0] for m in MERGE_METHODS]))
     spread, apart = {}, {}
     for a in ancs:  # the best and the worst method of one ancestor
@@ -323,8 +324,7 @@ def merge_claims(r):
                     f"{len(MERGE_METHODS)} methods ({', '.join(wins(best)) or 'none'}; mean gain {gain:+.3f}); "
                     "best-to-worst method: " + ", ".join(f"{a} {spread[a]:.3f}{' (> 2 SE)' if apart[a] else ''}"
                                                         for a in ancs)
-                    + f"; at {lr0:g} over {n} merge seeds (merge sd {np.mean([v[1] for v in same.values()]):.3f}): "
-                    f"{len(wins(same))} of {len(MERGE_METHODS)} ({', '.join(wins(same)) or 'none'})")
+                    + f"; over {n} merge seeds (merge sd {np.mean([v[1] for v in best.values()]):.3f})")
     else:
         lower = [m for m in MERGE_METHODS if best["hyper", m][0] < best["base", m][0]]
         measured = (f"at each ancestor's rate ({at}): hyper's merge lower than base's for {len(lower)} of "
@@ -332,10 +332,12 @@ def merge_claims(r):
                     + ", ".join(f"{a} {spread[a]:.3f}" for a in ancs)
                     + "; one merge per setting has no spread of its own: run merge_seeds >= 2 to decide")
     out.append(("C7", "Grow Up: merges of upscaled models beat merges of smaller ones; methods differ widely",
-                measured, "at each ancestor's best rate (its Korean sweep's curve ending lowest, chosen before its "
-                "German and joint models train; a merge there is seed 0's, with the sd of its merge seeds at the "
-                "default rate): hyper's merge below base's by > 2 SE for most methods, and for one ancestor the best "
-                "and worst method > 2 SE and > 0.1 apart (rule since 2026-12-01; before, at the default rate)",
+                measured, "at each ancestor's best rate (its Korean sweep's lowest final Korean loss, since "
+                "2026-12-02; before, the curve's last point; chosen before its German and joint models train), each "
+                "merge over the merge "
+                "seeds there: hyper's merge below base's by > 2 SE for most methods, and for one ancestor the best "
+                "and worst method > 2 SE and > 0.1 apart (rule since 2026-12-01; before, at the default rate; the "
+                "merge seeds at that rate since 2026-12-02, before, seed 0's merge with the default rate's sd)",
                 len(wins(best)) > len(MERGE_METHODS) / 2 and widely if n > 1 else None))
     return out
 

@@ -40,14 +40,15 @@ from claims import SCALE_VARIANTS, at_rate
 from data.bios.prepare import prepare as prepare_bios
 from data.common import DATA_DIR, load_meta
 from cli import UserError, parse_flags, parser, run_cli
-from measure import measure, read_log
+from evaluate import evaluate_checkpoints
+from measure import measure
 from stages import Stages, jobs_and_threads
 
 PRESETS = {
     # byte tokenizer, 4 x 128 model, two 1-thread stages at a time on 2 cores: the whole run in ~89 min
-    "default": dict(n_layer=4, n_head=4, n_embd=128, block_size=128, batch_size=16, eval_iters=20, train_eval_iters=10,
-                    base_iters=2000, base_lr=1e-3, cpt_iters=300, cpt_lr=3e-4, sweep_lrs=[1e-4, 1e-3], eval_interval=50,
-                    replay=0.05, long_factor=12, long_factor_2x=4, joint_factor=2, seeds=3, merge_seeds=3,
+    "default": dict(n_layer=4, n_head=4, n_embd=128, block_size=128, batch_size=16, eval_iters=20, train_eval_iters=5,
+                    base_iters=2000, base_lr=1e-3, cpt_iters=250, cpt_lr=3e-4, sweep_lrs=[1e-4, 1e-3, 3e-3],
+                    eval_interval=50, replay=0.05, long_factor=12, long_factor_2x=4, joint_factor=2, seeds=3, merge_seeds=3,
                     bios_people=100, bios_renderings=5, bios_base_iters=2000, bios_base_lr=3e-3,
                     bios_iters=250, bios_lr=1e-3, bios_sweep_lrs=[3e-4, 3e-3], bios_seeds=3,
                     bios_methods=["full", "depth", "preserve", "route"],
@@ -153,8 +154,8 @@ def continued(st, s, out, data_dir, name, init, iters=None, dataset="korean", ex
 def language_track(st, s, out, data_dir, base):
     """Queue the growth of the base by every method (lesson_growths=false: those a claim or diagnostic reads)
     and every continued run: each growth and full training on Korean (the compared runs with several seeds
-    and a sweep of learning rates), German models for the merges at the default rate (the joint models and
-    the merges' models at each ancestor's best rate wait for the sweep: merge_rates)."""
+    and a sweep of learning rates); the merges' models and the joint models, at each ancestor's best rate,
+    wait for the sweep (merge_rates, best_rate_track)."""
     def grow(name, seed):
         path = f"{out}/grown/{seed_name(name, seed)}.pt"
         return st.step("grow", scale, scale.recipe_flags(GROW[name]) + [f"--in={base}", f"--out={path}", f"--seed={seed}"],
@@ -190,50 +191,44 @@ def language_track(st, s, out, data_dir, base):
         f"--in={runs['growup/base-1x']}", f"--out={grown['growup']}", "--seed=0"], grown["growup"])
     runs["growup/base-2x"] = cont("growup/base-2x", grown["growup"], iters=s["base_iters"] - s["base_iters"] // 2,
                                   dataset="english", evals="english", lr=s["base_lr"])
-    # for merging at the default rate over the merge seeds, whose spread is each merge's noise: German models
-    # from each ancestor of a Korean model, one per merge seed (seed k's from the ancestor of seed k's Korean
-    # one). One merge seed has no spread to measure: then only best_rate_track's German model is made
-    for anc, recipe in MERGE_ANCESTORS:
-        for seed in seeds_at_default_rate(s):
-            run = seed_name(f"german/{anc}", seed)
-            runs[run] = cont(run, ancestor(runs, grown, recipe, seed), dataset="german", evals="english,german",
-                             seed=seed)
     return runs, grown
 
 
-def seeds_at_default_rate(s):
-    """The merge seeds merged at the default rate: their spread is each merge's noise, so with one merge
-    seed, which has no spread to measure, none."""
-    return range(s["merge_seeds"] if s["merge_seeds"] > 1 else 0)
-
-
-def needs_own_merges(s, lr):
-    """Does an ancestor at rate `lr` need a German model and merges of its own, none being made there already?"""
-    return lr != s["cpt_lr"] or not seeds_at_default_rate(s)
-
-
-def merge_rates(s, runs):
+def merge_rates(s, runs, korean):
     """Each merge ancestor's learning rate, by the rule fixed before the run: the rate of its Korean run's
-    sweep (seed 0: cpt_lr and sweep_lrs) whose validation curve ends lowest in Korean. A HyperClone takes
-    larger steps at the same rate (the README's symmetry lesson), so one rate for both ancestors would
-    compare step sizes as much as models; at its own best rate each is merged at its best."""
-    rates = {}
-    for anc, recipe in MERGE_ANCESTORS:
-        tried = {lr: runs[at_rate(recipe, lr, s)] for lr in [s["cpt_lr"], *s["sweep_lrs"]]}
-        rates[anc] = min(tried, key=lambda lr: read_log(tried[lr])[-1]["loss"]["korean"])
-    return rates
+    sweep (seed 0: cpt_lr and sweep_lrs) with the lowest Korean validation loss, `korean` {checkpoint:
+    loss}: the report's final evaluation. A HyperClone takes larger steps at the same rate (the README's
+    symmetry lesson), so one rate for both ancestors would compare step sizes as much as models; at its
+    own best rate each is merged at its best."""
+    tried = {anc: {lr: runs[at_rate(recipe, lr, s)] for lr in [s["cpt_lr"], *s["sweep_lrs"]]}
+             for anc, recipe in MERGE_ANCESTORS}
+    loss = korean([path for by_rate in tried.values() for path in by_rate.values()])
+    return {anc: min(by_rate, key=lambda lr: loss[by_rate[lr]]) for anc, by_rate in tried.items()}
+
+
+def final_korean(s, data_dir):
+    """{checkpoint: Korean validation loss} as measure.py's final evaluation computes it (the same batches,
+    precision and threads), for merge_rates to read before the second round."""
+    def korean(paths):
+        losses = evaluate_checkpoints(paths, ["korean"], data_dir, s["batch_size"], s["eval_iters"], "bfloat16")
+        return {path: losses[path]["korean"] for path in paths}
+    return korean
 
 
 def best_rate_track(st, s, out, data_dir, runs, grown, rates):
-    """Queue what each ancestor needs at its rate (merge_rates): a German model (seed 0; at the default
-    rate with several merge seeds the one already made) to merge with its Korean run of that rate, and the
-    joint Korean+German model."""
+    """Queue what each ancestor needs at its rate (merge_rates): for every merge seed k a German model and
+    a Korean one (the sweep made seed 0's; at the default rate every seed's exists), both from the ancestor
+    of seed k, so a merge's noise is its own spread over merge seeds; and the joint Korean+German model."""
     for anc, recipe in MERGE_ANCESTORS:
-        lr, start = rates[anc], ancestor(runs, grown, recipe, 0)
-        if needs_own_merges(s, lr):
-            name = at_rate(f"german/{anc}", lr, s)
-            runs[name] = continued(st, s, out, data_dir, name, start, dataset="german", evals="english,german", lr=lr)
-        runs[f"joint/{anc}"] = continued(st, s, out, data_dir, f"joint/{anc}", start, lr=lr,
+        lr = rates[anc]
+        for seed in range(s["merge_seeds"]):
+            start, korean = ancestor(runs, grown, recipe, seed), seed_name(at_rate(recipe, lr, s), seed)
+            if korean not in runs:
+                runs[korean] = continued(st, s, out, data_dir, f"korean/{korean}", start, lr=lr, seed=seed)
+            german = seed_name(at_rate(f"german/{anc}", lr, s), seed)
+            runs[german] = continued(st, s, out, data_dir, german, start, dataset="german", evals="english,german",
+                                     lr=lr, seed=seed)
+        runs[f"joint/{anc}"] = continued(st, s, out, data_dir, f"joint/{anc}", ancestor(runs, grown, recipe, 0), lr=lr,
                                          iters=s["cpt_iters"] * s["joint_factor"], extra=["--replay=german:0.5"],
                                          evals="english,korean,german")
     return runs
@@ -256,27 +251,20 @@ def growup_track(st, s, out, data_dir, runs):
 
 
 def merge_track(st, s, out, runs, grown, rates):
-    """Merge the Korean and the German model of each ancestor (the 1x base, the 2x HyperClone) with
-    every method of merge.py: at the default rate once per merge seed (seed k merges seed k's two models,
-    so the spread of a merge over seeds is measured, not borrowed from the Korean runs; not with one merge
-    seed), and at the ancestor's best rate (merge_rates) the models of seed 0."""
+    """Merge the Korean and the German model of each ancestor (the 1x base, the 2x HyperClone), at its rate
+    (merge_rates), with every method of merge.py, once per merge seed: seed k merges seed k's two models,
+    so the spread of a merge over seeds is measured, not borrowed from the Korean runs."""
     merges = {}
-
-    def merge_pair(name, method, ko, de, base):
-        path = f"{out}/merged/{name}.pt"
-        st.run("merge", merge, [f"--method={method}", f"--base={base}", f"--models={ko},{de}", f"--out={path}"],
-               path, inputs=[base, ko, de])
-        merges[name] = path
-
     for anc, recipe in MERGE_ANCESTORS:
+        lr = rates[anc]
         for method in merge.METHODS:
-            for seed in seeds_at_default_rate(s):
-                merge_pair(seed_name(f"{anc}/{method}", seed), method, runs[seed_name(recipe, seed)],
-                           runs[seed_name(f"german/{anc}", seed)], ancestor(runs, grown, recipe, seed))
-            if needs_own_merges(s, rates[anc]):
-                lr = rates[anc]
-                merge_pair(f"{at_rate(anc, lr, s)}/{method}", method, runs[at_rate(recipe, lr, s)],
-                           runs[at_rate(f"german/{anc}", lr, s)], ancestor(runs, grown, recipe, 0))
+            for seed in range(s["merge_seeds"]):
+                name, base = seed_name(f"{at_rate(anc, lr, s)}/{method}", seed), ancestor(runs, grown, recipe, seed)
+                ko, de = runs[seed_name(at_rate(recipe, lr, s), seed)], runs[seed_name(at_rate(f"german/{anc}", lr, s), seed)]
+                path = f"{out}/merged/{name}.pt"
+                st.run("merge", merge, [f"--method={method}", f"--base={base}", f"--models={ko},{de}", f"--out={path}"],
+                       path, inputs=[base, ko, de])
+                merges[name] = path
     return merges
 
 
@@ -380,7 +368,7 @@ def main(argv=None):
         bios_runs = bios_track(st, s, out, args.data_dir, bios, bios_base)
         growup_track(st, s, out, args.data_dir, runs)
         st.wait()  # every stage, each as soon as what it starts from exists
-        rates = merge_rates(s, runs)  # read off the finished sweep: the merges' models wait for it
+        rates = merge_rates(s, runs, final_korean(s, args.data_dir))  # the finished sweep's: the merges wait for it
         best_rate_track(st, s, out, args.data_dir, runs, grown, rates)
         st.wait()
         merges = merge_track(st, s, out, runs, grown, rates)

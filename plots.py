@@ -56,7 +56,7 @@ def plot_frontier(r, plt):
     """Forgetting against Korean loss across the learning-rate sweep, one curve per compared method."""
     fig, ax = plt.subplots(figsize=(6.5, 4.8))
     for m in r["compared"]:  # one curve per method along the learning-rate sweep; bars: seed sd at the default
-        points = frontier(r, m)
+        points = sorted(frontier(r, m))  # joined in order of learning rate: a rate past the best turns back
         line, = ax.plot([p[1] for p in points], [p[2] for p in points], "-o", ms=3,
                         label=m + (" (sees English)" if "replay" in m else ""))
         (x, sx, _), (y, sy, _) = stats(r, m, "korean"), stats(r, m, "forgetting")
@@ -108,7 +108,7 @@ def plot_efficiency(r, plt):
 
 def plot_merges(r, plt):
     """Each language's loss of the language models, the joint model and every merge, per ancestor, at the
-    ancestor's rate (at the default rate: means over the merge seeds)."""
+    ancestor's rate (means over the merge seeds)."""
     fig, axes = plt.subplots(1, 3, figsize=(14, 4), sharey=False)
     names = ["korean", "german", "joint"] + MERGE_METHODS
     rates = rates_of_merges(r)

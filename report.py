@@ -18,8 +18,8 @@ import sys
 import numpy as np
 
 import scale
-from claims import (MERGE_METHODS, at_rate, bio_frontier, bio_stats, claims, fmt, frontier, korean_runs, loss_at,
-                    pooled_sd, rates_of_merges, seed_runs, stats)
+from claims import (MERGE_METHODS, at_rate, best_rate, bio_frontier, bio_stats, claims, fmt, frontier, korean_runs,
+                    loss_at, pooled_sd, rates_of_merges, seed_runs, stats, sweep_end)
 
 VERDICT = {True: "**reproduced**", False: "**not reproduced**", None: "not decided (the measured column says why)"}
 
@@ -146,12 +146,19 @@ Mean gate over English and over Korean validation tokens (1 keeps the base's log
 The compared methods were also trained at learning rates {", ".join(f"{lr:g}" for lr in s["sweep_lrs"])}
 (one seed each) besides {s['cpt_lr']:g}; each curve joins a method's points (labelled with their learning rate),
 the error bars are the seed sd at {s['cpt_lr']:g}. C3 reads each curve at full training's Korean loss.
+Each method's lowest Korean loss is at: {best_rates_line(r)}; at an end of the sweep a method's best may lie beyond
+the rates tried.
 
 {table(["method", *(f"Korean / forgetting @ {lr:g}" for lr in sorted([s["cpt_lr"], *s["sweep_lrs"]]))],
        [(m, *(f"{k:.3f} / {f:+.3f}" for _, k, f in sorted(frontier(r, m)))) for m in r["compared"]])}
 
 ![frontier]({plots['frontier']})
 """
+
+
+def best_rates_line(r):
+    """Where along the sweep each compared method's Korean loss is lowest, ends of the sweep marked."""
+    return ", ".join(f"{m} {best_rate(r, m)[0]:g}{sweep_end(r['settings'], best_rate(r, m)[0])}" for m in r["compared"])
 
 
 def bios_section(r, plots):
@@ -206,26 +213,25 @@ Training FLOPs per Korean token: 1x {fpt['full-long']:,}, 2x {fpt['growup']:,}, 
 
 
 def merge_section(r, plots):
-    """Merging a Korean and a German model, against joint training: at each ancestor's best rate, and at the
-    default rate over the merge seeds."""
+    """Merging a Korean and a German model, against joint training, at each ancestor's best rate over the
+    merge seeds."""
     s, L, rates = r["settings"], r["losses"], rates_of_merges(r)
     at = lambda name, a: at_rate(name, rates[a], s)  # noqa: E731
-    best = [at(name, a) for a, recipe in (("base", "full"), ("hyper", "hyperclone")) for name in (recipe, f"german/{a}")]
-    names = ["base", "full", "hyperclone", "german/base", "german/hyper", *best, "joint/base", "joint/hyper"] + [
-        f"merged/{a}/{m}" for a in ("base", "hyper") for m in MERGE_METHODS] + [
+    names = ["base"] + [at(name, a) for a, recipe in (("base", "full"), ("hyper", "hyperclone"))
+                        for name in (recipe, f"german/{a}")] + ["joint/base", "joint/hyper"] + [
         f"{at(f'merged/{a}', a)}/{m}" for a in ("base", "hyper") for m in MERGE_METHODS]
-    names = list(dict.fromkeys(names))  # at the default rate the chosen-rate names are the same runs
-    n = s.get("merge_seeds", 1)
     merge_rows = [(k, *(fmt(stats(r, k, lang), signed=False) for lang in ("english", "korean", "german", "merge")))
                   for k in names if k in L]
     return f"""## Merging a Korean and a German model
 
 Each pair continued from the same ancestor ({s['cpt_iters']} steps each). Each ancestor's rate, chosen before
-its German and joint models trained: the rate of its Korean sweep (seed 0) whose validation curve ended lowest
-in Korean: {', '.join(f"{a} {lr:g}" for a, lr in rates.items())}. "joint" trains one model on Korean + German
-(half each) for {s['cpt_iters'] * s['joint_factor']} steps at that rate (one seed). Merged with merge.py's
-defaults (density 0.5, λ 1): {f"at the default rate {s['cpt_lr']:g} {n} times, merge seed k merging the Korean and the German run of seed k (from the ancestor of seed k); at another chosen rate" if n > 1 else "with one merge seed (no spread over seeds to measure) only at the chosen rate:"}
-once, seed 0's models (name@rate at a rate other than {s['cpt_lr']:g}). Mean ± sd over seeds (the Korean runs "full" and "hyperclone" over all of theirs).
+its German and joint models trained: the rate of its Korean sweep (seed 0) with the lowest final Korean
+validation loss: {', '.join(f"{a} {lr:g}{sweep_end(s, lr)}" for a, lr in rates.items())}. At that rate every
+merge seed k has a Korean and a German model continued from the ancestor of seed k (name@rate at a rate other
+than {s['cpt_lr']:g}), merged with merge.py's defaults (density 0.5, λ 1): {s.get('merge_seeds', 1)} merge
+seed(s){"" if s.get("merge_seeds", 1) > 1 else " (no spread over seeds to measure)"}. "joint" trains one model
+on Korean + German (half each) for {s['cpt_iters'] * s['joint_factor']} steps at that rate (one seed).
+Mean ± sd over the merge seeds.
 
 {table(["model", "English", "Korean", "German", "mean Korean+German"], merge_rows)}
 

@@ -15,7 +15,7 @@ def results(runs):
     """A results.json with just the losses: {run: (english, korean)}; the base has English 1.0."""
     losses = {"base": {"english": 1.0, "korean": 9.0}}
     losses.update({k: {"english": e, "korean": ko} for k, (e, ko) in runs.items()})
-    return {"losses": losses, "settings": {"cpt_lr": 3e-4}}
+    return {"losses": losses, "settings": {"cpt_lr": 3e-4, "sweep_lrs": [1e-4, 1e-3]}}
 
 
 def test_a_difference_counts_only_beyond_two_standard_errors():
@@ -47,7 +47,7 @@ def merges(base, hyper, joint=5.0):
         for m, values in per_method.items():
             for seed, v in enumerate(values):
                 losses[f"merged/{anc}/{m}" + ("" if seed == 0 else f"-seed{seed + 1}")] = {"korean": v, "german": v}
-    return {"losses": losses, "settings": {"cpt_lr": 3e-4}}
+    return {"losses": losses, "settings": {"cpt_lr": 3e-4, "sweep_lrs": [1e-4, 1e-3]}}
 
 
 def c7(r, monkeypatch):
@@ -68,24 +68,30 @@ def test_c7_is_decided_by_the_spread_of_merges_over_seeds(monkeypatch):
 
 
 def at_best_rate(r, base, hyper, lr=1e-3):
-    """The results `r` with one merge per method and ancestor at `lr`, each ancestor's chosen rate."""
+    """The results `r` with merges at `lr`, each ancestor's chosen rate: {method: loss, or [loss per merge seed]}."""
     for anc, per_method in (("base", base), ("hyper", hyper)):
-        for m, v in per_method.items():
-            r["losses"][f"merged/{anc}@{lr:g}/{m}"] = {"korean": v, "german": v}
+        for m, values in per_method.items():
+            for seed, v in enumerate(values if isinstance(values, list) else [values]):
+                r["losses"][f"merged/{anc}@{lr:g}/{m}" + ("" if seed == 0 else f"-seed{seed + 1}")] = \
+                    {"korean": v, "german": v}
     return dict(r, merge_rates={"base": lr, "hyper": lr})
 
 
-def test_c7_is_read_at_each_ancestors_best_rate(monkeypatch):
+def test_c7_is_read_at_each_ancestors_best_rate_over_its_merge_seeds(monkeypatch):
     """At the default rate hyper's merges are no better; at the chosen rate they are: the verdict follows the
-    chosen rate, with the sd each merge has over its seeds at the default rate (n = 1 there)."""
+    chosen rate, with the spread each merge has over its merge seeds there."""
     seeds = {"a": [3.0, 3.02, 2.98], "b": [3.5, 3.52, 3.48], "c": [3.2, 3.21, 3.19]}
+    lower = lambda d, x: {m: [v - x for v in vs] for m, vs in d.items()}  # noqa: E731
     r = merges(seeds, seeds)
     assert c7(r, monkeypatch) is False
-    assert c7(at_best_rate(r, {"a": 2.9, "b": 3.4, "c": 3.1}, {"a": 2.7, "b": 3.2, "c": 2.9}), monkeypatch) is True
-    r = merges(seeds, {m: [v - 0.2 for v in vs] for m, vs in seeds.items()})  # hyper wins at the default rate...
+    assert c7(at_best_rate(r, lower(seeds, 0.1), lower(seeds, 0.3)), monkeypatch) is True
+    r = merges(seeds, lower(seeds, 0.2))  # hyper wins at the default rate...
     assert c7(r, monkeypatch) is True
-    close = at_best_rate(r, {"a": 2.9, "b": 3.4, "c": 3.1}, {"a": 2.87, "b": 3.37, "c": 3.07})  # ...not at its best
-    assert c7(close, monkeypatch) is False  # 0.03 lower is inside 2 SE = 2 x sqrt(2) x 0.02
+    close = at_best_rate(r, lower(seeds, 0.1), lower(seeds, 0.13))  # ...not at its best rate
+    assert c7(close, monkeypatch) is False  # 0.03 lower is inside 2 SE = 2 x sqrt(2/3) x 0.02
+    noisy = at_best_rate(merges(seeds, seeds), lower(seeds, 0.1), {m: [vs[0] - 0.3, vs[0] + 0.3, vs[0] - 0.6]
+                                                                   for m, vs in seeds.items()})
+    assert c7(noisy, monkeypatch) is False  # lower on average at the chosen rate, but its merge seeds spread 0.45
 
 
 def test_c6_compares_merges_and_joint_at_the_ancestors_rate(monkeypatch):
@@ -102,7 +108,7 @@ def test_one_merge_per_setting_decides_c6_but_not_c7(monkeypatch):
     its text does not claim a 2 SE margin it cannot measure."""
     monkeypatch.setattr(claims, "MERGE_METHODS", ["a", "b", "c"])
     r = {"losses": {f"joint/{a}": {"korean": 2.5, "german": 2.5} for a in ("base", "hyper")},
-         "settings": {"cpt_lr": 3e-4}}
+         "settings": {"cpt_lr": 3e-4, "sweep_lrs": [1e-4, 1e-3]}}
     r = at_best_rate(r, {"a": 3.0, "b": 3.5, "c": 3.2}, {"a": 2.8, "b": 3.3, "c": 3.0})
     out = {c[0]: c for c in claims.merge_claims(r)}
     assert out["C6"][4] is True and out["C7"][4] is None
@@ -165,6 +171,7 @@ def test_c4_reads_the_1x_curve_at_the_2x_runs_flops_against_the_2x_at_its_best_r
     verdict = lambda r: dict((c[0], c[4]) for c in claims.language_claims(r))["C4"]  # noqa: E731
     r = growup_results(0.6)  # 2x: 3.1 after 6000 tokens at 3x the FLOPs per token (2.6 at 1e-3); 1x: 2.0 after 6000
     assert claims.best_rate(r, "growup")[0] == 1e-3 and claims.best_rate(r, "growup")[1][::2] == (2.6, 1)
+    assert "at its best rate 0.001 (the highest rate tried)" in dict((c[0], c[2]) for c in claims.language_claims(r))["C4"]
     r["logs"]["full-long"].append({"tokens": 18000, "loss": {"korean": 2.8}})  # at equal FLOPs the 1x is at 2.8
     assert verdict(r) is None  # below the 2x at 3e-4 (3.1), not at its best rate (2.6); the 1x ran at one rate
     r["logs"]["full-long"][-1]["loss"]["korean"] = 2.0
@@ -173,3 +180,11 @@ def test_c4_reads_the_1x_curve_at_the_2x_runs_flops_against_the_2x_at_its_best_r
     assert verdict(r) is False
     r["logs"]["full-long"][-1]["loss"]["korean"] = 3.5  # stops short and behind: nothing to say
     assert verdict(r) is None
+
+
+def test_a_rate_at_an_end_of_the_sweep_is_marked_where_the_best_may_lie_beyond():
+    s = {"cpt_lr": 3e-4, "sweep_lrs": [1e-4, 1e-3, 3e-3]}
+    assert claims.sweep_end(s, 3e-3) == " (the highest rate tried)"
+    assert claims.sweep_end(s, 1e-4) == " (the lowest rate tried)"
+    assert claims.sweep_end(s, 1e-3) == claims.sweep_end(s, 3e-4) == ""
+    assert claims.sweep_end(dict(s, cpt_lr=1e-2), 3e-3) == ""  # the default rate is part of the sweep

@@ -44,17 +44,21 @@ def quick_run(tmp_path_factory):
 def test_quick_experiment_writes_the_report(quick_run):
     data, out = quick_run
     results = json.load(open(os.path.join(out, "results.json")))
-    for run in ["base", "full", "full-seed2", "full+replay", "full-long", "joint/hyper", "german/base",
+    for run in ["base", "full", "full-seed2", "full+replay", "full-long", "joint/hyper",
                 "route+replay", "hyperclone-seed2", *experiment.GROW]:
         assert set(results["losses"][run]) == {"english", "korean", "german"}
     rates, lr0 = results["merge_rates"], experiment.PRESETS["quick"]["cpt_lr"]
-    moved = [a for a in rates if rates[a] != lr0]  # each ancestor's merges, German and joint model at its rate
-    assert len([k for k in results["losses"] if k.startswith("merged/")]) == 20 + 5 * len(moved)  # + 5 methods each
-    for a in moved:
-        assert f"merged/{a}@{rates[a]:g}/ties" in results["losses"] and f"german/{a}@{rates[a]:g}" in results["losses"]
+    for anc, recipe in experiment.MERGE_ANCESTORS:  # the rate chosen is the one of the lowest final Korean loss
+        tried = [results["losses"][experiment.at_rate(recipe, lr, results["settings"])]["korean"]
+                 for lr in [lr0, *results["settings"]["sweep_lrs"]]]
+        assert results["losses"][experiment.at_rate(recipe, rates[anc], results["settings"])]["korean"] == min(tried)
+    assert len([k for k in results["losses"] if k.startswith("merged/")]) == 20  # 5 methods, 2 ancestors, 2 seeds
+    for a, recipe in experiment.MERGE_ANCESTORS:  # each ancestor's merges, German and joint model at its rate
+        at = lambda name: claims.at_rate(name, rates[a], results["settings"])  # noqa: E731
+        for name in (f"{at(f'merged/{a}')}/ties-seed2", f"{at(f'german/{a}')}-seed2", f"{at(recipe)}-seed2"):
+            assert name in results["losses"]
     for a in rates:
         assert f"--learning-rate={rates[a]}" in results["stages"][os.path.join(out, "joint", a)]["cmd"]
-    assert "german/hyper-seed2" in results["losses"] and "merged/hyper/ties-seed2" in results["losses"]
     assert results["logs"]["hyperclone-long"][-1]["iter"] == 16 and results["logs"]["full-long"][-1]["iter"] == 16
     assert results["params"]["preserve"][1] < results["params"]["preserve"][0]  # the base is frozen
     assert results["flops_per_token"]["hyperclone"] > 3 * results["flops_per_token"]["full-long"]
@@ -73,29 +77,37 @@ def test_quick_experiment_writes_the_report(quick_run):
         assert os.path.getsize(os.path.join(out, "report", png)) > 10_000
 
 
-def test_each_ancestor_is_merged_at_the_rate_its_korean_curve_ends_lowest(tmp_path):
-    """merge_rates reads the finished sweep's curves; the German and joint models then queue at that rate."""
+def test_each_ancestor_is_merged_at_the_rate_its_korean_loss_is_lowest(tmp_path):
+    """merge_rates reads the finished sweep's final Korean losses; the German and joint models then queue at
+    that rate."""
     s = dict(experiment.PRESETS["default"], sweep_lrs=[1e-4, 1e-3])
-    runs = {"base": str(tmp_path / "base" / "ckpt.pt")}
+    runs, loss = {"base": str(tmp_path / "base" / "ckpt.pt")}, {}
     ends = {"full": {3e-4: 2.6, 1e-4: 3.3, 1e-3: 2.1}, "hyperclone": {3e-4: 2.3, 1e-4: 2.8, 1e-3: 2.4}}
     for recipe, by_rate in ends.items():
         for lr, korean in by_rate.items():
             name = experiment.at_rate(recipe, lr, s)
-            os.makedirs(tmp_path / name)
-            with open(tmp_path / name / "log.jsonl", "w") as f:
-                for loss in (5.0, korean):  # the curve's last point decides, not its first
-                    f.write(json.dumps({"iter": 0, "loss": {"korean": loss}}) + "\n")
             runs[name] = str(tmp_path / name / "ckpt.pt")
-    rates = experiment.merge_rates(s, runs)
-    assert rates == {"base": 1e-3, "hyper": 3e-4}
+            loss[runs[name]] = korean
+    asked = []
+    rates = experiment.merge_rates(s, runs, lambda paths: asked.extend(paths) or {p: loss[p] for p in paths})
+    assert rates == {"base": 1e-3, "hyper": 3e-4} and sorted(asked) == sorted(loss)  # every rate tried, once
     st = experiment.Stages(str(tmp_path / "out"), jobs=2, threads=1)
-    grown = {"hyperclone": str(tmp_path / "grown.pt")}
+    grown = {experiment.seed_name("hyperclone", k): str(tmp_path / f"grown-{k}.pt") for k in range(3)}
+    runs.update({f"hyperclone-seed{k}": str(tmp_path / f"h{k}.pt") for k in (2, 3)})  # the default rate's seeds
     runs = experiment.best_rate_track(st, s, str(tmp_path / "out"), str(tmp_path), runs, grown, rates)
     cmds = {q["out"].split("/out/")[1]: q["cmd"] for q in st.queue}
-    assert set(cmds) == {"german/base@0.001", "joint/base", "joint/hyper"}  # hyper's German at 3e-4 exists already
+    assert set(cmds) == {"korean/full@0.001-seed2", "korean/full@0.001-seed3", "german/base@0.001",
+                         "german/base@0.001-seed2", "german/base@0.001-seed3", "german/hyper", "german/hyper-seed2",
+                         "german/hyper-seed3", "joint/base", "joint/hyper"}  # every merge seed at each one's rate
+    assert "--learning-rate=0.001" in cmds["korean/full@0.001-seed3"] and "--seed=1339" in cmds["korean/full@0.001-seed3"]
     assert "--learning-rate=0.001" in cmds["german/base@0.001"] and "--dataset=german" in cmds["german/base@0.001"]
     assert "--learning-rate=0.001" in cmds["joint/base"] and "--learning-rate=0.0003" in cmds["joint/hyper"]
+    assert f"--init-from={grown['hyperclone-seed3']}" in cmds["german/hyper-seed3"]  # from seed 3's own growth
     assert f"--init-from={grown['hyperclone']}" in cmds["joint/hyper"]
+    st.run = lambda *args, **kw: None  # the merges' names only: nothing here exists to merge
+    merges = experiment.merge_track(st, s, str(tmp_path / "out"), runs, grown, rates)
+    assert set(merges) == {f"{a}/{m}" + k for a in ("base@0.001", "hyper") for m in experiment.merge.METHODS
+                           for k in ("", "-seed2", "-seed3")}
 
 
 def test_one_merge_seed_makes_the_merges_models_only_at_each_ancestors_rate(tmp_path):
@@ -188,7 +200,7 @@ def test_lesson_growths_run_only_where_the_preset_says(tmp_path, preset):
     assert experiment.LESSON_GROWTHS == ["solar", "ffn", "adapt"]
     kept = [g for g in experiment.GROW if g not in experiment.LESSON_GROWTHS]
     assert all(g in runs for g in kept + ["full", "full+replay", "route+replay", "full-long"])
-    assert ("german/hyper" in runs) == (s["merge_seeds"] > 1)  # one merge seed: German only at the chosen rate
+    assert not any(k.startswith("german") for k in runs)  # German models wait for the rate (best_rate_track)
     assert all((g in runs) == s["lesson_growths"] for g in experiment.LESSON_GROWTHS)
     assert not any(g in q["out"] for q in st.queue for g in experiment.LESSON_GROWTHS) or s["lesson_growths"]
     said = report.lessons_line({"losses": runs})  # the report says what was left out, and only then
