@@ -19,7 +19,8 @@ import train  # noqa: E402
 from data.common import DATA_DIR  # noqa: E402
 from evaluate import evaluate_checkpoints  # noqa: E402
 from checkpoint import load_checkpoint, model_from_checkpoint  # noqa: E402
-from cli import check_number, parse_flags, parser, run_cli  # noqa: E402
+from claims import at_rate, rates_of_merges  # noqa: E402
+from cli import UserError, check_number, parse_flags, parser, run_cli  # noqa: E402
 
 EXP = "out/experiment"
 
@@ -46,7 +47,23 @@ def sweep_replay(args, plt):
     return {"points": points}, fig
 
 
+def experiment_models(exp):
+    """The 2x HyperClone's Korean and German models (seed 0) at the rate the experiment chose for its merges
+    (results.json's merge_rates): the pair the report's hyper merges start from."""
+    path = os.path.join(exp, "results.json")
+    if not os.path.exists(path):
+        raise UserError(f"{path} not found: run python experiment.py first, or pass --ko and --de")
+    r = json.load(open(path))
+    lr = rates_of_merges(r)["hyper"]
+    return (f"{exp}/korean/{at_rate('hyperclone', lr, r['settings'])}/ckpt.pt",
+            f"{exp}/{at_rate('german/hyper', lr, r['settings'])}/ckpt.pt")
+
+
 def sweep_ties(args, plt):
+    if not (args.ko and args.de):
+        ko, de = experiment_models(args.experiment)
+        args.ko, args.de = args.ko or ko, args.de or de
+    args.ancestor = args.ancestor or f"{args.experiment}/grown/hyperclone.pt"
     results, paths = [], []
     for density in (0.2, 0.5, 0.8):
         for lam in (0.5, 1.0, 1.5):
@@ -91,9 +108,11 @@ def main():
     p = parser("exercises/sweep.py", "Sweeps for exercises 8-10.")
     p.add_argument("which", choices=["replay", "ties", "factor"])
     p.add_argument("--base", default="out/base/ckpt.pt", help="the English base (python train.py writes it)")
-    p.add_argument("--ancestor", default=f"{EXP}/grown/hyperclone.pt", help="ties: the common ancestor")
-    p.add_argument("--ko", default=f"{EXP}/korean/hyperclone/ckpt.pt", help="ties: the Korean model")
-    p.add_argument("--de", default=f"{EXP}/german/hyper/ckpt.pt", help="ties: the German model")
+    p.add_argument("--experiment", default=EXP, help="ties: the experiment whose 2x HyperClone models are merged "
+                                                      "(out/experiment-class after --preset=class)")
+    p.add_argument("--ancestor", help="ties: the common ancestor (default: EXPERIMENT/grown/hyperclone.pt)")
+    p.add_argument("--ko", help="ties: the Korean model (default: EXPERIMENT's at the rate its merges used)")
+    p.add_argument("--de", help="ties: the German model (default: EXPERIMENT's at the rate its merges used)")
     p.add_argument("--iters", type=int, default=150, help="steps of each Korean run")
     p.add_argument("--eval-iters", type=int, default=20)
     p.add_argument("--data-dir", default=DATA_DIR)

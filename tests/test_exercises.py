@@ -6,7 +6,9 @@ exercises 8-10 run (on tiny data here).
     python -m pytest -q tests/test_exercises.py
 """
 
+import json
 import os
+import sys
 
 import pytest
 
@@ -51,6 +53,20 @@ def test_sweeps_run_and_feed_the_checks(which, tiny_base, data_dir):
     number = {"replay": 8, "ties": 9, "factor": 10}[which]
     r = run_script(os.path.join(REPO, "exercises/check.py"), str(number), "--reference", cwd=d)
     assert r.returncode == 0 and "PASS" in r.stdout and "run the exercise's command" not in r.stdout, r.stdout
+
+
+def test_the_ties_sweep_takes_the_models_the_experiments_merges_used(tmp_path):
+    """After an experiment the sweep merges the 2x HyperClone's Korean and German models at the rate the
+    report's merges used (results.json's merge_rates); before one, a one-line error says what to run."""
+    sys.path.insert(0, os.path.join(REPO, "exercises"))
+    import sweep
+    (tmp_path / "results.json").write_text(json.dumps({"merge_rates": {"base": 3e-3, "hyper": 1e-3},
+                                                       "settings": {"cpt_lr": 3e-4}}))
+    assert sweep.experiment_models(str(tmp_path)) == (f"{tmp_path}/korean/hyperclone@0.001/ckpt.pt",
+                                                      f"{tmp_path}/german/hyper@0.001/ckpt.pt")
+    r = run_script(os.path.join(REPO, "exercises/sweep.py"), "ties", f"--experiment={tmp_path}/none", cwd=tmp_path)
+    assert r.returncode != 0 and r.stderr.strip().splitlines() == [
+        f"error: {tmp_path}/none/results.json not found: run python experiment.py first, or pass --ko and --de"]
 
 
 def test_a_student_bug_fails_that_exercise_only(tmp_path, monkeypatch):
