@@ -187,6 +187,15 @@ seed); C1 and C2 read each method's retention along this sweep at full training'
 """
 
 
+def korean_at(log, tokens):
+    """A curve's Korean loss at a token count: as evaluated, or ≈ interpolated between the evaluations either
+    side (a budget between two of its evaluations), or nothing past its end."""
+    evaluated = {e["tokens"]: e["loss"]["korean"] for e in log}
+    if tokens in evaluated:
+        return f"{evaluated[tokens]:.3f}"
+    return f"≈{loss_at(log, tokens, 'korean'):.3f}" if tokens < log[-1]["tokens"] else ""
+
+
 def efficiency_section(r, plots):
     """Data efficiency: the 1x model trained longer against the 2x models, at equal tokens and FLOPs."""
     s, fpt, steps = r["settings"], r["flops_per_token"], r["settings"]["cpt_iters"] * r["tokens_per_step"]
@@ -194,8 +203,8 @@ def efficiency_section(r, plots):
     wide = [k for k in ("hyperclone-long", "growup") if k in r["logs"]]
     evaluated = {k: {e["tokens"]: e["loss"]["korean"] for e in r["logs"][k]} for k in ["full-long", *wide]}
     budgets = sorted({t for losses in evaluated.values() for t in losses if t > 0 and t % steps == 0})
-    rows = [(f"{t:,} ({t // steps} × {s['cpt_iters']} steps)",
-             *(f"{evaluated[k][t]:.3f}" if t in evaluated[k] else "" for k in evaluated)) for t in budgets]
+    rows = [(f"{t:,} ({t // steps} × {s['cpt_iters']} steps)", *(korean_at(r["logs"][k], t) for k in evaluated))
+            for t in budgets]
     epoch = f"; one epoch of Korean is {r['korean_train_tokens']:,}" if "korean_train_tokens" in r else ""
     third = long[-1]["tokens"] * 2 // 3
     before, after = loss_at(long, third, "korean"), long[-1]["loss"]["korean"]
@@ -203,6 +212,7 @@ def efficiency_section(r, plots):
 
 Korean validation loss against Korean tokens seen ({s['cpt_iters']} steps = {steps:,} tokens{epoch}). Over its last third the 1x model went from {before:.3f} to
 {after:.3f} ({after - before:+.3f}; the pooled seed sd of a Korean loss is {pooled_sd(r, 'korean'):.3f}).
+A value marked ≈ lies between two evaluations of that run, interpolated.
 Training FLOPs per Korean token: 1x {fpt['full-long']:,}, 2x {fpt['growup']:,}, so a 2x token costs
 {fpt['growup'] / fpt['full-long']:.1f} 1x tokens (Grow Up's 2x also spent more FLOPs on English: its second half ran at 2x).
 

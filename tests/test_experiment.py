@@ -207,6 +207,14 @@ def test_lesson_growths_run_only_where_the_preset_says(tmp_path, preset):
     assert ("solar, ffn, adapt" in said) != s["lesson_growths"] and ("depth" not in said)
 
 
+def test_the_efficiency_table_interpolates_a_budget_between_two_evaluations():
+    """A budget between two evaluations of a curve (250-step budgets, a long run evaluated every 100 steps) is
+    read off the line between them and marked so; past the curve's end there is nothing to read."""
+    log = [{"tokens": t, "loss": {"korean": k}} for t, k in ((0, 9.0), (100, 3.0), (200, 2.0))]
+    assert report.korean_at(log, 100) == "3.000" and report.korean_at(log, 150) == "≈2.500"
+    assert report.korean_at(log, 250) == ""
+
+
 def test_bios_are_deterministic_and_disjoint(tmp_path):
     a, b = populations(20)
     assert a == populations(20)[0] and not {p["name"] for p in a} & {p["name"] for p in b}
