@@ -8,7 +8,7 @@ whose output exists and was made by the same command, and an interrupted
 training run resumes where it stopped. report.py then writes report/REPORT.md
 and its plots from results.json.
 
-    python experiment.py                  # the default run: ~89 minutes on a 2-core laptop CPU
+    python experiment.py                  # the default run: ~85 minutes on a 2-core laptop CPU
     python experiment.py --preset=quick   # every stage on tiny settings, under a minute
     python experiment.py --preset=gpu     # a larger model and budget for a GPU
     python experiment.py --config=my.json # any preset setting overridden from a JSON file
@@ -45,7 +45,7 @@ from measure import measure
 from stages import Stages, jobs_and_threads
 
 PRESETS = {
-    # byte tokenizer, 4 x 128 model, two 1-thread stages at a time on 2 cores: the whole run in ~89 min
+    # byte tokenizer, 4 x 128 model, two 1-thread stages at a time on 2 cores: the whole run in ~85 min
     "default": dict(n_layer=4, n_head=4, n_embd=128, block_size=128, batch_size=16, eval_iters=20, train_eval_iters=5,
                     base_iters=2000, base_lr=1e-3, cpt_iters=250, cpt_lr=3e-4, sweep_lrs=[1e-4, 1e-3, 3e-3],
                     eval_interval=50, replay=0.05, long_factor=12, long_factor_2x=4, joint_factor=2, seeds=3, merge_seeds=3,
