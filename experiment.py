@@ -48,7 +48,8 @@ PRESETS = {
     # byte tokenizer, 4 x 128 model, two 1-thread stages at a time on 2 cores: the whole run in ~85 min
     "default": dict(n_layer=4, n_head=4, n_embd=128, block_size=128, batch_size=16, eval_iters=20, train_eval_iters=5,
                     base_iters=2000, base_lr=1e-3, cpt_iters=250, cpt_lr=3e-4, sweep_lrs=[1e-4, 1e-3, 3e-3],
-                    eval_interval=50, replay=0.05, long_factor=12, long_factor_2x=4, joint_factor=2, seeds=3, merge_seeds=3,
+                    eval_interval=50, replay=0.05, long_factor=12, long_factor_2x=4, joint_factor=2, seeds=3,
+                    merge_seeds=3,
                     bios_people=100, bios_renderings=5, bios_base_iters=2000, bios_base_lr=3e-3,
                     bios_iters=250, bios_lr=1e-3, bios_sweep_lrs=[3e-4, 3e-3], bios_seeds=3,
                     bios_methods=["full", "depth", "preserve", "route"],
@@ -260,7 +261,8 @@ def merge_track(st, s, out, runs, grown, rates):
         for method in merge.METHODS:
             for seed in range(s["merge_seeds"]):
                 name, base = seed_name(f"{at_rate(anc, lr, s)}/{method}", seed), ancestor(runs, grown, recipe, seed)
-                ko, de = runs[seed_name(at_rate(recipe, lr, s), seed)], runs[seed_name(at_rate(f"german/{anc}", lr, s), seed)]
+                ko = runs[seed_name(at_rate(recipe, lr, s), seed)]
+                de = runs[seed_name(at_rate(f"german/{anc}", lr, s), seed)]
                 path = f"{out}/merged/{name}.pt"
                 st.run("merge", merge, [f"--method={method}", f"--base={base}", f"--models={ko},{de}", f"--out={path}"],
                        path, inputs=[base, ko, de])
