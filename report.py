@@ -158,7 +158,8 @@ the rates tried.
 
 def best_rates_line(r):
     """Where along the sweep each compared method's Korean loss is lowest, ends of the sweep marked."""
-    return ", ".join(f"{m} {best_rate(r, m)[0]:g}{sweep_end(r['settings'], best_rate(r, m)[0])}" for m in r["compared"])
+    rates = {m: best_rate(r, m)[0] for m in r["compared"]}
+    return ", ".join(f"{m} {lr:g}{sweep_end(r['settings'], lr)}" for m, lr in rates.items())
 
 
 def bios_section(r, plots):
