@@ -241,6 +241,7 @@ def language_claims(r):
     tokens_hyper = log_hyper[-1]["tokens"]
     tokens_long_same_flops = tokens_hyper * r["flops_per_token"]["growup"] / r["flops_per_token"]["full-long"]
     hyper, (lr_best, hyper_best) = stats(r, "growup", "korean"), best_rate(r, "growup")
+    lr_long = long_rate(r, "full-long")
     reached = tokens_long_same_flops <= log_long[-1]["tokens"]
     if reached:  # the 1x curve at the 2x run's FLOPs; one seed
         long = (loss_at(log_long, tokens_long_same_flops, "korean"), pooled_sd(r, "korean"), 1)
@@ -253,13 +254,15 @@ def language_claims(r):
                 f"Grow Up's 2x after {tokens_hyper:,} tokens: Korean {fmt(hyper, signed=False)} at "
                 f"{r['settings']['cpt_lr']:g}, {fmt(hyper_best, signed=False)} at its best rate {lr_best:g}"
                 f"{sweep_end(r['settings'], lr_best)}; "
-                f"{long_note} at {r['settings']['cpt_lr']:g}, its one rate; 1x after {log_long[-1]['tokens']:,} "
-                f"tokens: {log_long[-1]['loss']['korean']:.3f}; 2x HyperClone of the finished base: "
-                f"{fmt(stats(r, 'hyperclone', 'korean'), signed=False)}",
+                f"{long_note} at {lr_long:g}{sweep_end(r['settings'], lr_long)}; 1x after "
+                f"{log_long[-1]['tokens']:,} tokens: {log_long[-1]['loss']['korean']:.3f}; 2x HyperClone of the "
+                f"finished base: {fmt(stats(r, 'hyperclone', 'korean'), signed=False)}",
                 "the 2x at the best rate of its sweep against the 1x at the same training FLOPs: the 1x below it by "
-                "> 2 SE is 'not reproduced' (a 1x that stops short counts only so); the 1x ran at one rate, which "
-                "only bounds its best from above, so otherwise no verdict (rule since 2026-12-01, after the numbers; "
-                "before, both at the same rate)",
+                "> 2 SE is 'not reproduced' (a 1x that stops short counts only so); the long 1x ran at one rate, the "
+                f"best of its own {r['settings']['cpt_iters']}-step sweep (since 2026-12-02; before, the default "
+                "rate), which only bounds its "
+                "best at a longer budget from above, so otherwise no verdict (rule since 2026-12-01, after the "
+                "numbers; before, both at the same rate)",
                 False if below(long, hyper_best) else None))
 
     # C5 by the same best-setting rule as C3 (each along its own sweep, at full's Korean loss); the same-rate
@@ -287,6 +290,27 @@ def rates_of_merges(r):
     """The learning rate each ancestor's merges, German and joint models were trained at (experiment.py's
     merge_rates); the default rate in results written before there was a choice."""
     return r.get("merge_rates", {a: r["settings"]["cpt_lr"] for a in ("base", "hyper")})
+
+
+def long_rate(r, name):
+    """The learning rate a long data-efficiency run (full-long, hyperclone-long) was trained at: its
+    ancestor's (experiment.py's long_track); the default rate in results written before there was a choice."""
+    return r.get("long_rates", {}).get(name, r["settings"]["cpt_lr"])
+
+
+def efficiency_runs(r):
+    """[(run, label, learning rate)] of the data-efficiency curves: the 1x and the 2x HyperClone trained
+    longer (each at its ancestor's rate), Grow Up's 2x at the default rate and, if it differs, at its best
+    rate (C4 reads that one)."""
+    s, lr_growup = r["settings"], best_rate(r, "growup")[0]
+    wide = "hyperclone-long" if "hyperclone-long" in r["logs"] else "hyperclone"
+    runs = [("full-long", "1x, continued longer", long_rate(r, "full-long")),
+            (wide, "2x, HyperClone of the finished base" + (", continued longer" if wide.endswith("-long") else ""),
+             long_rate(r, wide)),
+            ("growup", "2x, Grow Up (cloned mid-pretraining)", s["cpt_lr"])]
+    if lr_growup != s["cpt_lr"]:
+        runs.append((at_rate("growup", lr_growup, s), "2x, Grow Up, at its best rate", lr_growup))
+    return runs
 
 
 def merge_at_rate(r, anc, method):

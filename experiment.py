@@ -155,8 +155,8 @@ def continued(st, s, out, data_dir, name, init, iters=None, dataset="korean", ex
 def language_track(st, s, out, data_dir, base):
     """Queue the growth of the base by every method (lesson_growths=false: those a claim or diagnostic reads)
     and every continued run: each growth and full training on Korean (the compared runs with several seeds
-    and a sweep of learning rates); the merges' models and the joint models, at each ancestor's best rate,
-    wait for the sweep (merge_rates, best_rate_track)."""
+    and a sweep of learning rates); the merges' models, the joint models and the long data-efficiency runs,
+    at each ancestor's best rate, wait for the sweep (merge_rates, best_rate_track, long_track)."""
     def grow(name, seed):
         path = f"{out}/grown/{seed_name(name, seed)}.pt"
         return st.step("grow", scale, scale.recipe_flags(GROW[name]) + [f"--in={base}", f"--out={path}", f"--seed={seed}"],
@@ -179,13 +179,6 @@ def language_track(st, s, out, data_dir, base):
                 for lr in s["sweep_lrs"]:
                     runs[f"{name}@{lr:g}"] = cont(f"korean/{name}@{lr:g}", init, lr=lr,
                                                   extra=replay if name.endswith("+replay") else ())
-    # data efficiency: the 1x model past one epoch of Korean, the symmetry-broken 2x model a third as far
-    # (their curves are read at equal tokens and equal FLOPs: evaluated every 2 x eval_interval steps)
-    runs["full-long"] = cont("korean/full-long", base, iters=s["cpt_iters"] * s["long_factor"],
-                             eval_every=2 * s["eval_interval"])
-    if s["long_factor_2x"]:
-        runs["hyperclone-long"] = cont("korean/hyperclone-long", grown["hyperclone"],
-                                       iters=s["cpt_iters"] * s["long_factor_2x"], eval_every=2 * s["eval_interval"])
     # Grow Up's 2x arm: English pretraining's first half at 1x, HyperCloned, its second half at 2x
     runs["growup/base-1x"], grown["growup"] = f"{out}/growup/base-1x/ckpt.pt", f"{out}/grown/growup-2x.pt"
     st.step("grow", scale, scale.recipe_flags(GROW["hyperclone"]) + [
@@ -196,11 +189,11 @@ def language_track(st, s, out, data_dir, base):
 
 
 def merge_rates(s, runs, korean):
-    """Each merge ancestor's learning rate, by the rule fixed before the run: the rate of its Korean run's
-    sweep (seed 0: cpt_lr and sweep_lrs) with the lowest Korean validation loss, `korean` {checkpoint:
-    loss}: the report's final evaluation. A HyperClone takes larger steps at the same rate (the README's
-    symmetry lesson), so one rate for both ancestors would compare step sizes as much as models; at its
-    own best rate each is merged at its best."""
+    """Each ancestor's learning rate (for its merges, joint model and long run), by the rule fixed before the
+    run: the rate of its Korean run's sweep (seed 0: cpt_lr and sweep_lrs) with the lowest Korean validation
+    loss, `korean` {checkpoint: loss}: the report's final evaluation. A HyperClone takes larger steps at the
+    same rate (the README's symmetry lesson), so one rate for both ancestors would compare step sizes as
+    much as models; at its own best rate each is merged, and trained longer, at its best."""
     tried = {anc: {lr: runs[at_rate(recipe, lr, s)] for lr in [s["cpt_lr"], *s["sweep_lrs"]]}
              for anc, recipe in MERGE_ANCESTORS}
     loss = korean([path for by_rate in tried.values() for path in by_rate.values()])
@@ -232,6 +225,20 @@ def best_rate_track(st, s, out, data_dir, runs, grown, rates):
         runs[f"joint/{anc}"] = continued(st, s, out, data_dir, f"joint/{anc}", ancestor(runs, grown, recipe, 0), lr=lr,
                                          iters=s["cpt_iters"] * s["joint_factor"], extra=["--replay=german:0.5"],
                                          evals="english,korean,german")
+    return runs
+
+
+def long_track(st, s, out, data_dir, runs, grown, rates):
+    """Queue the data-efficiency runs, each ancestor's Korean run continued longer at its rate (merge_rates):
+    the 1x base long_factor times cpt_iters, past one epoch of Korean, the symmetry-broken 2x HyperClone
+    long_factor_2x times (0: none). At one fixed rate the 2x would take larger steps than the 1x (the
+    symmetry lesson); at its own sweep's best rate each is compared at its best by the same rule. Their
+    curves are read at equal tokens and equal FLOPs, evaluated every 2 x eval_interval steps."""
+    for (anc, recipe), factor in zip(MERGE_ANCESTORS, (s["long_factor"], s["long_factor_2x"])):
+        if factor:
+            runs[f"{recipe}-long"] = continued(st, s, out, data_dir, f"korean/{recipe}-long",
+                                               ancestor(runs, grown, recipe, 0), lr=rates[anc],
+                                               iters=s["cpt_iters"] * factor, eval_every=2 * s["eval_interval"])
     return runs
 
 
@@ -372,12 +379,15 @@ def main(argv=None):
         st.wait()  # every stage, each as soon as what it starts from exists
         rates = merge_rates(s, runs, final_korean(s, args.data_dir))  # the finished sweep's: the merges wait for it
         best_rate_track(st, s, out, args.data_dir, runs, grown, rates)
+        long_track(st, s, out, args.data_dir, runs, grown, rates)
         st.wait()
         merges = merge_track(st, s, out, runs, grown, rates)
     except KeyboardInterrupt:
         raise UserError("interrupted; run the same command again: finished stages are kept")
     results = measure(s, LANGUAGES, args.data_dir, runs, merges, bios, bios_base, bios_runs, jobs, threads)
-    results.update(settings=s, compared=COMPARED, merge_rates=rates, preset=args.preset, stages=st.done, jobs=jobs, threads=threads, wall_s=round(time.time() - t0, 1),
+    long_rates = {f"{recipe}-long": rates[anc] for anc, recipe in MERGE_ANCESTORS if f"{recipe}-long" in runs}
+    results.update(settings=s, compared=COMPARED, merge_rates=rates, long_rates=long_rates, preset=args.preset,
+                   stages=st.done, jobs=jobs, threads=threads, wall_s=round(time.time() - t0, 1),
                    peak_rss_mb=report.peak_rss_mb(), machine=report.machine(), date=time.strftime("%Y-%m-%d"))
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(results, f, indent=1)

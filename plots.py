@@ -8,8 +8,8 @@ import os
 
 import numpy as np
 
-from claims import (BASELINES, MERGE_METHODS, at_rate, bio_frontier, bio_stats, frontier, korean_runs, rates_of_merges,
-                    stats)
+from claims import (BASELINES, MERGE_METHODS, at_rate, bio_frontier, bio_stats, efficiency_runs, frontier, korean_runs,
+                    rates_of_merges, stats)
 
 
 def plot_all(r, out_dir):
@@ -92,17 +92,15 @@ def plot_bios_frontier(r, plt):
 def plot_efficiency(r, plt):
     """Korean loss against tokens and against FLOPs: the 1x model trained longer vs the 2x models."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    wide = "hyperclone-long" if "hyperclone-long" in r["logs"] else "hyperclone"
-    for k, label in (("full-long", "1x, continued longer"), ("growup", "2x, Grow Up (cloned mid-pretraining)"),
-                     (wide, "2x, HyperClone of the finished base")):
+    for k, label, lr in efficiency_runs(r):
         log = [e for e in r["logs"][k] if e["tokens"] > 0]  # step 0 (the untrained Korean, ~11) would flatten the rest
-        tokens = np.array([e["tokens"] for e in log])
-        axes[0].plot(tokens, [e["loss"]["korean"] for e in log], "-o", ms=2, label=label)
-        axes[1].plot(tokens * r["flops_per_token"][k], [e["loss"]["korean"] for e in log], "-o", ms=2, label=label)
+        tokens, flops = np.array([e["tokens"] for e in log]), r["flops_per_token"][k.split("@")[0]]
+        axes[0].plot(tokens, [e["loss"]["korean"] for e in log], "-o", ms=2, label=f"{label}, at {lr:g}")
+        axes[1].plot(tokens * flops, [e["loss"]["korean"] for e in log], "-o", ms=2, label=f"{label}, at {lr:g}")
     axes[0].set(xlabel="Korean tokens seen", ylabel="Korean validation loss", title="Data efficiency (from the first "
                 "evaluation after step 0)", xscale="log")
     axes[1].set(xlabel="training FLOPs", xscale="log", title="Compute")
-    axes[0].legend()
+    axes[0].legend(fontsize=7, loc="upper right")
     return fig
 
 

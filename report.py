@@ -18,8 +18,8 @@ import sys
 import numpy as np
 
 import scale
-from claims import (MERGE_METHODS, at_rate, best_rate, bio_frontier, bio_stats, claims, fmt, frontier, korean_runs,
-                    loss_at, pooled_sd, rates_of_merges, seed_runs, stats, sweep_end)
+from claims import (MERGE_METHODS, at_rate, best_rate, bio_frontier, bio_stats, claims, efficiency_runs, fmt, frontier,
+                    korean_runs, loss_at, pooled_sd, rates_of_merges, seed_runs, stats, sweep_end)
 
 VERDICT = {True: "**reproduced**", False: "**not reproduced**", None: "not decided (the measured column says why)"}
 
@@ -200,24 +200,30 @@ def korean_at(log, tokens):
 def efficiency_section(r, plots):
     """Data efficiency: the 1x model trained longer against the 2x models, at equal tokens and FLOPs."""
     s, fpt, steps = r["settings"], r["flops_per_token"], r["settings"]["cpt_iters"] * r["tokens_per_step"]
-    long = r["logs"]["full-long"]
-    wide = [k for k in ("hyperclone-long", "growup") if k in r["logs"]]
-    evaluated = {k: {e["tokens"]: e["loss"]["korean"] for e in r["logs"][k]} for k in ["full-long", *wide]}
+    long, curves = r["logs"]["full-long"], efficiency_runs(r)
+    evaluated = {k: {e["tokens"]: e["loss"]["korean"] for e in r["logs"][k]} for k, _, _ in curves}
     budgets = sorted({t for losses in evaluated.values() for t in losses if t > 0 and t % steps == 0})
     rows = [(f"{t:,} ({t // steps} × {s['cpt_iters']} steps)", *(korean_at(r["logs"][k], t) for k in evaluated))
             for t in budgets]
     epoch = f"; one epoch of Korean is {r['korean_train_tokens']:,}" if "korean_train_tokens" in r else ""
     third = long[-1]["tokens"] * 2 // 3
     before, after = loss_at(long, third, "korean"), long[-1]["loss"]["korean"]
+    low = min(long[1:], key=lambda e: e["loss"]["korean"])
+    rates = "; ".join(f"{k} at {lr:g}{sweep_end(s, lr)}" for k, _, lr in curves if k.endswith("-long"))
+    rates = (f"The long runs train at their ancestor's rate, the best of its {s['cpt_iters']}-step Korean sweep "
+             f"({rates}), a rate chosen for the short budget, not swept at the long one." if "long_rates" in r else
+             f"The long runs train at the default rate, {s['cpt_lr']:g}.")
     return f"""## Data efficiency: a 1x model trained longer vs the 2x models
 
-Korean validation loss against Korean tokens seen ({s['cpt_iters']} steps = {steps:,} tokens{epoch}). Over its last third the 1x model went from {before:.3f} to
-{after:.3f} ({after - before:+.3f}; the pooled seed sd of a Korean loss is {pooled_sd(r, 'korean'):.3f}).
+Korean validation loss against Korean tokens seen ({s['cpt_iters']} steps = {steps:,} tokens{epoch}). Over its last
+third the 1x model went from {before:.3f} to {after:.3f} ({after - before:+.3f}; the pooled seed sd of a Korean loss is
+{pooled_sd(r, 'korean'):.3f}); its lowest evaluated Korean loss is {low['loss']['korean']:.3f}, after {low['tokens']:,} tokens.
+{rates}
 A value marked ≈ lies between two evaluations of that run, interpolated.
 Training FLOPs per Korean token: 1x {fpt['full-long']:,}, 2x {fpt['growup']:,}, so a 2x token costs
 {fpt['growup'] / fpt['full-long']:.1f} 1x tokens (Grow Up's 2x also spent more FLOPs on English: its second half ran at 2x).
 
-{table(["Korean tokens", "1x (full-long)", *wide], rows)}
+{table(["Korean tokens", *(f"{k} at {lr:g}" for k, _, lr in curves)], rows)}
 
 ![data efficiency]({plots['efficiency']})
 """

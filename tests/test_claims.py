@@ -15,7 +15,7 @@ def results(runs):
     """A results.json with just the losses: {run: (english, korean)}; the base has English 1.0."""
     losses = {"base": {"english": 1.0, "korean": 9.0}}
     losses.update({k: {"english": e, "korean": ko} for k, (e, ko) in runs.items()})
-    return {"losses": losses, "settings": {"cpt_lr": 3e-4, "sweep_lrs": [1e-4, 1e-3]}}
+    return {"losses": losses, "settings": {"cpt_lr": 3e-4, "cpt_iters": 250, "sweep_lrs": [1e-4, 1e-3]}}
 
 
 def test_a_difference_counts_only_beyond_two_standard_errors():
@@ -180,6 +180,24 @@ def test_c4_reads_the_1x_curve_at_the_2x_runs_flops_against_the_2x_at_its_best_r
     assert verdict(r) is False
     r["logs"]["full-long"][-1]["loss"]["korean"] = 3.5  # stops short and behind: nothing to say
     assert verdict(r) is None
+
+
+def test_c4_and_the_efficiency_curves_say_the_rate_each_long_run_trained_at():
+    """The long runs train at their ancestor's rate (since 2026-12-02): C4 and the curves say which, and
+    results written before say the default rate."""
+    c4 = lambda r: dict((c[0], c[2]) for c in claims.language_claims(r))["C4"]  # noqa: E731
+    r = growup_results(0.6)
+    r["logs"]["full-long"].append({"tokens": 18000, "loss": {"korean": 2.0}})  # reaches the 2x run's FLOPs
+    assert "2.000 (n=1) at 0.0003;" in c4(r) and claims.long_rate(r, "full-long") == 3e-4
+    r["long_rates"] = {"full-long": 1e-3}
+    assert "2.000 (n=1) at 0.001 (the highest rate tried);" in c4(r)
+    assert claims.efficiency_runs(r) == [
+        ("full-long", "1x, continued longer", 1e-3), ("hyperclone", "2x, HyperClone of the finished base", 3e-4),
+        ("growup", "2x, Grow Up (cloned mid-pretraining)", 3e-4),
+        ("growup@0.001", "2x, Grow Up, at its best rate", 1e-3)]  # C4's 2x: Grow Up at its best rate
+    r["logs"]["hyperclone-long"], r["long_rates"]["hyperclone-long"] = r["logs"]["growup"], 3e-4
+    assert claims.efficiency_runs(r)[1] == ("hyperclone-long", "2x, HyperClone of the finished base, continued longer",
+                                            3e-4)
 
 
 def test_a_rate_at_an_end_of_the_sweep_is_marked_where_the_best_may_lie_beyond():

@@ -60,6 +60,9 @@ def test_quick_experiment_writes_the_report(quick_run):
     for a in rates:
         assert f"--learning-rate={rates[a]}" in results["stages"][os.path.join(out, "joint", a)]["cmd"]
     assert results["logs"]["hyperclone-long"][-1]["iter"] == 16 and results["logs"]["full-long"][-1]["iter"] == 16
+    assert results["long_rates"] == {"full-long": rates["base"], "hyperclone-long": rates["hyper"]}
+    for run, lr in results["long_rates"].items():
+        assert f"--learning-rate={lr}" in results["stages"][os.path.join(out, "korean", run)]["cmd"]
     assert results["params"]["preserve"][1] < results["params"]["preserve"][0]  # the base is frozen
     assert results["flops_per_token"]["hyperclone"] > 3 * results["flops_per_token"]["full-long"]
     text = open(os.path.join(out, "report", "REPORT.md")).read()
@@ -190,6 +193,26 @@ def test_config_values_are_checked_before_anything_runs(tmp_path, text, message)
     assert not os.path.exists(tmp_path / "out")  # refused before any stage (or folder) was made
 
 
+@pytest.mark.parametrize("long_factor_2x", [4, 0])
+def test_the_long_runs_train_at_each_ancestors_rate(tmp_path, long_factor_2x):
+    """The data-efficiency runs queue after the sweep, each at its ancestor's rate (merge_rates), from seed
+    0's ancestor, long_factor (long_factor_2x) times cpt_iters; long_factor_2x=0 leaves the 2x one out."""
+    s = dict(experiment.PRESETS["default"], long_factor_2x=long_factor_2x)
+    st = experiment.Stages(str(tmp_path / "out"), jobs=2, threads=1)
+    runs, grown = {"base": str(tmp_path / "base.pt")}, {"hyperclone": str(tmp_path / "grown.pt")}
+    runs = experiment.long_track(st, s, str(tmp_path / "out"), str(tmp_path), runs, grown,
+                                 {"base": 3e-3, "hyper": 1e-3})
+    queued = {q["out"].split("/out/")[1]: q for q in st.queue}
+    assert set(queued) == {"korean/full-long"} | ({"korean/hyperclone-long"} if long_factor_2x else set())
+    full = queued["korean/full-long"]
+    assert full["iters"] == 12 * 250 and "--learning-rate=0.003" in full["cmd"] and "--eval-interval=100" in full["cmd"]
+    assert f"--init-from={runs['base']}" in full["cmd"] and runs["full-long"].startswith(full["out"])
+    if long_factor_2x:
+        wide = queued["korean/hyperclone-long"]
+        assert wide["iters"] == 4 * 250 and "--learning-rate=0.001" in wide["cmd"]
+        assert f"--init-from={grown['hyperclone']}" in wide["cmd"]
+
+
 @pytest.mark.parametrize("preset", ["default", "class", "quick"])
 def test_lesson_growths_run_only_where_the_preset_says(tmp_path, preset):
     """The default and class presets leave out the growths no claim or diagnostic reads (quick keeps them);
@@ -199,8 +222,8 @@ def test_lesson_growths_run_only_where_the_preset_says(tmp_path, preset):
     runs, _ = experiment.language_track(st, s, str(tmp_path), str(tmp_path), str(tmp_path / "base" / "ckpt.pt"))
     assert experiment.LESSON_GROWTHS == ["solar", "ffn", "adapt"]
     kept = [g for g in experiment.GROW if g not in experiment.LESSON_GROWTHS]
-    assert all(g in runs for g in kept + ["full", "full+replay", "route+replay", "full-long"])
-    assert not any(k.startswith("german") for k in runs)  # German models wait for the rate (best_rate_track)
+    assert all(g in runs for g in kept + ["full", "full+replay", "route+replay"])
+    assert not any(k.startswith("german") or k.endswith("-long") for k in runs)  # they wait for the rate
     assert all((g in runs) == s["lesson_growths"] for g in experiment.LESSON_GROWTHS)
     assert not any(g in q["out"] for q in st.queue for g in experiment.LESSON_GROWTHS) or s["lesson_growths"]
     said = report.lessons_line({"losses": runs})  # the report says what was left out, and only then
