@@ -217,7 +217,8 @@ def efficiency_section(r, plots):
 
 Korean validation loss against Korean tokens seen ({s['cpt_iters']} steps = {steps:,} tokens{epoch}). Over its last
 third the 1x model went from {before:.3f} to {after:.3f} ({after - before:+.3f}; the pooled seed sd of a Korean loss is
-{pooled_sd(r, 'korean'):.3f}); its lowest evaluated Korean loss is {low['loss']['korean']:.3f}, after {low['tokens']:,} tokens.
+{pooled_sd(r, 'korean'):.3f}); its lowest evaluated Korean loss is {low['loss']['korean']:.3f}, after
+{low['tokens']:,} tokens.
 {rates}
 A value marked ≈ lies between two evaluations of that run, interpolated.
 Training FLOPs per Korean token: 1x {fpt['full-long']:,}, 2x {fpt['growup']:,}, so a 2x token costs
