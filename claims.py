@@ -318,6 +318,27 @@ def merge_at_rate(r, anc, method):
     return stats(r, f"{at_rate(f'merged/{anc}', rates_of_merges(r)[anc], r['settings'])}/{method}", "merge")
 
 
+def distinct_methods(r):
+    """(the merge methods, each merge counted once; {method left out: the one it duplicates}). A method whose
+    merges have every loss (each ancestor, each seed, each language) equal to an earlier method's made the
+    same models, and a claim that counts methods would count it twice (linear and task arithmetic coincide
+    at merge.py's defaults: normalized weights and lambda 1 make both the average of the models)."""
+    rates = rates_of_merges(r)
+    prefixes = [f"{at_rate(f'merged/{a}', rates[a], r['settings'])}/" for a in ("base", "hyper")]
+
+    def losses(m):  # {(ancestor's prefix, seed suffix): losses} of the method's merges
+        return {(p, k[len(p):].replace(m, "", 1)): v for p in prefixes for k, v in r["losses"].items()
+                if k.startswith(p) and (k[len(p):] == m or k[len(p):].startswith(f"{m}-seed"))}
+    kept, twins = [], {}
+    for m in MERGE_METHODS:
+        twin = next((k for k in kept if losses(m) and losses(m) == losses(k)), None)
+        if twin:
+            twins[m] = twin
+        else:
+            kept.append(m)
+    return kept, twins
+
+
 def merge_claims(r):
     """C6, C7: merging a Korean and a German model, each ancestor at its own best rate (its Korean sweep's),
     every merge repeated over the merge seeds."""
@@ -333,11 +354,15 @@ def merge_claims(r):
                 "model at the ancestor's best rate (rule since 2026-12-01; before, all at one rate)",
                 all(v > 0 for v in worse.values())))
 
+    methods, twins = distinct_methods(r)  # identical merges count once (since 2026-12-02)
+
     def wins(st):
-        return [m for m in MERGE_METHODS if below(st["hyper", m], st["base", m])]
+        return [m for m in methods if below(st["hyper", m], st["base", m])]
 
     n = best["base", MERGE_METHODS[0]][2]  # merge seeds
-    gain = float(np.mean([best["base", m][0] - best["hyper", m][0] for m in MERGE_METHODS]))
+    gain = float(np.mean([best["base", m][0] - best["hyper", m][0] for m in methods]))
+    counted = f"{len(methods)} distinct methods" if twins else f"{len(methods)} methods"
+    twinned = "".join(f"; {m} made {k}'s merges exactly, counted once" for m, k in twins.items())
     spread, apart = {}, {}
     for a in ancs:  # the best and the worst method of one ancestor
         ranked = sorted((best[a, m] for m in MERGE_METHODS), key=lambda v: v[0])
@@ -345,14 +370,14 @@ def merge_claims(r):
     widely = any(apart[a] and spread[a] > 0.1 for a in ancs)
     if n > 1:
         measured = (f"at each ancestor's rate ({at}): hyper below base by > 2 SE for {len(wins(best))} of "
-                    f"{len(MERGE_METHODS)} methods ({', '.join(wins(best)) or 'none'}; mean gain {gain:+.3f}); "
+                    f"{counted} ({', '.join(wins(best)) or 'none'}; mean gain {gain:+.3f}{twinned}); "
                     "best-to-worst method: " + ", ".join(f"{a} {spread[a]:.3f}{' (> 2 SE)' if apart[a] else ''}"
                                                         for a in ancs)
                     + f"; over {n} merge seeds (merge sd {np.mean([v[1] for v in best.values()]):.3f})")
     else:
-        lower = [m for m in MERGE_METHODS if best["hyper", m][0] < best["base", m][0]]
+        lower = [m for m in methods if best["hyper", m][0] < best["base", m][0]]
         measured = (f"at each ancestor's rate ({at}): hyper's merge lower than base's for {len(lower)} of "
-                    f"{len(MERGE_METHODS)} methods (mean gain {gain:+.3f}); best-to-worst method: "
+                    f"{counted} (mean gain {gain:+.3f}{twinned}); best-to-worst method: "
                     + ", ".join(f"{a} {spread[a]:.3f}" for a in ancs)
                     + "; one merge per setting has no spread of its own: run merge_seeds >= 2 to decide")
     out.append(("C7", "Grow Up: merges of upscaled models beat merges of smaller ones; methods differ widely",
@@ -361,8 +386,9 @@ def merge_claims(r):
                 "merge over the merge "
                 "seeds there: hyper's merge below base's by > 2 SE for most methods, and for one ancestor the best "
                 "and worst method > 2 SE and > 0.1 apart (rule since 2026-12-01; before, at the default rate; the "
-                "merge seeds at that rate since 2026-12-02, before, seed 0's merge with the default rate's sd)",
-                len(wins(best)) > len(MERGE_METHODS) / 2 and widely if n > 1 else None))
+                "merge seeds at that rate since 2026-12-02, before, seed 0's merge with the default rate's sd; "
+                "methods whose merges are identical count once since 2026-12-02, after the numbers)",
+                len(wins(best)) > len(methods) / 2 and widely if n > 1 else None))
     return out
 
 

@@ -67,6 +67,20 @@ def test_c7_is_decided_by_the_spread_of_merges_over_seeds(monkeypatch):
     assert c7(merges(single, {m: [v - 0.2 for v in vs] for m, vs in single.items()}), monkeypatch) is None
 
 
+def test_c7_counts_identical_merges_once(monkeypatch):
+    """Two methods that make the same merges (linear and task arithmetic at merge.py's defaults) are one
+    method to C7: hyper winning on that pair alone is 1 of 2 distinct methods, not most of 3."""
+    base = {"a": [3.0, 3.02, 2.98], "b": [3.0, 3.02, 2.98], "c": [3.5, 3.52, 3.48]}
+    hyper = {"a": [2.8, 2.82, 2.78], "b": [2.8, 2.82, 2.78], "c": [3.5, 3.51, 3.49]}
+    monkeypatch.setattr(claims, "MERGE_METHODS", ["a", "b", "c"])
+    assert claims.distinct_methods(merges(base, hyper)) == (["a", "c"], {"b": "a"})
+    out = {c[0]: c for c in claims.merge_claims(merges(base, hyper))}
+    assert out["C7"][4] is False and "1 of 2 distinct methods" in out["C7"][2] and "b made a's merges" in out["C7"][2]
+    hyper["b"] = [2.81, 2.82, 2.78]  # one merge differs: three methods, hyper better for two of them
+    assert claims.distinct_methods(merges(base, hyper)) == (["a", "b", "c"], {})
+    assert c7(merges(base, hyper), monkeypatch) is True
+
+
 def at_best_rate(r, base, hyper, lr=1e-3):
     """The results `r` with merges at `lr`, each ancestor's chosen rate: {method: loss, or [loss per merge seed]}."""
     for anc, per_method in (("base", base), ("hyper", hyper)):
