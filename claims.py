@@ -329,9 +329,9 @@ def distinct_methods(r):
     def losses(m):  # {(ancestor's prefix, seed suffix): losses} of the method's merges
         return {(p, k[len(p):].replace(m, "", 1)): v for p in prefixes for k, v in r["losses"].items()
                 if k.startswith(p) and (k[len(p):] == m or k[len(p):].startswith(f"{m}-seed"))}
-    kept, twins = [], {}
+    merged, kept, twins = {m: losses(m) for m in MERGE_METHODS}, [], {}
     for m in MERGE_METHODS:
-        twin = next((k for k in kept if losses(m) and losses(m) == losses(k)), None)
+        twin = next((k for k in kept if merged[m] and merged[m] == merged[k]), None)
         if twin:
             twins[m] = twin
         else:

@@ -209,17 +209,17 @@ def efficiency_section(r, plots):
     third = long[-1]["tokens"] * 2 // 3
     before, after = loss_at(long, third, "korean"), long[-1]["loss"]["korean"]
     low = min(long[1:], key=lambda e: e["loss"]["korean"])
-    rates = "; ".join(f"{k} at {lr:g}{sweep_end(s, lr)}" for k, _, lr in curves if k.endswith("-long"))
-    rates = (f"The long runs train at their ancestor's rate, the best of its {s['cpt_iters']}-step Korean sweep "
-             f"({rates}), a rate chosen for the short budget, not swept at the long one." if "long_rates" in r else
-             f"The long runs train at the default rate, {s['cpt_lr']:g}.")
+    long_rates = "; ".join(f"{k} at {lr:g}{sweep_end(s, lr)}" for k, _, lr in curves if k.endswith("-long"))
+    rate_note = (f"The long runs train at their ancestor's rate, the best of its {s['cpt_iters']}-step Korean "
+                 f"sweep ({long_rates}), a rate chosen for the short budget, not swept at the long one."
+                 if "long_rates" in r else f"The long runs train at the default rate, {s['cpt_lr']:g}.")
     return f"""## Data efficiency: a 1x model trained longer vs the 2x models
 
 Korean validation loss against Korean tokens seen ({s['cpt_iters']} steps = {steps:,} tokens{epoch}). Over its last
 third the 1x model went from {before:.3f} to {after:.3f} ({after - before:+.3f}; the pooled seed sd of a Korean loss is
 {pooled_sd(r, 'korean'):.3f}); its lowest evaluated Korean loss is {low['loss']['korean']:.3f}, after
 {low['tokens']:,} tokens.
-{rates}
+{rate_note}
 A value marked ≈ lies between two evaluations of that run, interpolated.
 Training FLOPs per Korean token: 1x {fpt['full-long']:,}, 2x {fpt['growup']:,}, so a 2x token costs
 {fpt['growup'] / fpt['full-long']:.1f} 1x tokens (Grow Up's 2x also spent more FLOPs on English: its second half ran at 2x).
