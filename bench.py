@@ -42,7 +42,7 @@ import scale
 from checkpoint import save_checkpoint
 from model_scale import config_of, new_model
 from optim import apply_freezing, make_optimizer, optimizer_step
-from system import set_threads
+from system import pick_dtype, set_threads
 from cli import UserError, check_number, parse_flags, parser, run_cli
 
 BASE = dict(n_layer=4, n_head=4, n_embd=128, block_size=128, vocab_size=256)  # train.py's default model
@@ -316,13 +316,16 @@ def print_training(args):
     for n in names:
         if n not in CONFIGS:
             raise UserError(f"unknown configuration '{n}' (choose from {', '.join(CONFIGS)})")
-    peak = {d: measure_alone([f"--run-peak={d}"])["gflops"] for d in ("float32", "bfloat16")}
+    native = pick_dtype("auto", "cpu") == "bfloat16"  # without AVX-512 BF16/AMX a bfloat16 product is emulated:
+    dtypes = ("float32", "bfloat16") if native or args.dtype == "bfloat16" else ("float32",)  # minutes, not seconds
+    peak = {d: measure_alone([f"--run-peak={d}"])["gflops"] for d in dtypes}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.dtype}"
           f"{', compiled' if args.compile else ''}; median of {args.steps} steps after {args.warmup} warm-up; a grown "
           f"model frozen and all trainable in one process, in turn: {args.rounds} turns of "
           f"{steps_per_turn(args)} steps each, after one untimed step per turn"
           f"{'; unseen bytes frozen too' if args.freeze_unseen else ''}")
-    print(f"matmul peak measured now: float32 {peak['float32']:.0f} GFLOP/s, bfloat16 {peak['bfloat16']:.0f} GFLOP/s "
+    bf16 = f"{peak['bfloat16']:.0f} GFLOP/s" if "bfloat16" in peak else "not measured (not native on this CPU)"
+    print(f"matmul peak measured now: float32 {peak['float32']:.0f} GFLOP/s, bfloat16 {bf16} "
           f"\n(GFLOP/s = (6 x parameters + attention) FLOPs per token x tokens/s, nanoGPT's estimate; MFU = that over "
           f"the float32 peak, MFU* over the {args.dtype} peak; both overstate rows with a frozen base, "
           f"which skips weight gradients)")
@@ -347,7 +350,8 @@ def print_training(args):
 def main():
     p = parser("bench.py", "Training throughput of named configurations.")
     p.add_argument("--configs", default=",".join(GROWN), help=f"comma-separated, from: {', '.join(CONFIGS)}")
-    p.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"], help="autocast precision")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"],
+                   help="autocast precision; auto = train.py's: bfloat16 where this CPU does it natively, else float32")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--steps", type=int, default=15, help="timed steps (the median is reported)")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
@@ -368,6 +372,7 @@ def main():
     p.add_argument("--run-peak", help=argparse.SUPPRESS)
     p.add_argument("--run-merge", help=argparse.SUPPRESS)
     args = parse_flags(p)
+    args.dtype = pick_dtype(args.dtype, "cpu")
     for flag, low in (("steps", 1), ("warmup", 0), ("rounds", 1)):
         check_number(flag, getattr(args, flag), low)
     threads_why = set_threads(args.threads)

@@ -22,6 +22,7 @@ SCALE_VARIANTS = [name for name, options in scale.RECIPES.items() if options["me
 BASELINES = ["full", "full+replay"] + [name for name in scale.RECIPES if name not in SCALE_VARIANTS
                                        and name != "hyperclone-noiseless"] + ["growup"]
 MERGE_METHODS = list(merge.METHODS)
+MERGE_ANCESTORS = (("base", "full"), ("hyper", "hyperclone"))  # the merges' ancestors, and their Korean runs
 
 # ----------------------------------------------------------------------------
 # numbers
@@ -109,11 +110,25 @@ def best_rate(r, name):
     return lr, (korean, pooled_sd(r, "korean"), 1)
 
 
-def sweep_end(settings, lr):
-    """What the report adds to a chosen rate at an end of the sweep, where the method's best may lie beyond
-    the rates tried: ' (the highest rate tried)', ' (the lowest rate tried)', or nothing."""
-    lrs = sorted([settings["cpt_lr"], *settings["sweep_lrs"]])
+def rates_tried(r, name):
+    """The learning rates a compared method's sweep tried: the first round's and any past its ends."""
+    return sorted(p[0] for p in frontier(r, name))
+
+
+def sweep_end(lrs, lr):
+    """What the report adds to a chosen rate at an end of the rates tried `lrs`, where the method's best may
+    lie beyond them: ' (the highest rate tried)', ' (the lowest rate tried)', or nothing."""
+    lrs = sorted(lrs)
     return " (the highest rate tried)" if lr == lrs[-1] else " (the lowest rate tried)" if lr == lrs[0] else ""
+
+
+def chosen_note(r, name, lr):
+    """What the report adds to a rate picked from the first round of name's sweep (experiment.py's
+    merge_rates): an end of all the rates tried, and where the sweep's lowest Korean loss is if elsewhere
+    (the sweep goes past its ends after the choice: edge_track)."""
+    best = best_rate(r, name)[0]
+    moved = f" (the lowest Korean loss of its whole sweep is at {best:g})" if best != lr else ""
+    return sweep_end(rates_tried(r, name), lr) + moved
 
 
 def forgetting_at(r, name, korean):
@@ -253,8 +268,8 @@ def language_claims(r):
     out.append(("C4", "Grow Up: an upscaled model matches a smaller one trained on much more data (≈ FLOP-matched)",
                 f"Grow Up's 2x after {tokens_hyper:,} tokens: Korean {fmt(hyper, signed=False)} at "
                 f"{r['settings']['cpt_lr']:g}, {fmt(hyper_best, signed=False)} at its best rate {lr_best:g}"
-                f"{sweep_end(r['settings'], lr_best)}; "
-                f"{long_note} at {lr_long:g}{sweep_end(r['settings'], lr_long)}; 1x after "
+                f"{sweep_end(rates_tried(r, 'growup'), lr_best)}; "
+                f"{long_note} at {lr_long:g}{chosen_note(r, 'full', lr_long)}; 1x after "
                 f"{log_long[-1]['tokens']:,} tokens: {log_long[-1]['loss']['korean']:.3f}; 2x HyperClone of the "
                 f"finished base: {fmt(stats(r, 'hyperclone', 'korean'), signed=False)}",
                 "the 2x at the best rate of its sweep against the 1x at the same training FLOPs: the 1x below it by "
@@ -345,7 +360,7 @@ def merge_claims(r):
     L, out, ancs = r["losses"], [], ("base", "hyper")
     rates = rates_of_merges(r)
     best = {(a, m): merge_at_rate(r, a, m) for a in ancs for m in MERGE_METHODS}
-    at = ", ".join(f"{a} {rates[a]:g}{sweep_end(r['settings'], rates[a])}" for a in ancs)
+    at = ", ".join(f"{a} {rates[a]:g}{chosen_note(r, recipe, rates[a])}" for a, recipe in MERGE_ANCESTORS)
     worse = {a: min(best[a, m][0] for m in MERGE_METHODS) - merge_score(L[f"joint/{a}"]) for a in ancs}
     out.append(("C6", "Grow Up: merging language models stays below joint multilingual training",
                 f"at each ancestor's rate ({at}), best merge minus joint, mean Korean+German loss: "

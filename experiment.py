@@ -25,7 +25,6 @@ Two tracks, following the two papers:
 """
 
 import json
-import math
 import os
 import subprocess
 import sys
@@ -36,51 +35,15 @@ import torch
 import merge
 import report
 import scale
-from claims import SCALE_VARIANTS, at_rate
+from claims import MERGE_ANCESTORS, at_rate
 from data.bios.prepare import prepare as prepare_bios
 from data.common import DATA_DIR, load_meta
 from cli import UserError, parse_flags, parser, run_cli
 from evaluate import evaluate_checkpoints
-from measure import measure
+from measure import EVAL_DTYPE, measure
+from presets import PRESETS, read_settings
 from stages import Stages, jobs_and_threads
 
-PRESETS = {
-    # byte tokenizer, 4 x 128 model, two 1-thread stages at a time on 2 cores: the whole run in ~85 min
-    "default": dict(n_layer=4, n_head=4, n_embd=128, block_size=128, batch_size=16, eval_iters=20, train_eval_iters=5,
-                    base_iters=2000, base_lr=1e-3, cpt_iters=250, cpt_lr=3e-4, sweep_lrs=[1e-4, 1e-3, 3e-3],
-                    eval_interval=50, replay=0.05, long_factor=12, long_factor_2x=4, joint_factor=2, seeds=3,
-                    merge_seeds=3,
-                    bios_people=100, bios_renderings=5, bios_base_iters=2000, bios_base_lr=3e-3,
-                    bios_iters=250, bios_lr=1e-3, bios_sweep_lrs=[3e-4, 3e-3], bios_seeds=3,
-                    bios_methods=["full", "depth", "preserve", "route"],
-                    bios_korean=False, lesson_growths=False),
-    # a lesson: the same story in a fifth of the time, ~15 min (fewer and shorter steps, 2 seeds, one extra
-    # learning rate, no lesson-only growths, a smaller biography test without route; its report says so),
-    # its curves evaluated every 40 steps (3 points per continued run), the final evaluation on 5 batches
-    "class": dict(n_layer=4, n_head=4, n_embd=128, block_size=128, batch_size=16, eval_iters=5, train_eval_iters=5,
-                  base_iters=400, base_lr=1e-3, cpt_iters=70, cpt_lr=3e-4, sweep_lrs=[1e-3], eval_interval=40,
-                  replay=0.05, long_factor=3, long_factor_2x=0, joint_factor=1, seeds=2, merge_seeds=1,
-                  bios_people=50, bios_renderings=5, bios_base_iters=800, bios_base_lr=3e-3,
-                  bios_iters=80, bios_lr=1e-3, bios_sweep_lrs=[3e-3], bios_seeds=2,
-                  bios_methods=["full", "depth", "preserve"],
-                  bios_korean=False, lesson_growths=False),
-    # every stage, tiny: what the test runs
-    "quick": dict(n_layer=4, n_head=2, n_embd=32, block_size=64, batch_size=4, eval_iters=2, train_eval_iters=1,
-                  base_iters=20, base_lr=3e-3, cpt_iters=8, cpt_lr=1e-3, sweep_lrs=[3e-3], eval_interval=4,
-                  replay=0.05, long_factor=2, long_factor_2x=2, joint_factor=2, seeds=2, merge_seeds=2,
-                  bios_people=6, bios_renderings=2, bios_base_iters=20, bios_base_lr=3e-3,
-                  bios_iters=8, bios_lr=1e-3, bios_sweep_lrs=[3e-3], bios_seeds=2,
-                  bios_methods=["full", "depth", "preserve", "route"],
-                  bios_korean=False, lesson_growths=True),
-    # a GPU: a 6 x 384 model (nanoGPT's char model size) and ten times the tokens
-    "gpu": dict(n_layer=6, n_head=6, n_embd=384, block_size=256, batch_size=64, eval_iters=50, train_eval_iters=20,
-                base_iters=5000, base_lr=1e-3, cpt_iters=2000, cpt_lr=3e-4, sweep_lrs=[1e-4, 1e-3], eval_interval=250,
-                replay=0.05, long_factor=12, long_factor_2x=4, joint_factor=2, seeds=5, merge_seeds=5,
-                bios_people=400, bios_renderings=5, bios_base_iters=5000, bios_base_lr=1e-3,
-                bios_iters=1500, bios_lr=5e-4, bios_sweep_lrs=[1.5e-4, 1.5e-3], bios_seeds=5,
-                bios_methods=["full", "depth", "hyperclone", "preserve", "adapt", "route"], bios_korean=False,
-                lesson_growths=True),
-}
 GROW = scale.RECIPES  # the language track grows the base with every registered growth
 # Runs the claims compare: each gets `seeds` seeds (data order and the growth's own random init);
 # "growup" is Grow Up's 2x arm: cloned halfway through English pretraining, then Korean;
@@ -89,7 +52,6 @@ COMPARED = ["full", "full+replay", "depth", "hyperclone", "growup", "preserve", 
 # growths no claim or diagnostic reads, run once for the README's lessons (lesson_growths=false skips them)
 LESSON_GROWTHS = [g for g in GROW if g not in COMPARED and g not in ("route", "hyperclone-noiseless")]
 LANGUAGES = ["english", "korean", "german"]
-MERGE_ANCESTORS = (("base", "full"), ("hyper", "hyperclone"))  # the merges' ancestors, and their Korean runs
 
 
 # ----------------------------------------------------------------------------
@@ -177,8 +139,7 @@ def language_track(st, s, out, data_dir, base):
             runs[run] = cont(f"korean/{run}", init, seed=seed, extra=replay if name.endswith("+replay") else ())
             if name in COMPARED and seed == 0:  # the frontier: the same sweep of learning rates for every method
                 for lr in s["sweep_lrs"]:
-                    runs[f"{name}@{lr:g}"] = cont(f"korean/{name}@{lr:g}", init, lr=lr,
-                                                  extra=replay if name.endswith("+replay") else ())
+                    sweep_run(st, s, out, data_dir, runs, name, init, lr)
     # Grow Up's 2x arm: English pretraining's first half at 1x, HyperCloned, its second half at 2x
     runs["growup/base-1x"], grown["growup"] = f"{out}/growup/base-1x/ckpt.pt", f"{out}/grown/growup-2x.pt"
     st.step("grow", scale, scale.recipe_flags(GROW["hyperclone"]) + [
@@ -194,18 +155,46 @@ def merge_rates(s, runs, korean):
     loss, `korean` {checkpoint: loss}: the report's final evaluation. A HyperClone takes larger steps at the
     same rate (the README's symmetry lesson), so one rate for both ancestors would compare step sizes as
     much as models; at its own best rate each is merged, and trained longer, at its best."""
-    tried = {anc: {lr: runs[at_rate(recipe, lr, s)] for lr in [s["cpt_lr"], *s["sweep_lrs"]]}
-             for anc, recipe in MERGE_ANCESTORS}
+    best = sweep_best(s, runs, [recipe for _, recipe in MERGE_ANCESTORS], korean)
+    return {anc: best[recipe] for anc, recipe in MERGE_ANCESTORS}
+
+
+def sweep_best(s, runs, names, korean):
+    """{method: the rate of the first round's sweep (seed 0: cpt_lr and sweep_lrs) with the lowest final
+    Korean validation loss}, `korean` {checkpoint: loss}: the report's final evaluation."""
+    tried = {name: {lr: runs[at_rate(name, lr, s)] for lr in [s["cpt_lr"], *s["sweep_lrs"]]} for name in names}
     loss = korean([path for by_rate in tried.values() for path in by_rate.values()])
-    return {anc: min(by_rate, key=lambda lr: loss[by_rate[lr]]) for anc, by_rate in tried.items()}
+    return {name: min(by_rate, key=lambda lr: loss[by_rate[lr]]) for name, by_rate in tried.items()}
+
+
+def edge_track(st, s, out, data_dir, runs, grown, korean):
+    """Queue one more rate for every compared method whose best rate (sweep_best) is an end of the sweep:
+    sweep_edge_lrs' low rate past the lowest, its high rate past the highest, by the rule fixed before the run,
+    so a best found at an end is tried one step beyond it, once (the report marks a best still at an end).
+    The merges, joint and long runs keep the first round's choice (merge_rates): they train beside these."""
+    if not s["sweep_edge_lrs"]:
+        return runs
+    low, high = s["sweep_edge_lrs"]
+    ends = sorted([s["cpt_lr"], *s["sweep_lrs"]])
+    for name, lr in sweep_best(s, runs, COMPARED, korean).items():
+        if lr in (ends[0], ends[-1]):
+            init = runs["growup/base-2x"] if name == "growup" else ancestor(runs, grown, name.removesuffix("+replay"), 0)
+            sweep_run(st, s, out, data_dir, runs, name, init, low if lr == ends[0] else high)
+    return runs
 
 
 def final_korean(s, data_dir):
     """{checkpoint: Korean validation loss} as measure.py's final evaluation computes it (the same batches,
     precision and threads), for merge_rates to read before the second round."""
+    seen = {}  # each checkpoint evaluated once, however many choices read it
+
     def korean(paths):
-        losses = evaluate_checkpoints(paths, ["korean"], data_dir, s["batch_size"], s["eval_iters"], "bfloat16")
-        return {path: losses[path]["korean"] for path in paths}
+        new = [path for path in paths if path not in seen]
+        if new:
+            losses = evaluate_checkpoints(new, ["korean"], data_dir, s["batch_size"], s["eval_iters"],
+                                          EVAL_DTYPE)
+            seen.update({path: losses[path]["korean"] for path in new})
+        return {path: seen[path] for path in paths}
     return korean
 
 
@@ -254,8 +243,14 @@ def growup_track(st, s, out, data_dir, runs):
         run = seed_name("growup", seed)
         runs[run] = continued(st, s, out, data_dir, f"korean/{run}", runs["growup/base-2x"], seed=seed)
     for lr in s["sweep_lrs"]:
-        runs[f"growup@{lr:g}"] = continued(st, s, out, data_dir, f"korean/growup@{lr:g}", runs["growup/base-2x"], lr=lr)
+        sweep_run(st, s, out, data_dir, runs, "growup", runs["growup/base-2x"], lr)
     return runs
+
+
+def sweep_run(st, s, out, data_dir, runs, name, init, lr):
+    """Queue a compared method's run at one learning rate of its sweep (seed 0), korean/<name>@<lr>."""
+    extra = [f"--replay=english:{s['replay']}"] if name.endswith("+replay") else ()
+    runs[f"{name}@{lr:g}"] = continued(st, s, out, data_dir, f"korean/{name}@{lr:g}", init, lr=lr, extra=extra)
 
 
 def merge_track(st, s, out, runs, grown, rates):
@@ -304,53 +299,6 @@ def bios_track(st, s, out, data_dir, bios, base):
 # ----------------------------------------------------------------------------
 
 
-def read_settings(preset, config):
-    """The preset's settings, with --config's JSON file over them, every value checked before anything
-    runs (a stage would find a bad one only after the minutes of training before it)."""
-    s = dict(PRESETS[preset])
-    if config:
-        try:
-            extra = json.load(open(config))
-        except (OSError, json.JSONDecodeError) as e:
-            raise UserError(f"--config {config}: {e}")
-        if not isinstance(extra, dict):
-            raise UserError(f"--config {config} must hold one JSON object of settings, like {{\"cpt_iters\": 800}}")
-        unknown = set(extra) - set(s)
-        if unknown:
-            raise UserError(f"--config: unknown setting(s) {', '.join(sorted(unknown))}; known: {', '.join(s)}")
-        for key, value in extra.items():
-            if kind := misfit(key, value, s[key]):
-                raise UserError(f"--config: {key}={json.dumps(value)} is not {kind}")
-        s.update(extra)
-    if not 1 <= s["merge_seeds"] <= s["seeds"]:
-        raise UserError(f"merge_seeds={s['merge_seeds']} must be from 1 to seeds={s['seeds']} (each merge seed "
-                        "merges the Korean run of that seed)")
-    return s
-
-
-def misfit(key, value, like):
-    """None if a --config value fits its setting, else what the setting must be (`like`: the preset's value)."""
-    number = lambda v: type(v) in (int, float) and 0 < v < math.inf  # noqa: E731 (true is not a number here)
-    if key == "bios_methods":
-        ok = isinstance(value, list) and all(m in ["full", *GROW] for m in value) and \
-            {"full", "depth"} <= set(value) and bool(set(SCALE_VARIANTS) & set(value))
-        kind = (f"a list of methods from {', '.join(['full', *GROW])} with full, depth and one of "
-                f"{', '.join(SCALE_VARIANTS)} among them (C1 and C2 compare those)")
-    elif key in ("sweep_lrs", "bios_sweep_lrs"):
-        ok, kind = isinstance(value, list) and len(value) > 0 and all(number(v) for v in value), \
-            "a list of one or more learning rates > 0"
-    elif isinstance(like, bool):
-        ok, kind = isinstance(value, bool), "true or false"
-    elif isinstance(like, int):
-        low = 0 if key == "long_factor_2x" else 1  # long_factor_2x=0: no long 2x run
-        ok, kind = type(value) is int and value >= low, f"a whole number >= {low}"
-    elif key == "replay":
-        ok, kind = number(value) and value < 1, "a number > 0 and < 1"
-    else:
-        ok, kind = number(value), "a number > 0"
-    return None if ok else kind
-
-
 def main(argv=None):
     p = parser("experiment.py", "Run the whole experiment and write the report.")
     p.add_argument("--preset", default="default", choices=list(PRESETS), help="model size and budgets")
@@ -377,8 +325,10 @@ def main(argv=None):
         bios_runs = bios_track(st, s, out, args.data_dir, bios, bios_base)
         growup_track(st, s, out, args.data_dir, runs)
         st.wait()  # every stage, each as soon as what it starts from exists
-        rates = merge_rates(s, runs, final_korean(s, args.data_dir))  # the finished sweep's: the merges wait for it
+        korean = final_korean(s, args.data_dir)
+        rates = merge_rates(s, runs, korean)  # the finished sweep's: the merges wait for it
         best_rate_track(st, s, out, args.data_dir, runs, grown, rates)
+        edge_track(st, s, out, args.data_dir, runs, grown, korean)
         long_track(st, s, out, args.data_dir, runs, grown, rates)
         st.wait()
         merges = merge_track(st, s, out, runs, grown, rates)

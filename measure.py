@@ -22,6 +22,12 @@ from checkpoint import load_checkpoint, model_from_checkpoint
 from data.bios.prepare import exact_match, load_people
 from data.loader import open_split
 from evaluate import estimate_loss, evaluate_checkpoints
+from system import pick_dtype
+
+# The final evaluation's precision: what train.py's --dtype=auto trains in on this CPU, bfloat16 autocast where
+# the CPU does bfloat16 natively (AVX-512 BF16, AMX), float32 elsewhere (AVX2 only: there bfloat16 is emulated,
+# and a bfloat16 evaluation took minutes where float32 takes seconds).
+EVAL_DTYPE = pick_dtype("auto", "cpu")
 
 
 def read_log(ckpt):
@@ -79,7 +85,7 @@ def evaluate_side_by_side(paths, languages, data_dir, s, jobs, threads):
     the training stages ran: the same sums, so the same numbers as one process with `threads` threads.
     Checkpoints are handed out one at a time, so a process that drew the 2x models does not hold up the end."""
     evaluate = partial(evaluate_checkpoints, datasets=languages, data_dir=data_dir, batch_size=s["batch_size"],
-                       eval_iters=s["eval_iters"], dtype="bfloat16")  # as train.py evaluates on a CPU
+                       eval_iters=s["eval_iters"], dtype=EVAL_DTYPE)
     if jobs == 1:
         return evaluate(paths)
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),  # fork and OpenMP don't mix

@@ -18,8 +18,9 @@ import sys
 import numpy as np
 
 import scale
-from claims import (MERGE_METHODS, at_rate, best_rate, bio_frontier, bio_stats, claims, efficiency_runs, fmt, frontier,
-                    korean_runs, loss_at, pooled_sd, rates_of_merges, seed_runs, stats, sweep_end)
+from claims import (MERGE_ANCESTORS, MERGE_METHODS, at_rate, best_rate, bio_frontier, bio_stats, chosen_note, claims,
+                    efficiency_runs, fmt, frontier, korean_runs, loss_at, pooled_sd, rates_of_merges, rates_tried,
+                    seed_runs, stats, sweep_end)
 
 VERDICT = {True: "**reproduced**", False: "**not reproduced**", None: "not decided (the measured column says why)"}
 
@@ -112,6 +113,8 @@ def language_section(r, plots):
     sym_rows = [(k, f"{v['clone_gap']:.2e}", *(f"{v[lang][0]:.4f} / {v[lang][1]:.4f}" for lang in ("korean", "english")))
                 for k, v in r["symmetry"].items()]
     gate_rows = [(k, f"{v['english']:.3f}", f"{v['korean']:.3f}") for k, v in r["gate"].items()]
+    points = {m: {lr: (k, f) for lr, k, f in frontier(r, m)} for m in r["compared"]}  # {method: {rate: point}}
+    lrs = sorted({lr for p in points.values() for lr in p})
     return f"""## Stability vs plasticity: English → Korean
 
 English before: {L['base']['english']:.3f}; Korean before: {L['base']['korean']:.3f}. Grow Up's 2x English
@@ -144,22 +147,33 @@ Mean gate over English and over Korean validation tokens (1 keeps the base's log
 ### The whole frontier: forgetting against Korean loss across learning rates
 
 The compared methods were also trained at learning rates {", ".join(f"{lr:g}" for lr in s["sweep_lrs"])}
-(one seed each) besides {s['cpt_lr']:g}; each curve joins a method's points (labelled with their learning rate),
+(one seed each) besides {s['cpt_lr']:g}{edge_line(r)}; each curve joins a method's points (labelled with their learning rate),
 the error bars are the seed sd at {s['cpt_lr']:g}. C3 reads each curve at full training's Korean loss.
 Each method's lowest Korean loss is at: {best_rates_line(r)}; at an end of the sweep a method's best may lie beyond
 the rates tried.
 
-{table(["method", *(f"Korean / forgetting @ {lr:g}" for lr in sorted([s["cpt_lr"], *s["sweep_lrs"]]))],
-       [(m, *(f"{k:.3f} / {f:+.3f}" for _, k, f in sorted(frontier(r, m)))) for m in r["compared"]])}
+{table(["method", *(f"Korean / forgetting @ {lr:g}" for lr in lrs)],
+       [(m, *(f"{p[lr][0]:.3f} / {p[lr][1]:+.3f}" if lr in p else "" for lr in lrs))
+        for m, p in points.items()])}
 
 ![frontier]({plots['frontier']})
 """
 
 
+def edge_line(r):
+    """Which methods the sweep went past its ends for (experiment.py's edge_track), and to which rate."""
+    first = {r["settings"]["cpt_lr"], *r["settings"]["sweep_lrs"]}
+    past = {m: lr for m in r["compared"] for lr in rates_tried(r, m) if lr not in first}
+    if not r["settings"].get("sweep_edge_lrs"):
+        return ""
+    return ("; where a method's lowest Korean loss of these was at an end of the sweep, one more rate past that "
+            "end, by the rule fixed before the run: " + (", ".join(f"{m} {lr:g}" for m, lr in past.items()) or "none"))
+
+
 def best_rates_line(r):
     """Where along the sweep each compared method's Korean loss is lowest, ends of the sweep marked."""
     rates = {m: best_rate(r, m)[0] for m in r["compared"]}
-    return ", ".join(f"{m} {lr:g}{sweep_end(r['settings'], lr)}" for m, lr in rates.items())
+    return ", ".join(f"{m} {lr:g}{sweep_end(rates_tried(r, m), lr)}" for m, lr in rates.items())
 
 
 def bios_section(r, plots):
@@ -209,7 +223,8 @@ def efficiency_section(r, plots):
     third = long[-1]["tokens"] * 2 // 3
     before, after = loss_at(long, third, "korean"), long[-1]["loss"]["korean"]
     low = min(long[1:], key=lambda e: e["loss"]["korean"])
-    long_rates = "; ".join(f"{k} at {lr:g}{sweep_end(s, lr)}" for k, _, lr in curves if k.endswith("-long"))
+    long_rates = "; ".join(f"{k} at {lr:g}{chosen_note(r, k.removesuffix('-long'), lr)}"
+                           for k, _, lr in curves if k.endswith("-long"))
     rate_note = (f"The long runs train at their ancestor's rate, the best of its {s['cpt_iters']}-step Korean "
                  f"sweep ({long_rates}), a rate chosen for the short budget, not swept at the long one."
                  if "long_rates" in r else f"The long runs train at the default rate, {s['cpt_lr']:g}.")
@@ -235,7 +250,7 @@ def merge_section(r, plots):
     merge seeds."""
     s, L, rates = r["settings"], r["losses"], rates_of_merges(r)
     at = lambda name, a: at_rate(name, rates[a], s)  # noqa: E731
-    names = ["base"] + [at(name, a) for a, recipe in (("base", "full"), ("hyper", "hyperclone"))
+    names = ["base"] + [at(name, a) for a, recipe in MERGE_ANCESTORS
                         for name in (recipe, f"german/{a}")] + ["joint/base", "joint/hyper"] + [
         f"{at(f'merged/{a}', a)}/{m}" for a in ("base", "hyper") for m in MERGE_METHODS]
     merge_rows = [(k, *(fmt(stats(r, k, lang), signed=False) for lang in ("english", "korean", "german", "merge")))
@@ -243,8 +258,8 @@ def merge_section(r, plots):
     return f"""## Merging a Korean and a German model
 
 Each pair continued from the same ancestor ({s['cpt_iters']} steps each). Each ancestor's rate, chosen before
-its German and joint models trained: the rate of its Korean sweep (seed 0) with the lowest final Korean
-validation loss: {', '.join(f"{a} {lr:g}{sweep_end(s, lr)}" for a, lr in rates.items())}. At that rate every
+its German and joint models trained: the rate of its Korean sweep{first_round(s)} (seed 0) with the lowest final Korean
+validation loss: {', '.join(f"{a} {rates[a]:g}{chosen_note(r, k, rates[a])}" for a, k in MERGE_ANCESTORS)}. At that rate every
 merge seed k has a Korean and a German model continued from the ancestor of seed k (name@rate at a rate other
 than {s['cpt_lr']:g}), merged with merge.py's defaults (density 0.5, λ 1): {s.get('merge_seeds', 1)} merge
 seed(s){"" if s.get("merge_seeds", 1) > 1 else " (no spread over seeds to measure)"}. "joint" trains one model
@@ -255,6 +270,11 @@ Mean ± sd over the merge seeds.
 
 ![merges]({plots['merges']})
 """
+
+
+def first_round(s):
+    """Where the sweep went past its ends (sweep_edge_lrs), the merges' rate was chosen before that."""
+    return "'s first round (rates past its ends train beside the merges' models)" if s.get("sweep_edge_lrs") else ""
 
 
 def report_dir(preset, out_dir):

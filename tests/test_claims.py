@@ -202,7 +202,8 @@ def test_c4_and_the_efficiency_curves_say_the_rate_each_long_run_trained_at():
     c4 = lambda r: dict((c[0], c[2]) for c in claims.language_claims(r))["C4"]  # noqa: E731
     r = growup_results(0.6)
     r["logs"]["full-long"].append({"tokens": 18000, "loss": {"korean": 2.0}})  # reaches the 2x run's FLOPs
-    assert "2.000 (n=1) at 0.0003;" in c4(r) and claims.long_rate(r, "full-long") == 3e-4
+    assert "2.000 (n=1) at 0.0003 (the lowest Korean loss of its whole sweep is at 0.001);" in c4(r)
+    assert claims.long_rate(r, "full-long") == 3e-4
     r["long_rates"] = {"full-long": 1e-3}
     assert "2.000 (n=1) at 0.001 (the highest rate tried);" in c4(r)
     assert claims.efficiency_runs(r) == [
@@ -215,8 +216,19 @@ def test_c4_and_the_efficiency_curves_say_the_rate_each_long_run_trained_at():
 
 
 def test_a_rate_at_an_end_of_the_sweep_is_marked_where_the_best_may_lie_beyond():
-    s = {"cpt_lr": 3e-4, "sweep_lrs": [1e-4, 1e-3, 3e-3]}
-    assert claims.sweep_end(s, 3e-3) == " (the highest rate tried)"
-    assert claims.sweep_end(s, 1e-4) == " (the lowest rate tried)"
-    assert claims.sweep_end(s, 1e-3) == claims.sweep_end(s, 3e-4) == ""
-    assert claims.sweep_end(dict(s, cpt_lr=1e-2), 3e-3) == ""  # the default rate is part of the sweep
+    lrs = [3e-4, 1e-4, 1e-3, 3e-3]
+    assert claims.sweep_end(lrs, 3e-3) == " (the highest rate tried)"
+    assert claims.sweep_end(lrs, 1e-4) == " (the lowest rate tried)"
+    assert claims.sweep_end(lrs, 1e-3) == claims.sweep_end(lrs, 3e-4) == ""
+    assert claims.sweep_end([*lrs, 1e-2], 3e-3) == ""  # a rate tried past the end puts it inside
+
+
+def test_a_rate_chosen_before_the_sweep_went_past_its_end_says_where_the_best_moved():
+    """merge_rates picks from the first round; edge_track tries one rate past an end after that choice."""
+    r = results({"full": (2.0, 3.0), "full@0.0001": (1.5, 3.5), "full@0.001": (2.5, 2.5)})
+    assert claims.chosen_note(r, "full", 1e-3) == " (the highest rate tried)"
+    r["losses"]["full@0.01"] = {"english": 3.0, "korean": 2.8}  # past the end, and worse: the choice stands
+    assert claims.rates_tried(r, "full") == [1e-4, 3e-4, 1e-3, 1e-2]
+    assert claims.chosen_note(r, "full", 1e-3) == ""
+    r["losses"]["full@0.01"]["korean"] = 2.2  # past the end, and better: said so
+    assert claims.chosen_note(r, "full", 1e-3) == " (the lowest Korean loss of its whole sweep is at 0.01)"

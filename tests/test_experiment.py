@@ -71,6 +71,8 @@ def test_quick_experiment_writes_the_report(quick_run):
     assert results["symmetry"]["hyperclone-noiseless"]["clone_gap"] == 0 < results["symmetry"]["hyperclone"]["clone_gap"]
     assert set(results["gate"]) == {"route", "route+replay"} and 0 < results["gate"]["route"]["korean"] < 1
     assert "full@0.003" in results["losses"] and "full-seed2" in results["losses"]  # the sweep and the seeds
+    for name in experiment.COMPARED:  # two rates in the first round: every best is at an end, tried past it
+        assert len([lr for lr in claims.rates_tried(results, name) if lr in (3e-4, 1e-2)]) == 1
     assert set(results["bios"]["sweep"]) == {f"{m}@0.003" for m in experiment.PRESETS["quick"]["bios_methods"]}
     assert results["before"]["growup-seed2"] == "growup/base-2x"  # Grow Up's 2x forgets from its own start
     assert claims.forgetting(results, "growup") == pytest.approx(
@@ -179,6 +181,9 @@ def test_unknown_config_settings_are_refused(tmp_path):
     ('{"replay": 1.5}', "replay=1.5 is not a number > 0 and < 1"),
     ('{"sweep_lrs": [1e-3, -1]}', "is not a list of one or more learning rates > 0"),
     ('{"sweep_lrs": []}', "is not a list of one or more learning rates > 0"),
+    ('{"sweep_edge_lrs": [1e-2]}', "is not [] (no rate past the sweep's ends) or [low, high]"),
+    ('{"sweep_edge_lrs": [1e-2, 3e-5]}', "two learning rates > 0, the lower first"),
+    ('{"sweep_edge_lrs": [2e-4, 1e-2]}', "must lie beyond the sweep's ends (0.0001 and 0.003)"),
     ('{"bios_methods": ["full", "preserve"]}', "with full, depth and one of preserve"),
     ('{"bios_methods": ["full", "nosuch"]}', "is not a list of methods from full, depth"),
     ('{"bios_korean": 1}', "bios_korean=1 is not true or false"),
@@ -191,6 +196,34 @@ def test_config_values_are_checked_before_anything_runs(tmp_path, text, message)
     with pytest.raises(UserError, match=re.escape(message)):
         experiment.main([f"--config={cfg}", f"--out-dir={tmp_path / 'out'}", "--jobs=1", "--threads=1"])
     assert not os.path.exists(tmp_path / "out")  # refused before any stage (or folder) was made
+
+
+def test_a_best_rate_at_an_end_of_the_sweep_is_tried_one_rate_past_it(tmp_path):
+    """edge_track reads the first round's final Korean losses (seed 0): a method whose lowest is at the
+    highest rate gets sweep_edge_lrs' high rate, at the lowest its low rate, inside nothing; from the
+    start its sweep trained from, with replay where it has it."""
+    s = dict(experiment.PRESETS["default"], sweep_lrs=[1e-4, 1e-3], sweep_edge_lrs=[3e-5, 1e-2])  # 1e-4 .. 1e-3
+    best = {"full": 1e-3, "full+replay": 1e-3, "depth": 1e-4, "hyperclone": 3e-4, "growup": 1e-3,
+            "preserve": 3e-4, "route+replay": 3e-4}
+    runs, loss = {"base": "base.pt", "growup/base-2x": "growup-2x.pt"}, {}
+    for name, lowest in best.items():
+        for lr in (1e-4, 3e-4, 1e-3):
+            runs[experiment.at_rate(name, lr, s)] = path = f"{name}@{lr:g}.pt"
+            loss[path] = 2.0 if lr == lowest else 3.0
+    grown = {"depth": "grown-depth.pt"}
+    st = experiment.Stages(str(tmp_path / "out"), jobs=2, threads=1)
+    experiment.edge_track(st, s, str(tmp_path / "out"), str(tmp_path), runs, grown, lambda ps: {p: loss[p] for p in ps})
+    cmds = {q["out"].split("/out/")[1]: q["cmd"] for q in st.queue}
+    assert set(cmds) == {"korean/full@0.01", "korean/full+replay@0.01", "korean/depth@3e-05", "korean/growup@0.01"}
+    assert "--learning-rate=0.01" in cmds["korean/full@0.01"] and "--init-from=base.pt" in cmds["korean/full@0.01"]
+    assert "--replay=english:0.05" in cmds["korean/full+replay@0.01"] and "replay" not in cmds["korean/full@0.01"]
+    assert "--learning-rate=3e-05" in cmds["korean/depth@3e-05"] and "--init-from=grown-depth.pt" in cmds[
+        "korean/depth@3e-05"]
+    assert "--init-from=growup-2x.pt" in cmds["korean/growup@0.01"] and runs["growup@0.01"].endswith("ckpt.pt")
+    st = experiment.Stages(str(tmp_path / "out2"), jobs=2, threads=1)
+    experiment.edge_track(st, dict(s, sweep_edge_lrs=[]), str(tmp_path / "out2"), str(tmp_path), runs, grown,
+                          lambda ps: {p: loss[p] for p in ps})
+    assert st.queue == []  # sweep_edge_lrs=[]: no rate past the ends
 
 
 @pytest.mark.parametrize("long_factor_2x", [4, 0])
