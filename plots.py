@@ -8,8 +8,8 @@ import os
 
 import numpy as np
 
-from claims import (BASELINES, MERGE_METHODS, at_rate, bio_frontier, bio_stats, efficiency_runs, frontier, korean_runs,
-                    rates_of_merges, stats)
+from claims import (BASELINES, MERGE_ANCESTORS, MERGE_METHODS, at_rate, bio_frontier, bio_stats, efficiency_runs,
+                    frontier, korean_runs, rates_of_merges, stats)
 
 
 def plot_all(r, out_dir):
@@ -111,7 +111,7 @@ def plot_merges(r, plt):
     names = ["korean", "german", "joint"] + MERGE_METHODS
     rates = rates_of_merges(r)
     for ax, lang in zip(axes, ("english", "korean", "german")):
-        for j, (anc, ko_run) in enumerate((("base", "full"), ("hyper", "hyperclone"))):
+        for j, (anc, ko_run) in enumerate(MERGE_ANCESTORS):
             at = lambda name: at_rate(name, rates[anc], r["settings"])  # noqa: E731
             keys = [at(ko_run), at(f"german/{anc}"), f"joint/{anc}"] + [f"{at(f'merged/{anc}')}/{m}" for m in MERGE_METHODS]
             means = [stats(r, k, lang) for k in keys]  # over the merge seeds (bars: one sd)
