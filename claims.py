@@ -296,6 +296,11 @@ def language_claims(r):
     return out
 
 
+def sweep_rates(settings):
+    """The first round's learning rates of every compared method's sweep, lowest first: cpt_lr and sweep_lrs."""
+    return sorted([settings["cpt_lr"], *settings["sweep_lrs"]])
+
+
 def at_rate(name, lr, settings):
     """A run's name at a learning rate: the name itself at the default rate, else name@lr (full@0.001)."""
     return name if lr == settings["cpt_lr"] else f"{name}@{lr:g}"

@@ -35,7 +35,7 @@ import torch
 import merge
 import report
 import scale
-from claims import MERGE_ANCESTORS, at_rate
+from claims import MERGE_ANCESTORS, at_rate, sweep_rates
 from data.bios.prepare import prepare as prepare_bios
 from data.common import DATA_DIR, load_meta
 from cli import UserError, parse_flags, parser, run_cli
@@ -162,7 +162,7 @@ def merge_rates(s, runs, korean):
 def sweep_best(s, runs, names, korean):
     """{method: the rate of the first round's sweep (seed 0: cpt_lr and sweep_lrs) with the lowest final
     Korean validation loss}, `korean` {checkpoint: loss}: the report's final evaluation."""
-    tried = {name: {lr: runs[at_rate(name, lr, s)] for lr in [s["cpt_lr"], *s["sweep_lrs"]]} for name in names}
+    tried = {name: {lr: runs[at_rate(name, lr, s)] for lr in sweep_rates(s)} for name in names}
     loss = korean([path for by_rate in tried.values() for path in by_rate.values()])
     return {name: min(by_rate, key=lambda lr: loss[by_rate[lr]]) for name, by_rate in tried.items()}
 
@@ -175,7 +175,7 @@ def edge_track(st, s, out, data_dir, runs, grown, korean):
     if not s["sweep_edge_lrs"]:
         return runs
     low, high = s["sweep_edge_lrs"]
-    ends = sorted([s["cpt_lr"], *s["sweep_lrs"]])
+    ends = sweep_rates(s)
     for name, lr in sweep_best(s, runs, COMPARED, korean).items():
         if lr in (ends[0], ends[-1]):
             init = runs["growup/base-2x"] if name == "growup" else ancestor(runs, grown, name.removesuffix("+replay"), 0)

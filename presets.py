@@ -11,7 +11,7 @@ import json
 import math
 
 import scale
-from claims import SCALE_VARIANTS
+from claims import SCALE_VARIANTS, sweep_rates
 from cli import UserError
 
 PRESETS = {
@@ -74,7 +74,7 @@ def read_settings(preset, config):
             if kind := misfit(key, value, s[key]):
                 raise UserError(f"--config: {key}={json.dumps(value)} is not {kind}")
         s.update(extra)
-    ends = sorted([s["cpt_lr"], *s["sweep_lrs"]])
+    ends = sweep_rates(s)
     if s["sweep_edge_lrs"] and not s["sweep_edge_lrs"][0] < ends[0] <= ends[-1] < s["sweep_edge_lrs"][1]:
         raise UserError(f"sweep_edge_lrs={json.dumps(s['sweep_edge_lrs'])} must lie beyond the sweep's ends "
                         f"({ends[0]:g} and {ends[-1]:g}): one rate below the lowest, one above the highest")

@@ -20,7 +20,7 @@ import numpy as np
 import scale
 from claims import (MERGE_ANCESTORS, MERGE_METHODS, at_rate, best_rate, bio_frontier, bio_stats, chosen_note, claims,
                     efficiency_runs, fmt, frontier, korean_runs, loss_at, pooled_sd, rates_of_merges, rates_tried,
-                    seed_runs, stats, sweep_end)
+                    seed_runs, stats, sweep_end, sweep_rates)
 
 VERDICT = {True: "**reproduced**", False: "**not reproduced**", None: "not decided (the measured column says why)"}
 
@@ -162,10 +162,10 @@ the rates tried.
 
 def edge_line(r):
     """Which methods the sweep went past its ends for (experiment.py's edge_track), and to which rate."""
-    first = {r["settings"]["cpt_lr"], *r["settings"]["sweep_lrs"]}
-    past = {m: lr for m in r["compared"] for lr in rates_tried(r, m) if lr not in first}
     if not r["settings"].get("sweep_edge_lrs"):
         return ""
+    first = sweep_rates(r["settings"])
+    past = {m: lr for m in r["compared"] for lr in rates_tried(r, m) if lr not in first}
     return ("; where a method's lowest Korean loss of these was at an end of the sweep, one more rate past that "
             "end, by the rule fixed before the run: " + (", ".join(f"{m} {lr:g}" for m, lr in past.items()) or "none"))
 
