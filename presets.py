@@ -15,12 +15,11 @@ from claims import SCALE_VARIANTS, sweep_rates
 from cli import UserError
 
 PRESETS = {
-    # byte tokenizer, 4 x 128 model, two 1-thread stages at a time on 2 cores: the whole run in ~85 min;
-    # sweep_edge_lrs [3e-5, 1e-2] would try one rate past each end where a method's best lies there (five
-    # methods' did at 3e-3 in the committed report), not yet part of a timed default run: README says how
+    # byte tokenizer, 4 x 128 model, two 1-thread stages at a time on 2 cores: the whole run in ~90 min;
+    # sweep_edge_lrs tries one rate past each end of the sweep for a method whose best lies there
     "default": dict(n_layer=4, n_head=4, n_embd=128, block_size=128, batch_size=16, eval_iters=20, train_eval_iters=5,
                     base_iters=2000, base_lr=1e-3, cpt_iters=250, cpt_lr=3e-4, sweep_lrs=[1e-4, 1e-3, 3e-3],
-                    sweep_edge_lrs=[], eval_interval=50, replay=0.05, long_factor=12, long_factor_2x=4,
+                    sweep_edge_lrs=[3e-5, 1e-2], eval_interval=50, replay=0.05, long_factor=12, long_factor_2x=4,
                     joint_factor=2, seeds=3, merge_seeds=3,
                     bios_people=100, bios_renderings=5, bios_base_iters=2000, bios_base_lr=3e-3,
                     bios_iters=250, bios_lr=1e-3, bios_sweep_lrs=[3e-4, 3e-3], bios_seeds=3,
