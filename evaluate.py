@@ -15,7 +15,7 @@ import torch
 from data.common import DATA_DIR
 from checkpoint import load_checkpoint, model_from_checkpoint
 from cli import UserError, check_number, parse_flags, parser, run_cli
-from system import autocast, resolve_device, set_threads
+from system import autocast, pick_dtype, resolve_device, set_threads
 from data.loader import draw_rows, make_batch, open_split
 
 
@@ -69,9 +69,10 @@ def main(argv=None):
     p.add_argument("--data-dir", default=DATA_DIR, help="folder holding the prepared datasets")
     p.add_argument("--batch-size", type=int, default=16, help="sequences per batch (train.py's default)")
     p.add_argument("--eval-iters", type=int, default=20, help="batches per dataset (train.py's default)")
-    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
-                   help="precision (train.py evaluates under bfloat16 autocast by default on CPU: expect "
-                        "differences in the third decimal)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "auto", "bfloat16"],
+                   help="precision: auto is what train.py's --dtype=auto picks (bfloat16 autocast where the hardware "
+                        "does it natively, the experiment's evaluation), else float32; expect differences in the "
+                        "third decimal between the two")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:1 | mps | auto")
     p.add_argument("--threads", default="auto", help="CPU threads: auto (the cores not busy) or a number")
     args = parse_flags(p, argv)
@@ -83,7 +84,8 @@ def main(argv=None):
     check_number("batch_size", args.batch_size, 1)
     check_number("eval_iters", args.eval_iters, 1)
     device = resolve_device(args.device)
-    results = evaluate_checkpoints(paths, datasets, args.data_dir, args.batch_size, args.eval_iters, args.dtype, device)
+    dtype = pick_dtype(args.dtype, device.split(":")[0])
+    results = evaluate_checkpoints(paths, datasets, args.data_dir, args.batch_size, args.eval_iters, dtype, device)
     print(format_table(results, datasets))
 
 

@@ -20,6 +20,7 @@ from checkpoint import load_checkpoint, save_checkpoint
 from model import GPT, GPTConfig
 from model_scale import new_model
 from cli import UserError
+from system import pick_dtype
 from tests.conftest import TINY, run_script, trained_a_little
 
 T = lambda *v: torch.tensor(v, dtype=torch.float64)
@@ -195,6 +196,18 @@ def test_command_line_merges_two_language_models(family, method, capsys):
     assert ckpt["merge"]["models"][1].endswith("korean/ckpt.pt") and ckpt["merge"]["density"] == 0.5
     evaluate.main([f"--ckpts={out}", "--datasets=english,korean", f"--data-dir={data_dir}", "--eval-iters=2"])
     assert str(out) in capsys.readouterr().out
+
+
+def test_evaluate_auto_precision_is_train_pys(family, capsys):
+    """--dtype=auto evaluates in what train.py's --dtype=auto picks here, so it prints that precision's numbers."""
+    d, data_dir = family
+    flags = [f"--ckpts={d / 'korean' / 'ckpt.pt'}", "--datasets=korean", f"--data-dir={data_dir}", "--eval-iters=2"]
+    tables = {}
+    for dtype in ("auto", "float32", "bfloat16"):
+        evaluate.main([*flags, f"--dtype={dtype}"])
+        tables[dtype] = capsys.readouterr().out
+    assert tables["float32"] != tables["bfloat16"]  # the two precisions differ in the printed digits
+    assert tables["auto"] == tables[pick_dtype("auto", "cpu")]
 
 
 def test_merged_model_trains_further_and_samples(family):
