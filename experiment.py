@@ -159,28 +159,36 @@ def merge_rates(s, runs, korean):
     return {anc: best[recipe] for anc, recipe in MERGE_ANCESTORS}
 
 
-def sweep_best(s, runs, names, korean):
-    """{method: the rate of the first round's sweep (seed 0: cpt_lr and sweep_lrs) with the lowest final
-    Korean validation loss}, `korean` {checkpoint: loss}: the report's final evaluation."""
-    tried = {name: {lr: runs[at_rate(name, lr, s)] for lr in sweep_rates(s)} for name in names}
+def sweep_best(s, runs, names, korean, every=False):
+    """{method: the rate of its sweep with the lowest final Korean validation loss (seed 0), `korean`
+    {checkpoint: loss}: the report's final evaluation}; over the first round (cpt_lr and sweep_lrs), or
+    with `every`, over every rate it has tried so far (sweep_edge_lrs' too)."""
+    rates = sorted(sweep_rates(s) + (s["sweep_edge_lrs"] if every else []))
+    tried = {name: {lr: runs[at_rate(name, lr, s)] for lr in rates if at_rate(name, lr, s) in runs} for name in names}
     loss = korean([path for by_rate in tried.values() for path in by_rate.values()])
     return {name: min(by_rate, key=lambda lr: loss[by_rate[lr]]) for name, by_rate in tried.items()}
 
 
 def edge_track(st, s, out, data_dir, runs, grown, korean):
-    """Queue one more rate for every compared method whose best rate (sweep_best) is an end of the sweep:
-    sweep_edge_lrs' low rate past the lowest, its high rate past the highest, by the rule fixed before the run,
-    so a best found at an end is tried one step beyond it, once (the report marks a best still at an end).
-    The merges, joint and long runs keep the first round's choice (merge_rates): they train beside these."""
-    if not s["sweep_edge_lrs"]:
-        return runs
-    low, high = s["sweep_edge_lrs"]
-    ends = sweep_rates(s)
-    for name, lr in sweep_best(s, runs, COMPARED, korean).items():
-        if lr in (ends[0], ends[-1]):
-            init = runs["growup/base-2x"] if name == "growup" else ancestor(runs, grown, name.removesuffix("+replay"), 0)
-            sweep_run(st, s, out, data_dir, runs, name, init, low if lr == ends[0] else high)
-    return runs
+    """Queue, for every compared method whose lowest Korean loss so far (sweep_best over every rate it
+    tried) is at the lowest or highest rate it tried, the nearest rate of sweep_edge_lrs beyond that end,
+    by the rule fixed before the run. main calls it once a round until it queues nothing, so a best found
+    at an end is followed outwards one rate a round, as far as sweep_edge_lrs go (the report marks a best
+    still at an end). The merges, joint and long runs keep the first round's choice (merge_rates): they
+    train beside the first of these rounds. Returns how many runs it queued."""
+    ends, queued = sweep_rates(s), 0
+    below = sorted((lr for lr in s["sweep_edge_lrs"] if lr < ends[0]), reverse=True)  # nearest first
+    above = sorted(lr for lr in s["sweep_edge_lrs"] if lr > ends[-1])
+    for name, lr in sweep_best(s, runs, COMPARED, korean, every=True).items():
+        tried = sorted(rate for rate in ends + below + above if at_rate(name, rate, s) in runs)
+        beyond = [r for r in below if r < lr] if lr == tried[0] else []
+        beyond = beyond or ([r for r in above if r > lr] if lr == tried[-1] else [])
+        if beyond:
+            recipe = name.removesuffix("+replay")
+            init = runs["growup/base-2x"] if name == "growup" else ancestor(runs, grown, recipe, 0)
+            sweep_run(st, s, out, data_dir, runs, name, init, beyond[0])
+            queued += 1
+    return queued
 
 
 def final_korean(s, data_dir):
@@ -331,6 +339,8 @@ def main(argv=None):
         edge_track(st, s, out, args.data_dir, runs, grown, korean)
         long_track(st, s, out, args.data_dir, runs, grown, rates)
         st.wait()
+        while edge_track(st, s, out, args.data_dir, runs, grown, korean):  # a best still at an end: one rate on
+            st.wait()
         merges = merge_track(st, s, out, runs, grown, rates)
     except KeyboardInterrupt:
         raise UserError("interrupted; run the same command again: finished stages are kept")

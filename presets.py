@@ -16,11 +16,12 @@ from cli import UserError
 
 PRESETS = {
     # byte tokenizer, 4 x 128 model, two 1-thread stages at a time on 2 cores: the whole run in ~90 min;
-    # sweep_edge_lrs tries one rate past each end of the sweep for a method whose best lies there
+    # sweep_edge_lrs: the rates past the sweep's ends, tried one a round, nearest first, for a method whose best
+    # is still at an end
     "default": dict(n_layer=4, n_head=4, n_embd=128, block_size=128, batch_size=16, eval_iters=20, train_eval_iters=5,
                     base_iters=2000, base_lr=1e-3, cpt_iters=250, cpt_lr=3e-4, sweep_lrs=[1e-4, 1e-3, 3e-3],
-                    sweep_edge_lrs=[3e-5, 1e-2], eval_interval=50, replay=0.05, long_factor=12, long_factor_2x=4,
-                    joint_factor=2, seeds=3, merge_seeds=3,
+                    sweep_edge_lrs=[3e-5, 1e-2, 3e-2, 0.1], eval_interval=50, replay=0.05, long_factor=24,
+                    long_factor_2x=4, joint_factor=2, seeds=3, merge_seeds=3,
                     bios_people=100, bios_renderings=5, bios_base_iters=2000, bios_base_lr=3e-3,
                     bios_iters=250, bios_lr=1e-3, bios_sweep_lrs=[3e-4, 3e-3], bios_seeds=3,
                     bios_methods=["full", "depth", "preserve", "route"],
@@ -37,8 +38,9 @@ PRESETS = {
                   bios_korean=False, lesson_growths=False),
     # every stage, tiny: what the test runs
     "quick": dict(n_layer=4, n_head=2, n_embd=32, block_size=64, batch_size=4, eval_iters=2, train_eval_iters=1,
-                  base_iters=20, base_lr=3e-3, cpt_iters=8, cpt_lr=1e-3, sweep_lrs=[3e-3], sweep_edge_lrs=[3e-4, 1e-2],
-                  eval_interval=4, replay=0.05, long_factor=2, long_factor_2x=2, joint_factor=2, seeds=2, merge_seeds=2,
+                  base_iters=20, base_lr=3e-3, cpt_iters=8, cpt_lr=1e-3, sweep_lrs=[3e-3],
+                  sweep_edge_lrs=[3e-4, 1e-2, 3e-2], eval_interval=4, replay=0.05, long_factor=2, long_factor_2x=2,
+                  joint_factor=2, seeds=2, merge_seeds=2,
                   bios_people=6, bios_renderings=2, bios_base_iters=20, bios_base_lr=3e-3,
                   bios_iters=8, bios_lr=1e-3, bios_sweep_lrs=[3e-3], bios_seeds=2,
                   bios_methods=["full", "depth", "preserve", "route"],
@@ -74,9 +76,9 @@ def read_settings(preset, config):
                 raise UserError(f"--config: {key}={json.dumps(value)} is not {kind}")
         s.update(extra)
     ends = sweep_rates(s)
-    if s["sweep_edge_lrs"] and not s["sweep_edge_lrs"][0] < ends[0] <= ends[-1] < s["sweep_edge_lrs"][1]:
+    if not all(lr < ends[0] or lr > ends[-1] for lr in s["sweep_edge_lrs"]):
         raise UserError(f"sweep_edge_lrs={json.dumps(s['sweep_edge_lrs'])} must lie beyond the sweep's ends "
-                        f"({ends[0]:g} and {ends[-1]:g}): one rate below the lowest, one above the highest")
+                        f"({ends[0]:g} and {ends[-1]:g}): rates below the lowest or above the highest")
     if not 1 <= s["merge_seeds"] <= s["seeds"]:
         raise UserError(f"merge_seeds={s['merge_seeds']} must be from 1 to seeds={s['seeds']} (each merge seed "
                         "merges the Korean run of that seed)")
@@ -92,9 +94,8 @@ def misfit(key, value, like):
         kind = (f"a list of methods from {', '.join(['full', *scale.RECIPES])} with full, depth and one of "
                 f"{', '.join(SCALE_VARIANTS)} among them (C1 and C2 compare those)")
     elif key == "sweep_edge_lrs":
-        ok, kind = isinstance(value, list) and (value == [] or len(value) == 2 and all(number(v) for v in value)
-                                               and value[0] < value[1]), \
-            "[] (no rate past the sweep's ends) or [low, high], two learning rates > 0, the lower first"
+        ok, kind = isinstance(value, list) and all(number(v) for v in value) and len(set(value)) == len(value), \
+            "[] (no rate past the sweep's ends) or a list of different learning rates > 0"
     elif key in ("sweep_lrs", "bios_sweep_lrs"):
         ok, kind = isinstance(value, list) and len(value) > 0 and all(number(v) for v in value), \
             "a list of one or more learning rates > 0"

@@ -165,9 +165,11 @@ def edge_line(r):
     if not r["settings"].get("sweep_edge_lrs"):
         return ""
     first = sweep_rates(r["settings"])
-    past = {m: lr for m in r["compared"] for lr in rates_tried(r, m) if lr not in first}
-    return ("; where a method's lowest Korean loss of these was at an end of the sweep, one more rate past that "
-            "end, by the rule fixed before the run: " + (", ".join(f"{m} {lr:g}" for m, lr in past.items()) or "none"))
+    past = {m: [f"{lr:g}" for lr in rates_tried(r, m) if lr not in first] for m in r["compared"]}
+    tried = ", ".join(f"{m} {' and '.join(lrs)}" for m, lrs in past.items() if lrs) or "none"
+    edges = ", ".join(f"{lr:g}" for lr in sorted(r["settings"]["sweep_edge_lrs"]))
+    return (f"; where a method's lowest Korean loss was at an end of the rates it had tried, the nearest of {edges} "
+            f"past that end, one a round while its lowest stayed at an end, by the rule fixed before the run: {tried}")
 
 
 def best_rates_line(r):

@@ -181,9 +181,10 @@ def test_unknown_config_settings_are_refused(tmp_path):
     ('{"replay": 1.5}', "replay=1.5 is not a number > 0 and < 1"),
     ('{"sweep_lrs": [1e-3, -1]}', "is not a list of one or more learning rates > 0"),
     ('{"sweep_lrs": []}', "is not a list of one or more learning rates > 0"),
-    ('{"sweep_edge_lrs": [1e-2]}', "is not [] (no rate past the sweep's ends) or [low, high]"),
-    ('{"sweep_edge_lrs": [1e-2, 3e-5]}', "two learning rates > 0, the lower first"),
-    ('{"sweep_edge_lrs": [2e-4, 1e-2]}', "must lie beyond the sweep's ends (0.0001 and 0.003)"),
+    ('{"sweep_edge_lrs": [1e-2, 1e-2]}', "is not [] (no rate past the sweep's ends) or a list of different"),
+    ('{"sweep_edge_lrs": [0, 1e-2]}', "a list of different learning rates > 0"),
+    ('{"sweep_edge_lrs": 1e-2}', "a list of different learning rates > 0"),
+    ('{"sweep_edge_lrs": [1e-2, 2e-4]}', "must lie beyond the sweep's ends (0.0001 and 0.003)"),
     ('{"bios_methods": ["full", "preserve"]}', "with full, depth and one of preserve"),
     ('{"bios_methods": ["full", "nosuch"]}', "is not a list of methods from full, depth"),
     ('{"bios_korean": 1}', "bios_korean=1 is not true or false"),
@@ -198,11 +199,12 @@ def test_config_values_are_checked_before_anything_runs(tmp_path, text, message)
     assert not os.path.exists(tmp_path / "out")  # refused before any stage (or folder) was made
 
 
-def test_a_best_rate_at_an_end_of_the_sweep_is_tried_one_rate_past_it(tmp_path):
-    """edge_track reads the first round's final Korean losses (seed 0): a method whose lowest is at the
-    highest rate gets sweep_edge_lrs' high rate, at the lowest its low rate, inside nothing; from the
-    start its sweep trained from, with replay where it has it."""
-    s = dict(experiment.PRESETS["default"], sweep_lrs=[1e-4, 1e-3], sweep_edge_lrs=[3e-5, 1e-2])  # 1e-4 .. 1e-3
+def test_a_best_rate_at_an_end_of_the_sweep_is_followed_one_rate_a_round(tmp_path):
+    """edge_track reads the final Korean losses (seed 0) of every rate a method tried: a method whose lowest
+    is at its highest rate gets the nearest of sweep_edge_lrs above it, at its lowest the nearest below,
+    inside nothing; from the start its sweep trained from, with replay where it has it. A next round
+    follows a best still at an end one rate further, and stops where sweep_edge_lrs end."""
+    s = dict(experiment.PRESETS["default"], sweep_lrs=[1e-4, 1e-3], sweep_edge_lrs=[3e-2, 1e-5, 3e-5, 1e-2])
     best = {"full": 1e-3, "full+replay": 1e-3, "depth": 1e-4, "hyperclone": 3e-4, "growup": 1e-3,
             "preserve": 3e-4, "route+replay": 3e-4}
     runs, loss = {"base": "base.pt", "growup/base-2x": "growup-2x.pt"}, {}
@@ -211,8 +213,9 @@ def test_a_best_rate_at_an_end_of_the_sweep_is_tried_one_rate_past_it(tmp_path):
             runs[experiment.at_rate(name, lr, s)] = path = f"{name}@{lr:g}.pt"
             loss[path] = 2.0 if lr == lowest else 3.0
     grown = {"depth": "grown-depth.pt"}
+    korean = lambda ps: {p: loss[p] for p in ps}  # noqa: E731
     st = experiment.Stages(str(tmp_path / "out"), jobs=2, threads=1)
-    experiment.edge_track(st, s, str(tmp_path / "out"), str(tmp_path), runs, grown, lambda ps: {p: loss[p] for p in ps})
+    assert experiment.edge_track(st, s, str(tmp_path / "out"), str(tmp_path), runs, grown, korean) == 4
     cmds = {q["out"].split("/out/")[1]: q["cmd"] for q in st.queue}
     assert set(cmds) == {"korean/full@0.01", "korean/full+replay@0.01", "korean/depth@3e-05", "korean/growup@0.01"}
     assert "--learning-rate=0.01" in cmds["korean/full@0.01"] and "--init-from=base.pt" in cmds["korean/full@0.01"]
@@ -220,9 +223,20 @@ def test_a_best_rate_at_an_end_of_the_sweep_is_tried_one_rate_past_it(tmp_path):
     assert "--learning-rate=3e-05" in cmds["korean/depth@3e-05"] and "--init-from=grown-depth.pt" in cmds[
         "korean/depth@3e-05"]
     assert "--init-from=growup-2x.pt" in cmds["korean/growup@0.01"] and runs["growup@0.01"].endswith("ckpt.pt")
+    # round 2: full better again at 0.01, depth worse at 3e-5 (its best 1e-4 is now inside), growup better
+    # again at 0.01, full+replay worse
+    loss.update({runs["full@0.01"]: 1.0, runs["full+replay@0.01"]: 4.0, runs["depth@3e-05"]: 4.0,
+                 runs["growup@0.01"]: 1.0})
     st = experiment.Stages(str(tmp_path / "out2"), jobs=2, threads=1)
-    experiment.edge_track(st, dict(s, sweep_edge_lrs=[]), str(tmp_path / "out2"), str(tmp_path), runs, grown,
-                          lambda ps: {p: loss[p] for p in ps})
+    assert experiment.edge_track(st, s, str(tmp_path / "out2"), str(tmp_path), runs, grown, korean) == 2
+    assert {q["out"].split("/out2/")[1] for q in st.queue} == {"korean/full@0.03", "korean/growup@0.03"}
+    loss.update({runs["full@0.03"]: 0.5, runs["growup@0.03"]: 5.0})  # round 3: full still best at its end
+    st = experiment.Stages(str(tmp_path / "out3"), jobs=2, threads=1)
+    assert experiment.edge_track(st, s, str(tmp_path / "out3"), str(tmp_path), runs, grown, korean) == 0
+    assert st.queue == []  # nothing past 0.03 in sweep_edge_lrs: the rounds end
+    st = experiment.Stages(str(tmp_path / "out4"), jobs=2, threads=1)
+    assert experiment.edge_track(st, dict(s, sweep_edge_lrs=[]), str(tmp_path / "out4"), str(tmp_path), runs, grown,
+                                 korean) == 0
     assert st.queue == []  # sweep_edge_lrs=[]: no rate past the ends
 
 
@@ -230,7 +244,7 @@ def test_a_best_rate_at_an_end_of_the_sweep_is_tried_one_rate_past_it(tmp_path):
 def test_the_long_runs_train_at_each_ancestors_rate(tmp_path, long_factor_2x):
     """The data-efficiency runs queue after the sweep, each at its ancestor's rate (merge_rates), from seed
     0's ancestor, long_factor (long_factor_2x) times cpt_iters; long_factor_2x=0 leaves the 2x one out."""
-    s = dict(experiment.PRESETS["default"], long_factor_2x=long_factor_2x)
+    s = dict(experiment.PRESETS["default"], long_factor=12, long_factor_2x=long_factor_2x)
     st = experiment.Stages(str(tmp_path / "out"), jobs=2, threads=1)
     runs, grown = {"base": str(tmp_path / "base.pt")}, {"hyperclone": str(tmp_path / "grown.pt")}
     runs = experiment.long_track(st, s, str(tmp_path / "out"), str(tmp_path), runs, grown,
