@@ -92,13 +92,17 @@ def frontier(r, name):
     return sorted(points, key=lambda p: p[1])
 
 
-def along(points, x):
-    """The third coordinate of a sweep's points (sorted by the second), interpolated at x; None if the
-    sweep never gets there."""
-    xs = [p[1] for p in points]
-    if not xs[0] <= x <= xs[-1]:
-        return None
-    return float(np.interp(x, xs, [p[2] for p in points]))
+def along(points, x, best=min):
+    """The third coordinate of a sweep's points (learning rate, x, y), interpolated at x on every stretch
+    between neighbouring rates that crosses x, the `best` of them (each method at its best setting); None
+    if the sweep never gets there. A sweep that goes past its best rate turns back (a higher rate learns
+    less and forgets more), so it can cross x twice; joining points in order of x instead would draw a
+    stretch between rates that are not neighbours."""
+    points = sorted(points)  # in order of learning rate, as the frontier plots join them
+    found = [y0 if x0 == x1 else y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+             for (_, x0, y0), (_, x1, y1) in zip(points, points[1:]) if min(x0, x1) <= x <= max(x0, x1)]
+    found += [y for _, x0, y in points[:1] if len(points) == 1 and x0 == x]
+    return float(best(found)) if found else None
 
 
 def best_rate(r, name):
@@ -163,7 +167,7 @@ def bio_frontier(r, method):
 def retention_at(r, method, acquisition):
     """Retention interpolated along the method's sweep at this acquisition; None if its sweep never
     gets there."""
-    return along(bio_frontier(r, method), acquisition)
+    return along(bio_frontier(r, method), acquisition, best=max)
 
 
 def bio_pooled_sd(r):
@@ -249,7 +253,8 @@ def language_claims(r):
                             + baselines) + f"; SE {se:.3f}",
                 "the best SCALE variant reaches full's Korean loss on its sweep and there forgets less than every "
                 "baseline (full+replay included; one whose sweep does not reach that loss at its least forgetting) "
-                "by > 2 SE", all(beats.values())))
+                "by > 2 SE (read between neighbouring rates, the least where a sweep crosses twice: since "
+                "2026-12-04, after the numbers; before, between neighbours in Korean loss)", all(beats.values())))
 
     # C4 and C5 are decided on Grow Up's own 2x arm; the HyperClone of the finished base is shown beside
     log_long, log_hyper = r["logs"]["full-long"], r["logs"]["growup"]

@@ -40,6 +40,24 @@ def test_forgetting_is_read_at_equal_korean_loss_along_the_sweep():
     assert claims.forgetting_at(r, "preserve", 5.0) is None  # its sweep never gets that bad in Korean
 
 
+def test_a_sweep_past_its_best_rate_is_read_between_neighbouring_rates_at_its_least_forgetting():
+    # Korean 4.0, 3.0, 2.0 as the rate rises, then 3.4 again at 1e-2, forgetting rising all along
+    r = results({"preserve@0.0001": (1.1, 4.0), "preserve": (1.2, 3.0), "preserve@0.001": (1.6, 2.0),
+                 "preserve@0.01": (3.0, 3.4)})
+    # crossed between 1e-4 and 3e-4 (0.18) and between 1e-3 and 1e-2 (1.8): the least; joined in order of
+    # Korean loss, 3e-4 (3.0) to 1e-2 (3.4), rates that are not neighbours, would give 1.1
+    assert claims.forgetting_at(r, "preserve", 3.2) == pytest.approx(0.18)
+    # crossed between 3e-4 and 1e-3 (0.4) and between 1e-3 and 1e-2 (1.1): the least
+    assert claims.forgetting_at(r, "preserve", 2.5) == pytest.approx(0.4)
+    assert claims.forgetting_at(r, "preserve", 1.9) is None  # no rate gets that low
+    bios = {"bios_lr": 1e-3, "bios": {"runs": {"depth": [{"acquisition": [0.3], "retention": [0.4]}]},
+                                      "sweep": {"depth@0.0003": [{"acquisition": [0.1], "retention": [0.8]}],
+                                                "depth@0.003": [{"acquisition": [0.2], "retention": [0.1]}]}}}
+    # acquisition 0.1, 0.3, 0.2 as the rate rises: 0.2 is crossed twice, retention 0.6 or 0.1: the most
+    r = {"settings": {"bios_lr": 1e-3}, "bios": bios["bios"]}
+    assert claims.retention_at(r, "depth", 0.2) == pytest.approx(0.6)
+
+
 def merges(base, hyper, joint=5.0):
     """Hand-made merge results: {method: [mean Korean+German loss per merge seed]} for each ancestor."""
     losses = {f"joint/{a}": {"korean": joint, "german": joint} for a in ("base", "hyper")}
