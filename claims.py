@@ -101,7 +101,8 @@ def along(points, x, best=min):
     points = sorted(points)  # in order of learning rate, as the frontier plots join them
     found = [y0 if x0 == x1 else y0 + (y1 - y0) * (x - x0) / (x1 - x0)
              for (_, x0, y0), (_, x1, y1) in zip(points, points[1:]) if min(x0, x1) <= x <= max(x0, x1)]
-    found += [y for _, x0, y in points[:1] if len(points) == 1 and x0 == x]
+    if len(points) == 1 and points[0][1] == x:  # a single rate: only its own value is on the sweep
+        found.append(points[0][2])
     return float(best(found)) if found else None
 
 

@@ -50,11 +50,11 @@ def test_a_sweep_past_its_best_rate_is_read_between_neighbouring_rates_at_its_le
     # crossed between 3e-4 and 1e-3 (0.4) and between 1e-3 and 1e-2 (1.1): the least
     assert claims.forgetting_at(r, "preserve", 2.5) == pytest.approx(0.4)
     assert claims.forgetting_at(r, "preserve", 1.9) is None  # no rate gets that low
-    bios = {"bios_lr": 1e-3, "bios": {"runs": {"depth": [{"acquisition": [0.3], "retention": [0.4]}]},
-                                      "sweep": {"depth@0.0003": [{"acquisition": [0.1], "retention": [0.8]}],
-                                                "depth@0.003": [{"acquisition": [0.2], "retention": [0.1]}]}}}
     # acquisition 0.1, 0.3, 0.2 as the rate rises: 0.2 is crossed twice, retention 0.6 or 0.1: the most
-    r = {"settings": {"bios_lr": 1e-3}, "bios": bios["bios"]}
+    r = {"settings": {"bios_lr": 1e-3},
+         "bios": {"runs": {"depth": [{"acquisition": [0.3], "retention": [0.4]}]},
+                  "sweep": {"depth@0.0003": [{"acquisition": [0.1], "retention": [0.8]}],
+                            "depth@0.003": [{"acquisition": [0.2], "retention": [0.1]}]}}}
     assert claims.retention_at(r, "depth", 0.2) == pytest.approx(0.6)
 
 
