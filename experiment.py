@@ -176,13 +176,13 @@ def edge_track(st, s, out, data_dir, runs, grown, korean):
     at an end is followed outwards one rate a round, as far as sweep_edge_lrs go (the report marks a best
     still at an end). The merges, joint and long runs keep the first round's choice (merge_rates): they
     train beside the first of these rounds. Returns how many runs it queued."""
-    ends, queued = sweep_rates(s), 0
-    below = sorted((lr for lr in s["sweep_edge_lrs"] if lr < ends[0]), reverse=True)  # nearest first
-    above = sorted(lr for lr in s["sweep_edge_lrs"] if lr > ends[-1])
+    first, queued = sweep_rates(s), 0
+    below = sorted((lr for lr in s["sweep_edge_lrs"] if lr < first[0]), reverse=True)  # nearest first
+    above = sorted(lr for lr in s["sweep_edge_lrs"] if lr > first[-1])
     for name, lr in sweep_best(s, runs, COMPARED, korean, every=True).items():
-        tried = sorted(rate for rate in ends + below + above if at_rate(name, rate, s) in runs)
-        beyond = [r for r in below if r < lr] if lr == tried[0] else []
-        beyond = beyond or ([r for r in above if r > lr] if lr == tried[-1] else [])
+        tried = sorted(rate for rate in first + below + above if at_rate(name, rate, s) in runs)
+        beyond = ([r for r in below if r < lr] if lr == tried[0] else []) + \
+                 ([r for r in above if r > lr] if lr == tried[-1] else [])
         if beyond:
             recipe = name.removesuffix("+replay")
             init = runs["growup/base-2x"] if name == "growup" else ancestor(runs, grown, recipe, 0)
