@@ -36,12 +36,9 @@ import zipfile
 
 import torch
 
-from cli import UserError
 from data.tokenizers import CHAR, TOKENIZERS, read_nanogpt_meta, tokenizer_from_flag, tokenizer_label, tokenizer_size
 from model_scale import new_model
-
-BASE_CKPT = "out/base/ckpt.pt"     # where pretraining writes by default; scale.py reads it
-UPSCALED_CKPT = "out/upscaled.pt"  # where scale.py writes by default; --init-from=upscaled reads it
+from plumbing.cli import UserError
 
 
 def make_checkpoint(model_state, model_args, tokenizer, history, parents=(), own_id=None, **extra):
@@ -86,12 +83,6 @@ def check_finite(state_dict, what):
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
             raise UserError(f"{what} has non-finite values (NaN or inf) in {name}: refusing to use it "
                             "(was it trained with too high a learning rate, or merged with extreme settings?)")
-
-
-def remove_stale_tmp(path):
-    """A save killed mid-write (SIGKILL, power cut) leaves path.tmp behind: remove it at the next start."""
-    if os.path.isfile(path + ".tmp"):
-        os.remove(path + ".tmp")
 
 
 def save_checkpoint(ckpt, path):
@@ -185,7 +176,7 @@ def from_nanogpt(ckpt, path, tokenizer=None):
 
 def from_hf_folder(path, tokenizer=None):
     """A Hugging Face GPT-2 folder (config.json with model.safetensors, or pytorch_model.bin read
-    with weights_only) as one of our checkpoints: with GPT-2's tokenizer, or the one export.py
+    with weights_only) as one of our checkpoints: with GPT-2's tokenizer, or the one tools/export.py
     wrote into config.json, or --tokenizer."""
     with open(os.path.join(path, "config.json")) as f:
         config = json.load(f)
@@ -212,7 +203,7 @@ def from_hf_folder(path, tokenizer=None):
     if tokenizer or "tokenizer" not in config:  # named now, or assumed: it must fit the embedding
         tokenizer = fitting_tokenizer(tokenizer_from_flag(tokenizer) if tokenizer else "gpt2",
                                       {"model_args": model_args}, path)
-    else:  # export.py wrote the checkpoint's own
+    else:  # tools/export.py wrote the checkpoint's own
         tokenizer = known_tokenizer(config["tokenizer"], path)
     ckpt = make_checkpoint(sd, model_args, tokenizer,
                            [{"stage": "import", "from": path, "format": "huggingface"}],
@@ -239,6 +230,8 @@ def model_from_checkpoint(ckpt, path="checkpoint"):
         model = new_model(ckpt["model_args"])
     except TypeError as e:
         raise UserError(f"{path} has model_args this version does not understand ({e})")
+    except ValueError as e:  # sizes that make no model (model.py's own checks)
+        raise UserError(f"{path}: {e}")
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as e:

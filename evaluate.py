@@ -14,9 +14,9 @@ import torch
 
 from data.common import DATA_DIR
 from checkpoint import load_checkpoint, model_from_checkpoint
-from cli import UserError, check_number, parse_flags, parser, run_cli
-from system import autocast, pick_dtype, resolve_device, set_threads
 from data.loader import draw_rows, make_batch, open_split
+from plumbing.cli import UserError, check_number, parse_flags, parser, run_cli
+from plumbing.system import autocast, pick_dtype, resolve_device, set_threads
 
 
 @torch.no_grad()

@@ -5,306 +5,33 @@ Place in the story: the end of it. Every stage is an ordinary command of this
 project (train.py, scale.py, merge.py), printed as it runs, so a student can
 re-run any single step by hand. Stages are cached: a re-run skips every stage
 whose output exists and was made by the same command, and an interrupted
-training run resumes where it stopped. report.py then writes report/REPORT.md
-and its plots from results.json.
+training run resumes where it stopped. lab/report.py then writes
+report/REPORT.md and its plots from results.json.
 
-    python experiment.py                  # the default run: ~85 minutes on a 2-core laptop CPU
+    python experiment.py                  # the default run: ~80 minutes on a 2-core laptop CPU
+    python experiment.py --preset=class   # the lesson-sized run, ~12 minutes
     python experiment.py --preset=quick   # every stage on tiny settings, about 2 minutes
     python experiment.py --preset=gpu     # a larger model and budget for a GPU
     python experiment.py --config=my.json # any preset setting overridden from a JSON file
 
-Two tracks, following the two papers:
-- languages ("Grow Up and Merge", SCALE section 5): pretrain on English, grow the
-  model with every method of scale.py a claim reads (lesson_growths: all of them),
-  continue each on Korean with the same token budget, measure English forgetting;
-  then German models from the same ancestors, merged with every method of
-  merge.py, against joint training, each ancestor at its best rate.
-- biographies (SCALE's controlled setup): memorise the facts of population A,
-  grow, continue on population B; exact-match retention on A and acquisition on B,
-  over several seeds.
+What each stage is, and why, is in lab/tracks.py; this file only orders them.
 """
 
 import json
 import os
-import subprocess
-import sys
 import time
 
 import torch
 
-import merge
-import report
-import scale
-from claims import MERGE_ANCESTORS, at_rate, sweep_rates
-from data.bios.prepare import prepare as prepare_bios
-from data.common import DATA_DIR, load_meta
-from cli import UserError, parse_flags, parser, run_cli
-from evaluate import evaluate_checkpoints
-from measure import EVAL_DTYPE, measure
-from presets import PRESETS, read_settings
-from stages import Stages, jobs_and_threads
-
-GROW = scale.RECIPES  # the language track grows the base with every registered growth
-# Runs the claims compare: each gets `seeds` seeds (data order and the growth's own random init);
-# "growup" is Grow Up's 2x arm: cloned halfway through English pretraining, then Korean;
-# the others (contrasts and lessons) run once. "+replay" runs also see 5% English: marked as such.
-COMPARED = ["full", "full+replay", "depth", "hyperclone", "growup", "preserve", "route+replay"]
-# growths no claim or diagnostic reads, run once for the README's lessons (lesson_growths=false skips them)
-LESSON_GROWTHS = [g for g in GROW if g not in COMPARED and g not in ("route", "hyperclone-noiseless")]
-LANGUAGES = ["english", "korean", "german"]
-
-
-# ----------------------------------------------------------------------------
-# the stages
-
-
-def prepare_data(s, data_dir):
-    for name in LANGUAGES:
-        try:
-            load_meta(name, data_dir)
-        except UserError:  # not prepared yet: download and prepare it (bytes tokenizer)
-            print(f"\n$ python data/{name}/prepare.py --data-dir={data_dir}", flush=True)
-            if subprocess.run([sys.executable, os.path.join(DATA_DIR, name, "prepare.py"),
-                               f"--data-dir={data_dir}"]).returncode != 0:
-                raise UserError(f"could not prepare {name}; see the message above")
-    return prepare_bios(s["bios_people"], s["bios_renderings"], data_dir)
-
-
-def model_flags(s):
-    """The architecture, for training from scratch (continued runs take it from their checkpoint)."""
-    return [f"--n-layer={s['n_layer']}", f"--n-head={s['n_head']}", f"--n-embd={s['n_embd']}",
-            f"--block-size={s['block_size']}"]
-
-
-def run_flags(s, data_dir, seed=1337):
-    """The curves logged during training use fewer batches than the final evaluation (eval_iters)."""
-    return [f"--batch-size={s['batch_size']}", f"--eval-iters={s['train_eval_iters']}", f"--data-dir={data_dir}",
-            f"--seed={seed}"]
-
-
-def seed_name(name, seed):
-    """The run name of a seed: full, full-seed2, full-seed3, ..."""
-    return name if seed == 0 else f"{name}-seed{seed + 1}"
-
-
-def pretrain(st, s, out, data_dir, bios):
-    """Queue the bases: English for the language track (and its first half for Grow Up's 2x arm),
-    population A for the biographies."""
-    flags = model_flags(s) + run_flags(s, data_dir)
-    base = st.train("base", f"{out}/base", flags + ["--dataset=english", f"--learning-rate={s['base_lr']}",
-                                                    f"--eval-interval={s['base_iters'] // 10}"], s["base_iters"])
-    st.train("base", f"{out}/growup/base-1x", flags + ["--dataset=english", f"--learning-rate={s['base_lr']}",
-                                                       f"--eval-interval={s['base_iters'] // 10}"], s["base_iters"] // 2)
-    bios_base = st.train("bios", f"{out}/bios/base", flags + [f"--dataset={bios['a']}", f"--eval-datasets={bios['a']}",
-                                                              f"--learning-rate={s['bios_base_lr']}",
-                                                              f"--eval-interval={s['bios_base_iters'] // 4}"],
-                         s["bios_base_iters"])
-    return base, bios_base
-
-
-def continued(st, s, out, data_dir, name, init, iters=None, dataset="korean", extra=(), seed=0,
-              evals="english,korean", lr=None, eval_every=None):
-    """Queue one continued run, <out>/<name>: `iters` steps (cpt_iters) on `dataset` from `init`,
-    evaluated every `eval_every` steps (by default as often as a cpt_iters run, relative to its length)."""
-    iters = iters or s["cpt_iters"]
-    eval_every = eval_every or max(1, s["eval_interval"] * iters // s["cpt_iters"])
-    argv = run_flags(s, data_dir, 1337 + seed) + [
-        f"--init-from={init}", f"--dataset={dataset}", f"--eval-datasets={evals}",
-        f"--learning-rate={lr or s['cpt_lr']}", f"--eval-interval={eval_every}", *extra]
-    return st.train("continue", f"{out}/{name}", argv, iters)
-
-
-def language_track(st, s, out, data_dir, base):
-    """Queue the growth of the base by every method (lesson_growths=false: those a claim or diagnostic reads)
-    and every continued run: each growth and full training on Korean (the compared runs with several seeds
-    and a sweep of learning rates); the merges' models, the joint models and the long data-efficiency runs,
-    at each ancestor's best rate, wait for the sweep (merge_rates, best_rate_track, long_track)."""
-    def grow(name, seed):
-        path = f"{out}/grown/{seed_name(name, seed)}.pt"
-        return st.step("grow", scale, scale.recipe_flags(GROW[name]) + [f"--in={base}", f"--out={path}", f"--seed={seed}"],
-                       path)
-
-    cont = lambda name, init, **kw: continued(st, s, out, data_dir, name, init, **kw)  # noqa: E731
-
-    replay = [f"--replay=english:{s['replay']}"]
-    runs, grown = {"base": base}, {}
-    growths = [g for g in GROW if s["lesson_growths"] or g not in LESSON_GROWTHS]
-    for name in ["full", "full+replay", *growths, "route+replay"]:
-        for seed in range(s["seeds"] if name in COMPARED else 1):
-            recipe = name.removesuffix("+replay")
-            init = base if recipe == "full" else grow(recipe, seed)
-            if recipe != "full":
-                grown[seed_name(recipe, seed)] = init
-            run = seed_name(name, seed)
-            runs[run] = cont(f"korean/{run}", init, seed=seed, extra=replay if name.endswith("+replay") else ())
-            if name in COMPARED and seed == 0:  # the frontier: the same sweep of learning rates for every method
-                for lr in s["sweep_lrs"]:
-                    sweep_run(st, s, out, data_dir, runs, name, init, lr)
-    # Grow Up's 2x arm: English pretraining's first half at 1x, HyperCloned, its second half at 2x
-    runs["growup/base-1x"], grown["growup"] = f"{out}/growup/base-1x/ckpt.pt", f"{out}/grown/growup-2x.pt"
-    st.step("grow", scale, scale.recipe_flags(GROW["hyperclone"]) + [
-        f"--in={runs['growup/base-1x']}", f"--out={grown['growup']}", "--seed=0"], grown["growup"])
-    runs["growup/base-2x"] = cont("growup/base-2x", grown["growup"], iters=s["base_iters"] - s["base_iters"] // 2,
-                                  dataset="english", evals="english", lr=s["base_lr"])
-    return runs, grown
-
-
-def merge_rates(s, runs, korean):
-    """Each ancestor's learning rate (for its merges, joint model and long run), by the rule fixed before the
-    run: the rate of its Korean run's sweep (seed 0: cpt_lr and sweep_lrs) with the lowest Korean validation
-    loss, `korean` {checkpoint: loss}: the report's final evaluation. A HyperClone takes larger steps at the
-    same rate (the README's symmetry lesson), so one rate for both ancestors would compare step sizes as
-    much as models; at its own best rate each is merged, and trained longer, at its best."""
-    best = sweep_best(s, runs, [recipe for _, recipe in MERGE_ANCESTORS], korean)
-    return {anc: best[recipe] for anc, recipe in MERGE_ANCESTORS}
-
-
-def sweep_best(s, runs, names, korean, every=False):
-    """{method: the rate of its sweep with the lowest final Korean validation loss (seed 0), `korean`
-    {checkpoint: loss}: the report's final evaluation}; over the first round (cpt_lr and sweep_lrs), or
-    with `every`, over every rate it has tried so far (sweep_edge_lrs' too)."""
-    rates = sorted(sweep_rates(s) + (s["sweep_edge_lrs"] if every else []))
-    tried = {name: {lr: runs[at_rate(name, lr, s)] for lr in rates if at_rate(name, lr, s) in runs} for name in names}
-    loss = korean([path for by_rate in tried.values() for path in by_rate.values()])
-    return {name: min(by_rate, key=lambda lr: loss[by_rate[lr]]) for name, by_rate in tried.items()}
-
-
-def edge_track(st, s, out, data_dir, runs, grown, korean):
-    """Queue, for every compared method whose lowest Korean loss so far (sweep_best over every rate it
-    tried) is at the lowest or highest rate it tried, the nearest rate of sweep_edge_lrs beyond that end,
-    by the rule fixed before the run. main calls it once a round until it queues nothing, so a best found
-    at an end is followed outwards one rate a round, as far as sweep_edge_lrs go (the report marks a best
-    still at an end). The merges, joint and long runs keep the first round's choice (merge_rates): they
-    train beside the first of these rounds. Returns how many runs it queued."""
-    first, queued = sweep_rates(s), 0
-    below = sorted((lr for lr in s["sweep_edge_lrs"] if lr < first[0]), reverse=True)  # nearest first
-    above = sorted(lr for lr in s["sweep_edge_lrs"] if lr > first[-1])
-    for name, lr in sweep_best(s, runs, COMPARED, korean, every=True).items():
-        tried = sorted(rate for rate in first + below + above if at_rate(name, rate, s) in runs)
-        beyond = ([r for r in below if r < lr] if lr == tried[0] else []) + \
-                 ([r for r in above if r > lr] if lr == tried[-1] else [])
-        if beyond:
-            recipe = name.removesuffix("+replay")
-            init = runs["growup/base-2x"] if name == "growup" else ancestor(runs, grown, recipe, 0)
-            sweep_run(st, s, out, data_dir, runs, name, init, beyond[0])
-            queued += 1
-    return queued
-
-
-def final_korean(s, data_dir):
-    """{checkpoint: Korean validation loss} as measure.py's final evaluation computes it (the same batches,
-    precision and threads), for merge_rates to read before the second round."""
-    seen = {}  # each checkpoint evaluated once, however many choices read it
-
-    def korean(paths):
-        new = [path for path in paths if path not in seen]
-        if new:
-            losses = evaluate_checkpoints(new, ["korean"], data_dir, s["batch_size"], s["eval_iters"],
-                                          EVAL_DTYPE)
-            seen.update({path: losses[path]["korean"] for path in new})
-        return {path: seen[path] for path in paths}
-    return korean
-
-
-def best_rate_track(st, s, out, data_dir, runs, grown, rates):
-    """Queue what each ancestor needs at its rate (merge_rates): for every merge seed k a German model and
-    a Korean one (the sweep made seed 0's; at the default rate every seed's exists), both from the ancestor
-    of seed k, so a merge's noise is its own spread over merge seeds; and the joint Korean+German model."""
-    for anc, recipe in MERGE_ANCESTORS:
-        lr = rates[anc]
-        for seed in range(s["merge_seeds"]):
-            start, korean = ancestor(runs, grown, recipe, seed), seed_name(at_rate(recipe, lr, s), seed)
-            if korean not in runs:
-                runs[korean] = continued(st, s, out, data_dir, f"korean/{korean}", start, lr=lr, seed=seed)
-            german = seed_name(at_rate(f"german/{anc}", lr, s), seed)
-            runs[german] = continued(st, s, out, data_dir, german, start, dataset="german", evals="english,german",
-                                     lr=lr, seed=seed)
-        runs[f"joint/{anc}"] = continued(st, s, out, data_dir, f"joint/{anc}", ancestor(runs, grown, recipe, 0), lr=lr,
-                                         iters=s["cpt_iters"] * s["joint_factor"], extra=["--replay=german:0.5"],
-                                         evals="english,korean,german")
-    return runs
-
-
-def long_track(st, s, out, data_dir, runs, grown, rates):
-    """Queue the data-efficiency runs, each ancestor's Korean run continued longer at its rate (merge_rates):
-    the 1x base long_factor times cpt_iters, past one epoch of Korean, the symmetry-broken 2x HyperClone
-    long_factor_2x times (0: none). At one fixed rate the 2x would take larger steps than the 1x (the
-    symmetry lesson); at its own sweep's best rate each is compared at its best by the same rule. Their
-    curves are read at equal tokens and equal FLOPs, evaluated every 2 x eval_interval steps."""
-    for (anc, recipe), factor in zip(MERGE_ANCESTORS, (s["long_factor"], s["long_factor_2x"])):
-        if factor:
-            runs[f"{recipe}-long"] = continued(st, s, out, data_dir, f"korean/{recipe}-long",
-                                               ancestor(runs, grown, recipe, 0), lr=rates[anc],
-                                               iters=s["cpt_iters"] * factor, eval_every=2 * s["eval_interval"])
-    return runs
-
-
-def ancestor(runs, grown, recipe, seed):
-    """The checkpoint seed `seed` of a Korean run of `recipe` was continued from: the base or its growth."""
-    return runs["base"] if recipe == "full" else grown[seed_name(recipe, seed)]
-
-
-def growup_track(st, s, out, data_dir, runs):
-    """Queue Grow Up's 2x model on Korean as a compared method: seeds (data order; the 2x English
-    model is one) and the sweep of learning rates."""
-    for seed in range(s["seeds"]):
-        run = seed_name("growup", seed)
-        runs[run] = continued(st, s, out, data_dir, f"korean/{run}", runs["growup/base-2x"], seed=seed)
-    for lr in s["sweep_lrs"]:
-        sweep_run(st, s, out, data_dir, runs, "growup", runs["growup/base-2x"], lr)
-    return runs
-
-
-def sweep_run(st, s, out, data_dir, runs, name, init, lr):
-    """Queue a compared method's run at one learning rate of its sweep (seed 0), korean/<name>@<lr>."""
-    extra = [f"--replay=english:{s['replay']}"] if name.endswith("+replay") else ()
-    runs[f"{name}@{lr:g}"] = continued(st, s, out, data_dir, f"korean/{name}@{lr:g}", init, lr=lr, extra=extra)
-
-
-def merge_track(st, s, out, runs, grown, rates):
-    """Merge the Korean and the German model of each ancestor (the 1x base, the 2x HyperClone), at its rate
-    (merge_rates), with every method of merge.py, once per merge seed: seed k merges seed k's two models,
-    so the spread of a merge over seeds is measured, not borrowed from the Korean runs."""
-    merges = {}
-    for anc, recipe in MERGE_ANCESTORS:
-        lr = rates[anc]
-        for method in merge.METHODS:
-            for seed in range(s["merge_seeds"]):
-                name, base = seed_name(f"{at_rate(anc, lr, s)}/{method}", seed), ancestor(runs, grown, recipe, seed)
-                ko = runs[seed_name(at_rate(recipe, lr, s), seed)]
-                de = runs[seed_name(at_rate(f"german/{anc}", lr, s), seed)]
-                path = f"{out}/merged/{name}.pt"
-                st.run("merge", merge, [f"--method={method}", f"--base={base}", f"--models={ko},{de}", f"--out={path}"],
-                       path, inputs=[base, ko, de])
-                merges[name] = path
-    return merges
-
-
-def bios_track(st, s, out, data_dir, bios, base):
-    """Queue the growths of the population-A base and the phase-2 runs on population B, per method and seed,
-    and for the first seed at each of bios_sweep_lrs too. With bios_korean, population B is written in Korean
-    (the cross-lingual variant)."""
-    b, out = (bios["b_ko"], f"{out}/bios-ko") if s["bios_korean"] else (bios["b"], f"{out}/bios")
-    runs = {}
-    for method in s["bios_methods"]:
-        for seed in range(s["bios_seeds"]):
-            init = base
-            if method != "full":
-                init = f"{out}/grown/{method}-{seed}.pt"
-                st.step("bios", scale, scale.recipe_flags(GROW[method]) + [f"--in={base}", f"--out={init}",
-                                                                             f"--seed={seed}"], init)
-            rates = [(method, s["bios_lr"])]
-            if seed == 0:  # the first seed also runs the sweep: C1 and C2 read retention at equal acquisition
-                rates += [(f"{method}@{lr:g}", lr) for lr in s["bios_sweep_lrs"]]
-            for name, lr in rates:
-                argv = run_flags(s, data_dir, 1337 + seed) + [
-                    f"--init-from={init}", f"--dataset={b}", f"--eval-datasets={bios['a']},{b}",
-                    f"--learning-rate={lr}", f"--eval-interval={max(1, s['bios_iters'] // 5)}"]
-                runs[(name, seed)] = st.train("bios", f"{out}/{name}-{seed}", argv, s["bios_iters"])
-    return runs
-
-
-# ----------------------------------------------------------------------------
+from data.common import DATA_DIR
+from lab import report
+from lab.readings import MERGE_ANCESTORS
+from lab.measure import measure
+from lab.presets import PRESETS, read_settings
+from lab.stages import Stages, jobs_and_threads
+from lab.tracks import (COMPARED, LANGUAGES, Plan, best_rate_track, bios_track, edge_track, final_korean, growup_track,
+                        language_track, long_track, merge_rates, merge_track, prepare_data, pretrain)
+from plumbing.cli import UserError, parse_flags, parser, run_cli
 
 
 def main(argv=None):
@@ -323,31 +50,32 @@ def main(argv=None):
     jobs, threads = jobs_and_threads(args.jobs, args.threads)
     s = read_settings(args.preset, args.config)
     out = args.out_dir or ("out/experiment" if args.preset == "default" else f"out/experiment-{args.preset}")
-    st = Stages(out, jobs, threads)
+    plan = Plan(Stages(out, jobs, threads), s, out, args.data_dir)
     torch.set_num_threads(threads)  # the evaluation here sums as the stages did, whatever --jobs is
     t0 = time.time()
     try:
         bios = prepare_data(s, args.data_dir)
-        base, bios_base = pretrain(st, s, out, args.data_dir, bios)
-        runs, grown = language_track(st, s, out, args.data_dir, base)
-        bios_runs = bios_track(st, s, out, args.data_dir, bios, bios_base)
-        growup_track(st, s, out, args.data_dir, runs)
-        st.wait()  # every stage, each as soon as what it starts from exists
+        _, bios_base = pretrain(plan, bios)
+        language_track(plan)
+        bios_runs = bios_track(plan, bios, bios_base)
+        growup_track(plan)
+        plan.stages.wait()  # every stage, each as soon as what it starts from exists
         korean = final_korean(s, args.data_dir)
-        rates = merge_rates(s, runs, korean)  # the finished sweep's: the merges wait for it
-        best_rate_track(st, s, out, args.data_dir, runs, grown, rates)
-        edge_track(st, s, out, args.data_dir, runs, grown, korean)
-        long_track(st, s, out, args.data_dir, runs, grown, rates)
-        st.wait()
-        while edge_track(st, s, out, args.data_dir, runs, grown, korean):  # a best still at an end: one rate on
-            st.wait()
-        merges = merge_track(st, s, out, runs, grown, rates)
+        rates = merge_rates(s, plan.runs, korean)  # the finished sweep's: the merges wait for it
+        best_rate_track(plan, rates)
+        edge_track(plan, korean)
+        long_track(plan, rates)
+        plan.stages.wait()
+        while edge_track(plan, korean):  # a best still at an end: one rate further, a round at a time
+            plan.stages.wait()
+        merges = merge_track(plan, rates)
     except KeyboardInterrupt:
         raise UserError("interrupted; run the same command again: finished stages are kept")
+    runs = plan.runs
     results = measure(s, LANGUAGES, args.data_dir, runs, merges, bios, bios_base, bios_runs, jobs, threads)
     long_rates = {f"{recipe}-long": rates[anc] for anc, recipe in MERGE_ANCESTORS if f"{recipe}-long" in runs}
     results.update(settings=s, compared=COMPARED, merge_rates=rates, long_rates=long_rates, preset=args.preset,
-                   stages=st.done, jobs=jobs, threads=threads, wall_s=round(time.time() - t0, 1),
+                   stages=plan.stages.done, jobs=jobs, threads=threads, wall_s=round(time.time() - t0, 1),
                    peak_rss_mb=report.peak_rss_mb(), machine=report.machine(), date=time.strftime("%Y-%m-%d"))
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(results, f, indent=1)

@@ -25,7 +25,7 @@ from checkpoint import check_finite, descends_from, load_checkpoint, make_checkp
 from model_scale import config_of
 
 # method: (sparsify, consensus). sparsify: None | "magnitude" (TIES' trim) | "random" (DARE);
-from cli import UserError, check_number, parse_flags, parser, run_cli, writable_file
+from plumbing.cli import UserError, check_number, parse_flags, parser, run_cli, writable_file
 
 # method: (sparsify, consensus). sparsify: None | "magnitude" (TIES' trim) | "random" (DARE);
 # consensus: elect a sign per coordinate and average only the models that agree with it.

@@ -27,8 +27,6 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
-from cli import UserError
-
 
 @dataclass
 class GPTConfig:
@@ -44,7 +42,7 @@ class GPTConfig:
 
     def __post_init__(self):
         if self.n_embd % self.n_head != 0:
-            raise UserError(f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}")
+            raise ValueError(f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}")
 
     @property
     def head_size(self):
@@ -194,6 +192,15 @@ class GPT(nn.Module):
         lookups = tr.wpe.weight.numel() + (0 if cfg.tie_weights else tr.wte.weight.numel())
         return 6 * (self.num_params() - lookups) + 12 * cfg.n_layer * cfg.n_embd * cfg.block_size
 
+    def training_bytes(self, batch_size):
+        """Rough float32 memory of one training step: weights, gradients and AdamW's two moments (16 bytes
+        a parameter) plus the activations the backward pass keeps, per block and token about 34 x width
+        + 5 x heads x block_size values (Korthikanti et al. 2022), and the logits three times over. Works
+        on a model built on the "meta" device, so a size can be refused before anything is allocated."""
+        cfg = self.config
+        per_token = cfg.n_layer * (34 * cfg.n_embd + 5 * cfg.n_head * cfg.block_size) + 3 * cfg.vocab_size
+        return 16 * self.num_params() + 4 * batch_size * cfg.block_size * per_token
+
     def forward(self, idx, targets=None, kv_cache=None):
         """logits (B, T, vocab) for idx (B, T), and the loss if targets (B, T) are given.
 
@@ -250,7 +257,7 @@ class GPT(nn.Module):
 def positions(start, T, block_size, device):
     """(T,) positions start .. start + T - 1, or one line if they pass the longest context learned."""
     if start + T > block_size:
-        raise UserError(f"sequence of length {start + T} is longer than block_size={block_size}")
+        raise ValueError(f"sequence of length {start + T} is longer than block_size={block_size}")
     return torch.arange(start, start + T, dtype=torch.long, device=device)
 
 

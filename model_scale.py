@@ -33,7 +33,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from cli import UserError
 from model import GPT, MLP, CausalSelfAttention, GPTConfig, LayerNorm, lm_loss, positions
 
 
@@ -47,9 +46,9 @@ class ScaleConfig(GPTConfig):
     def __post_init__(self):
         super().__post_init__()
         if self.n_embd_u % self.head_size != 0:
-            raise UserError(f"n_embd_u={self.n_embd_u} is not a multiple of the head size {self.head_size}")
+            raise ValueError(f"n_embd_u={self.n_embd_u} is not a multiple of the head size {self.head_size}")
         if self.route and not self.n_embd_u:
-            raise UserError("route needs a second stream (n_embd_u > 0)")
+            raise ValueError("route needs a second stream (n_embd_u > 0)")
 
 
 def block_linear(base, new, w12, x, x_u):

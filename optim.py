@@ -12,7 +12,7 @@ import math
 import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from cli import UserError
+from plumbing.cli import UserError
 
 
 def lr_at(it, learning_rate, min_lr, warmup_iters, lr_decay_iters):

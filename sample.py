@@ -14,8 +14,8 @@ import torch
 
 from data.tokenizers import get_tokenizer
 from checkpoint import check_finite, load_checkpoint, model_from_checkpoint
-from cli import UserError, check_number, parse_flags, parser, run_cli
-from system import resolve_device, set_threads
+from plumbing.cli import UserError, check_number, parse_flags, parser, run_cli
+from plumbing.system import resolve_device, set_threads
 
 
 def sample_text(model, tokenizer, prompt, n_tokens, temperature=0.8, top_k=200, seed=0, device="cpu"):

@@ -29,25 +29,26 @@ from dataclasses import asdict
 
 import torch
 
-from checkpoint import (BASE_CKPT, UPSCALED_CKPT, check_finite, load_checkpoint, make_checkpoint,
+from checkpoint import (check_finite, load_checkpoint, make_checkpoint,
                         model_from_checkpoint, save_checkpoint, tie_head, untie_head)
 from model_scale import new_model
-from cli import UserError, available_memory, check_number, parse_flags, parser, run_cli, writable_file
+from plumbing.rundir import BASE_CKPT, UPSCALED_CKPT
+from plumbing.cli import UserError, available_memory, check_number, parse_flags, parser, run_cli, writable_file
 
 METHODS = ("depth", "solar", "hyperclone", "ffn", "scale")  # --method; grow() says what each does
-# HyperCloning's symmetry-breaking noise for the experiment: without it both clones get identical
-# gradients for ever and the 2x model stays a 1x model with a larger step. 0.005 is a quarter of
-# GPT-2's init scale; the function is kept to float32 rounding (the gap is printed).
+# HyperCloning's symmetry-breaking noise, the default: without it both clones get identical gradients
+# for ever and the 2x model stays a 1x model with a larger step (--noise=0 makes that clone, the lesson).
+# 0.005 is a quarter of GPT-2's init scale; the function is kept to float32 rounding (the gap is printed).
 SYMMETRY_NOISE = 0.005
 # The registry of named growths: every one here is grown, continued, benchmarked and tested by
-# experiment.py, report.py, bench.py and the tests, which read their lists from it. A new growth
+# experiment.py, lab/report.py, tools/bench.py and the tests, which read their lists from it. A new growth
 # method that needs no new layer is a function below, a line in grow() and a line here.
 RECIPES = {  # name: grow()'s options (scale.py's flags of the same names)
     "depth": dict(method="depth"),
     "solar": dict(method="solar"),
     "ffn": dict(method="ffn"),
     "hyperclone": dict(method="hyperclone", noise=SYMMETRY_NOISE),
-    "hyperclone-noiseless": dict(method="hyperclone"),  # the lesson: it never leaves the 1x model
+    "hyperclone-noiseless": dict(method="hyperclone", noise=0),  # the lesson: it never leaves the 1x model
     "preserve": dict(method="scale", variant="preserve"),
     "adapt": dict(method="scale", variant="adapt"),
     "route": dict(method="scale", variant="route"),
@@ -276,8 +277,9 @@ def build_parser():
     p.add_argument("--tokenizer", help="for an --in checkpoint that does not say: bytes, gpt2, or nanoGPT's "
                                        "data/<dataset>/meta.pkl")
     p.add_argument("--factor", default="2", help="hyperclone: width multiplier, an integer >= 2")
-    p.add_argument("--noise", type=float, default=0.0,
-                   help="hyperclone: std of the +N/-N symmetry-breaking noise (preserves the function)")
+    p.add_argument("--noise", type=float, default=SYMMETRY_NOISE,
+                   help="hyperclone: std of the +N/-N noise that lets the clones' halves separate while keeping "
+                        "the function; 0 makes the exact clone that never leaves the 1x model (the lesson)")
     p.add_argument("--every", type=int, default=1, help="depth: insert a copy after every k-th block")
     p.add_argument("--top", type=int, default=0, help="depth: instead, stack this many copies of the last block on top")
     p.add_argument("--overlap", type=int, default=0, help="solar: layers dropped from each copy (default: n_layer / 4)")
@@ -301,7 +303,7 @@ def check_factor(text):
     return n
 
 
-def grow(ckpt, method, variant="preserve", factor=2, noise=0.0, every=1, top=0, overlap=0,
+def grow(ckpt, method, variant="preserve", factor=2, noise=SYMMETRY_NOISE, every=1, top=0, overlap=0,
          add_width=0, add_neurons=0, seed=0):
     """Grow the checkpoint by `method`; return (model_args, state_dict, frozen tensor names).
     The options are scale.py's flags of the same names; each method reads its own."""

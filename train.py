@@ -33,13 +33,13 @@ from data.common import DATA_DIR, load_meta
 from data.tokenizers import get_tokenizer, tokenizer_label
 from data.loader import draw_rows, make_batch, open_split, parse_replay, seen_tokens
 from evaluate import estimate_loss
-from checkpoint import UPSCALED_CKPT, load_checkpoint, make_checkpoint, model_from_checkpoint, save_checkpoint
-from cli import UserError, catch_ctrl_c, check_number, parse_flags, parser, run_cli, typed_flags
-from model import GPT, GPTConfig
-from rundir import (PRETRAIN_OUT_DIR, claim_out_dir, continue_out_dir, init_path, start_log,
-                    take_saved_settings)
+from checkpoint import load_checkpoint, make_checkpoint, model_from_checkpoint, save_checkpoint
+from model_scale import new_model
 from optim import apply_freezing, lr_at, make_optimizer, optimizer_step
-from system import any_process, leave_process_group, processes, same_weights_everywhere, set_up_system
+from plumbing.cli import UserError, available_memory, catch_ctrl_c, check_number, parse_flags, parser, run_cli, typed_flags
+from plumbing.rundir import (PRETRAIN_OUT_DIR, UPSCALED_CKPT, claim_out_dir, continue_out_dir, init_path, start_log,
+                             take_saved_settings)
+from plumbing.system import any_process, leave_process_group, processes, same_weights_everywhere, set_up_system
 
 # Continued pretraining (--init-from=upscaled or a checkpoint path) uses these instead of the
 # pretraining defaults: a new language, both languages evaluated, and a gentler learning rate
@@ -148,14 +148,27 @@ def check_settings(args):
     check_number("beta2", args.beta2, 0, 0.9999)
 
 
+def check_fits(margs, batch_size):
+    """Refuse, before anything is allocated, a model or batch this machine cannot hold (one line, not a
+    crash minutes later): the estimate of model.training_bytes against the memory still free."""
+    if margs["n_embd"] % margs["n_head"]:
+        raise UserError(f"--n-embd={margs['n_embd']} is not divisible by --n-head={margs['n_head']}")
+    with torch.device("meta"):  # shapes only, no memory
+        need = new_model(margs).training_bytes(batch_size)
+    have = available_memory()
+    if have is not None and need > have:
+        raise UserError(f"block size {margs['block_size']:,}, batch {batch_size}, {margs['n_layer']} layers of width "
+                        f"{margs['n_embd']} need about {need / 2**30:,.1f} GiB; {have / 2**30:.1f} GiB are free: make them smaller")
+
+
 def build_model(args, explicit, ckpt, path):
     """The model to train and its tokenizer: new from the flags, or from the checkpoint."""
     if ckpt is None:
         tokenizer = load_meta(args.dataset, args.data_dir)["tokenizer"]
-        config = GPTConfig(block_size=args.block_size, vocab_size=get_tokenizer(tokenizer).n_vocab,
-                           n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd,
-                           dropout=args.dropout, bias=args.bias)
-        return GPT(config), tokenizer
+        margs = dict(block_size=args.block_size, vocab_size=get_tokenizer(tokenizer).n_vocab, n_layer=args.n_layer,
+                     n_head=args.n_head, n_embd=args.n_embd, dropout=args.dropout, bias=args.bias)
+        check_fits(margs, args.batch_size)
+        return new_model(margs), tokenizer
     margs = dict(ckpt["model_args"])
     for flag in set(ARCH_FLAGS) & explicit:
         if getattr(args, flag) != margs[flag]:
@@ -163,6 +176,7 @@ def build_model(args, explicit, ckpt, path):
     for flag in ARCH_FLAGS:
         setattr(args, flag, margs[flag])
     margs["dropout"] = args.dropout if "dropout" in explicit else margs["dropout"]
+    check_fits(margs, args.batch_size)
     return model_from_checkpoint(dict(ckpt, model_args=margs), path), ckpt["tokenizer"]
 
 
@@ -322,7 +336,7 @@ def main(argv=None):
     args, explicit, ckpt, path, overridden = settle_settings(argv, world)
     resumed = args.init_from == "resume"
     if rank == 0:
-        claim_out_dir(args, explicit, resumed)
+        claim_out_dir(args, explicit, resumed, load_checkpoint)
     system = set_up_system(args)
     run = build_run(args, explicit, ckpt, path, system)
     ckpt_path, log_path = os.path.join(args.out_dir, "ckpt.pt"), os.path.join(args.out_dir, "log.jsonl")

@@ -20,9 +20,9 @@ import numpy as np
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_DIR not in sys.path:  # prepare scripts run as `python data/<name>/prepare.py`
     sys.path.insert(0, REPO_DIR)
-from cli import UserError, check_number, parse_flags, parser, run_cli  # noqa: E402
 from data.download import fetch_deb, read_fortunes, sha256_of  # noqa: E402
 from data.tokenizers import TOKENIZERS, get_tokenizer, read_nanogpt_meta, tokenizer_size  # noqa: E402
+from plumbing.cli import UserError, check_number, parse_flags, parser, run_cli  # noqa: E402
 
 DATA_DIR = os.path.join(REPO_DIR, "data")
 

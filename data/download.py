@@ -18,7 +18,7 @@ import tarfile
 import urllib.error
 import urllib.request
 
-from cli import UserError
+from plumbing.cli import UserError
 
 CACHE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cache")
 

@@ -15,7 +15,7 @@ import torch
 
 from data.common import load_meta
 from data.tokenizers import CHAR, tokenizer_label
-from cli import UserError
+from plumbing.cli import UserError
 
 
 def open_split(data_dir, name, split, tokenizer, block_size):

@@ -20,8 +20,8 @@ import os
 import pickle
 import zipfile
 
-from cli import UserError
 from data.download import CACHE_DIR, fetch
+from plumbing.cli import UserError
 
 TOKENIZERS = ("bytes", "gpt2")
 

@@ -11,7 +11,7 @@ import math
 import torch
 from torch.nn import functional as F
 
-import clones
+from lab import clones
 import scale
 
 

@@ -11,7 +11,7 @@ import math  # noqa: F401
 import torch  # noqa: F401
 from torch.nn import functional as F  # noqa: F401
 
-import clones  # noqa: F401
+from lab import clones  # noqa: F401
 import scale  # noqa: F401
 
 

@@ -19,8 +19,8 @@ import train  # noqa: E402
 from data.common import DATA_DIR  # noqa: E402
 from evaluate import evaluate_checkpoints  # noqa: E402
 from checkpoint import load_checkpoint, model_from_checkpoint  # noqa: E402
-from claims import at_rate, rates_of_merges  # noqa: E402
-from cli import UserError, check_number, parse_flags, parser, run_cli  # noqa: E402
+from lab.readings import at_rate, rates_of_merges  # noqa: E402
+from plumbing.cli import UserError, check_number, parse_flags, parser, run_cli  # noqa: E402
 
 EXP = "out/experiment"
 

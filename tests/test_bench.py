@@ -9,12 +9,12 @@ import types
 
 import torch
 
-import bench
+from tools import bench
 from tests.conftest import run_script
 
 
 def test_bench_runs_and_compares_frozen_with_all_trainable():
-    r = run_script("bench.py", "--configs=preserve", "--steps=2", "--warmup=1", "--rounds=1", "--dtype=float32")
+    r = run_script("-m", "tools.bench", "--configs=preserve", "--steps=2", "--warmup=1", "--rounds=1", "--dtype=float32")
     assert r.returncode == 0, r.stderr
     frozen, everything = [line.split() for line in r.stdout.splitlines() if line.startswith("preserve")]
     assert frozen[1] == "(frozen)" and everything[1] == "(all)"
@@ -44,7 +44,7 @@ def test_freeze_unseen_freezes_the_rows_of_unseen_bytes_too():
 
 
 def test_bench_rejects_unknown_configurations():
-    r = run_script("bench.py", "--configs=huge")
+    r = run_script("-m", "tools.bench", "--configs=huge")
     assert r.returncode == 1 and r.stderr.startswith("error: unknown configuration 'huge'")
 
 
@@ -74,5 +74,5 @@ def test_nanogpt_side_by_side_times_both_models_from_the_same_weights(tmp_path):
 
 
 def test_nanogpt_side_by_side_needs_a_clone():
-    r = run_script("bench.py", "--nanogpt=no/such/folder")
+    r = run_script("-m", "tools.bench", "--nanogpt=no/such/folder")
     assert r.returncode == 1 and r.stderr.startswith("error: --nanogpt=no/such/folder: no model.py there")

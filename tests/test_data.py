@@ -21,8 +21,8 @@ from data.download import deb_files, fetch, fortune_entries, read_fortunes
 from data.tokenizers import get_tokenizer
 from data.english.prepare import strip_gutenberg
 from data.korean.prepare import clean_lines, html_lines, mallard_lines
-from cli import UserError
 from tests.conftest import run_script
+from plumbing.cli import UserError
 
 SAMPLES = ["Hello world", "To be, or not to be: that is the question.\n", "파일을 저장합니다. 한국어!", "emoji 🎭 and tabs\t"]
 

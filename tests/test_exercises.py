@@ -69,17 +69,24 @@ def test_the_ties_sweep_takes_the_models_the_experiments_merges_used(tmp_path):
         f"error: {tmp_path}/none/results.json not found: run python experiment.py first, or pass --ko and --de"]
 
 
+def student_package(folder, edits):
+    """An `exercises` package in folder whose student.py is the reference solutions with `edits`
+    {line: replacement} made: a student's file with their bugs, found first on PYTHONPATH."""
+    package = folder / "exercises"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    text = open(os.path.join(REPO, "exercises", "solutions.py")).read()
+    for line, replacement in edits.items():
+        text = text.replace(line, replacement)
+    (package / "student.py").write_text(text)
+
+
 def test_a_student_bug_fails_that_exercise_only(tmp_path, monkeypatch):
     """A KeyError typo in exercise 3 and a wrong return shape in exercise 6: those two FAIL with the
     error's type, message and the student's file and line; every other exercise still runs and passes."""
-    package = tmp_path / "exercises"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    buggy = open(os.path.join(REPO, "exercises", "solutions.py")).read()
-    buggy = buggy.replace("def depth_without_zero_init(sd, margs):",
-                          "def depth_without_zero_init(sd, margs):\n    sd['transformer.h.0.oops']\n")
-    buggy = buggy.replace("def ties_by_hand():", "def ties_by_hand():\n    return None\n\n\ndef _unused():")
-    (package / "student.py").write_text(buggy)
+    student_package(tmp_path, {
+        "def depth_without_zero_init(sd, margs):": "def depth_without_zero_init(sd, margs):\n    sd['transformer.h.0.oops']\n",
+        "def ties_by_hand():": "def ties_by_hand():\n    return None\n\n\ndef _unused():"})
     r = run_script("exercises/check.py", "all", env=dict(os.environ, PYTHONPATH=str(tmp_path)))
     lines = [line for line in r.stdout.splitlines() if line.startswith("exercise ")]
     assert r.returncode == 1 and len(lines) == 15, r.stdout + r.stderr
@@ -92,10 +99,10 @@ def test_the_checker_says_which_step_went_wrong():
     """Exercise 6's usual mistakes are named; exercise 3's kept zero init and wrong return shape are told apart."""
     import types
     import torch
-    from exercises import check, solutions
-    taus = [torch.tensor(t, dtype=torch.float64) for t in check.TAUS]
-    by_three = check.ties_steps(taus, count_agreeing=False)[2].tolist()
-    by_votes = check.ties_steps(taus, sign_by_mass=False)[2].tolist()
+    from exercises import check, checks, solutions
+    taus = [torch.tensor(t, dtype=torch.float64) for t in checks.TAUS]
+    by_three = checks.ties_steps(taus, count_agreeing=False)[2].tolist()
+    by_votes = checks.ties_steps(taus, sign_by_mass=False)[2].tolist()
     verdict = lambda n, **f: check.run_check(n, types.SimpleNamespace(**f))[1]  # noqa: E731
     right = solutions.ties_by_hand()
     steps = lambda **change: lambda: dict(right, **change)  # noqa: E731 (the reference with one step changed)
@@ -103,7 +110,7 @@ def test_the_checker_says_which_step_went_wrong():
         "you divided by the number of models" in verdict(6, ties_by_hand=steps(merged=by_three))
     assert "step 1 (trim) first differs at τ2, coordinate 1: yours [-0.5, 0.2, 0.0, -0.3]" in verdict(
         6, ties_by_hand=steps(trimmed=[right["trimmed"][0], [-0.5, 0.2, 0, -0.3], right["trimmed"][2]]))
-    by_vote_signs = check.ties_steps(taus, sign_by_mass=False)[1].tolist()
+    by_vote_signs = checks.ties_steps(taus, sign_by_mass=False)[1].tolist()
     assert "step 2 (elect the sign)" in verdict(6, ties_by_hand=steps(sign=by_vote_signs)) and \
         "you counted votes" in verdict(6, ties_by_hand=steps(sign=by_vote_signs))
     assert "this is the merge with signs elected by counting votes" in verdict(6, ties_by_hand=steps(merged=by_votes))
@@ -115,7 +122,23 @@ def test_the_checker_says_which_step_went_wrong():
         "(not rescaled)" in verdict(7, dare=no_rescale)
     assert "return its two steps" in verdict(7, dare=lambda tau, d, gen: solutions.dare(tau, d, gen)[1])
     assert ": PASS" in verdict(7, dare=solutions.dare)
-    assert "kept grow_depth's zero init" in verdict(3, depth_without_zero_init=lambda sd, margs: check.scale.grow_depth(
+    assert "kept grow_depth's zero init" in verdict(3, depth_without_zero_init=lambda sd, margs: checks.scale.grow_depth(
         sd, margs, every=1, top=0)[:2])
-    assert "two values" in verdict(3, depth_without_zero_init=lambda sd, margs: check.scale.grow_depth(sd, margs, 1, 0))
+    assert "two values" in verdict(3, depth_without_zero_init=lambda sd, margs: checks.scale.grow_depth(sd, margs, 1, 0))
     assert ": PASS" in verdict(3, depth_without_zero_init=solutions.depth_without_zero_init)
+
+
+def test_a_student_loop_or_memory_hog_fails_that_exercise_only(tmp_path):
+    """Exercise 1 never returns and exercise 2 eats memory: each is stopped at its limit and is that
+    exercise's FAIL, saying which limit; exercise 3 still runs and passes."""
+    student_package(tmp_path, {
+        "def n_params(n_layer, n_embd, vocab_size, block_size):":
+            "def n_params(n_layer, n_embd, vocab_size, block_size):\n    while True:\n        pass\n",
+        "def forgetting(log_path):": "def forgetting(log_path):\n    hog = []\n    while True:\n        hog.append(bytearray(2**26))\n"})
+    r = run_script("exercises/check.py", "all", "--time-limit=20", "--memory-limit=2",
+                   env=dict(os.environ, PYTHONPATH=str(tmp_path)))
+    lines = [line for line in r.stdout.splitlines() if line.startswith("exercise ")]
+    assert r.returncode == 1 and len(lines) == 15, r.stdout + r.stderr
+    assert lines[0].startswith("exercise 1: FAIL — still running after 20 s"), lines[0]
+    assert lines[1].startswith("exercise 2: FAIL") and "2 GiB" in lines[1], lines[1]
+    assert lines[2].startswith("exercise 3: PASS"), lines[2]

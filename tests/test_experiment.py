@@ -16,17 +16,19 @@ import numpy as np
 import pytest
 import torch
 
-import claims
+from lab import claims, readings
 import experiment
-import measure
-import report
-import stages
+from lab import tracks
+from lab.tracks import Plan
+from lab import measure
+from lab import report
+from lab import stages
 from data.bios.prepare import ATTRIBUTES, dataset_names, exact_match, populations, prepare, questions
 from data.common import write_dataset
 from model import GPT, GPTConfig
 from checkpoint import load_checkpoint
-from cli import UserError
 from tests.conftest import synthetic_english, synthetic_german, synthetic_korean
+from plumbing.cli import UserError
 
 
 @pytest.fixture(scope="module")
@@ -45,16 +47,16 @@ def test_quick_experiment_writes_the_report(quick_run):
     data, out = quick_run
     results = json.load(open(os.path.join(out, "results.json")))
     for run in ["base", "full", "full-seed2", "full+replay", "full-long", "joint/hyper",
-                "route+replay", "hyperclone-seed2", *experiment.GROW]:
+                "route+replay", "hyperclone-seed2", *tracks.GROW]:
         assert set(results["losses"][run]) == {"english", "korean", "german"}
     rates, lr0 = results["merge_rates"], experiment.PRESETS["quick"]["cpt_lr"]
     for anc, recipe in experiment.MERGE_ANCESTORS:  # the rate chosen is the one of the lowest final Korean loss
-        tried = [results["losses"][experiment.at_rate(recipe, lr, results["settings"])]["korean"]
+        tried = [results["losses"][tracks.at_rate(recipe, lr, results["settings"])]["korean"]
                  for lr in [lr0, *results["settings"]["sweep_lrs"]]]
-        assert results["losses"][experiment.at_rate(recipe, rates[anc], results["settings"])]["korean"] == min(tried)
+        assert results["losses"][tracks.at_rate(recipe, rates[anc], results["settings"])]["korean"] == min(tried)
     assert len([k for k in results["losses"] if k.startswith("merged/")]) == 20  # 5 methods, 2 ancestors, 2 seeds
     for a, recipe in experiment.MERGE_ANCESTORS:  # each ancestor's merges, German and joint model at its rate
-        at = lambda name: claims.at_rate(name, rates[a], results["settings"])  # noqa: E731
+        at = lambda name: readings.at_rate(name, rates[a], results["settings"])  # noqa: E731
         for name in (f"{at(f'merged/{a}')}/ties-seed2", f"{at(f'german/{a}')}-seed2", f"{at(recipe)}-seed2"):
             assert name in results["losses"]
     for a in rates:
@@ -71,11 +73,11 @@ def test_quick_experiment_writes_the_report(quick_run):
     assert results["symmetry"]["hyperclone-noiseless"]["clone_gap"] == 0 < results["symmetry"]["hyperclone"]["clone_gap"]
     assert set(results["gate"]) == {"route", "route+replay"} and 0 < results["gate"]["route"]["korean"] < 1
     assert "full@0.003" in results["losses"] and "full-seed2" in results["losses"]  # the sweep and the seeds
-    for name in experiment.COMPARED:  # two rates in the first round: every best is at an end, tried past it
-        assert len([lr for lr in claims.rates_tried(results, name) if lr in (3e-4, 1e-2)]) == 1
+    for name in tracks.COMPARED:  # two rates in the first round: every best is at an end, tried past it
+        assert len([lr for lr in readings.rates_tried(results, name) if lr in (3e-4, 1e-2)]) == 1
     assert set(results["bios"]["sweep"]) == {f"{m}@0.003" for m in experiment.PRESETS["quick"]["bios_methods"]}
     assert results["before"]["growup-seed2"] == "growup/base-2x"  # Grow Up's 2x forgets from its own start
-    assert claims.forgetting(results, "growup") == pytest.approx(
+    assert readings.forgetting(results, "growup") == pytest.approx(
         results["losses"]["growup"]["english"] - results["losses"]["growup/base-2x"]["english"])
     assert results["params"]["growup"] == results["params"]["hyperclone"] and "growup@0.003" in results["losses"]
     for png in ["curves.png", "tradeoff.png", "frontier.png", "data_efficiency.png", "merges.png", "bios_frontier.png"]:
@@ -90,16 +92,18 @@ def test_each_ancestor_is_merged_at_the_rate_its_korean_loss_is_lowest(tmp_path)
     ends = {"full": {3e-4: 2.6, 1e-4: 3.3, 1e-3: 2.1}, "hyperclone": {3e-4: 2.3, 1e-4: 2.8, 1e-3: 2.4}}
     for recipe, by_rate in ends.items():
         for lr, korean in by_rate.items():
-            name = experiment.at_rate(recipe, lr, s)
+            name = tracks.at_rate(recipe, lr, s)
             runs[name] = str(tmp_path / name / "ckpt.pt")
             loss[runs[name]] = korean
     asked = []
-    rates = experiment.merge_rates(s, runs, lambda paths: asked.extend(paths) or {p: loss[p] for p in paths})
+    rates = tracks.merge_rates(s, runs, lambda paths: asked.extend(paths) or {p: loss[p] for p in paths})
     assert rates == {"base": 1e-3, "hyper": 3e-4} and sorted(asked) == sorted(loss)  # every rate tried, once
-    st = experiment.Stages(str(tmp_path / "out"), jobs=2, threads=1)
-    grown = {experiment.seed_name("hyperclone", k): str(tmp_path / f"grown-{k}.pt") for k in range(3)}
+    grown = {tracks.seed_name("hyperclone", k): str(tmp_path / f"grown-{k}.pt") for k in range(3)}
     runs.update({f"hyperclone-seed{k}": str(tmp_path / f"h{k}.pt") for k in (2, 3)})  # the default rate's seeds
-    runs = experiment.best_rate_track(st, s, str(tmp_path / "out"), str(tmp_path), runs, grown, rates)
+    plan = Plan(experiment.Stages(str(tmp_path / "out"), jobs=2, threads=1), s, str(tmp_path / "out"), str(tmp_path),
+                runs, grown)
+    tracks.best_rate_track(plan, rates)
+    st = plan.stages
     cmds = {q["out"].split("/out/")[1]: q["cmd"] for q in st.queue}
     assert set(cmds) == {"korean/full@0.001-seed2", "korean/full@0.001-seed3", "german/base@0.001",
                          "german/base@0.001-seed2", "german/base@0.001-seed3", "german/hyper", "german/hyper-seed2",
@@ -110,8 +114,8 @@ def test_each_ancestor_is_merged_at_the_rate_its_korean_loss_is_lowest(tmp_path)
     assert f"--init-from={grown['hyperclone-seed3']}" in cmds["german/hyper-seed3"]  # from seed 3's own growth
     assert f"--init-from={grown['hyperclone']}" in cmds["joint/hyper"]
     st.run = lambda *args, **kw: None  # the merges' names only: nothing here exists to merge
-    merges = experiment.merge_track(st, s, str(tmp_path / "out"), runs, grown, rates)
-    assert set(merges) == {f"{a}/{m}" + k for a in ("base@0.001", "hyper") for m in experiment.merge.METHODS
+    merges = tracks.merge_track(plan, rates)
+    assert set(merges) == {f"{a}/{m}" + k for a in ("base@0.001", "hyper") for m in tracks.merge.METHODS
                            for k in ("", "-seed2", "-seed3")}
 
 
@@ -119,11 +123,13 @@ def test_one_merge_seed_makes_the_merges_models_only_at_each_ancestors_rate(tmp_
     """With merge_seeds=1 (the class preset) there is no spread over seeds to measure at the default rate:
     the only German model of an ancestor is the one at its rate, also when that is the default rate."""
     s = experiment.read_settings("class", None)
-    st = experiment.Stages(str(tmp_path / "out"), jobs=2, threads=1)
-    runs, grown = experiment.language_track(st, s, str(tmp_path / "out"), str(tmp_path), str(tmp_path / "base.pt"))
+    plan = Plan(experiment.Stages(str(tmp_path / "out"), jobs=2, threads=1), s, str(tmp_path / "out"), str(tmp_path),
+                {"base": str(tmp_path / "base.pt")})
+    tracks.language_track(plan)
+    st = plan.stages
     assert not any("german" in q["out"] for q in st.queue)
     st.queue.clear()
-    experiment.best_rate_track(st, s, str(tmp_path / "out"), str(tmp_path), runs, grown, {"base": 3e-4, "hyper": 1e-3})
+    tracks.best_rate_track(plan, {"base": 3e-4, "hyper": 1e-3})
     cmds = {q["out"].split("/out/")[1]: q["cmd"] for q in st.queue}
     assert set(cmds) == {"german/base", "german/hyper@0.001", "joint/base", "joint/hyper"}
     assert "--learning-rate=0.0003" in cmds["german/base"] and "--learning-rate=0.001" in cmds["german/hyper@0.001"]
@@ -210,12 +216,14 @@ def test_a_best_rate_at_an_end_of_the_sweep_is_followed_one_rate_a_round(tmp_pat
     runs, loss = {"base": "base.pt", "growup/base-2x": "growup-2x.pt"}, {}
     for name, lowest in best.items():
         for lr in (1e-4, 3e-4, 1e-3):
-            runs[experiment.at_rate(name, lr, s)] = path = f"{name}@{lr:g}.pt"
+            runs[tracks.at_rate(name, lr, s)] = path = f"{name}@{lr:g}.pt"
             loss[path] = 2.0 if lr == lowest else 3.0
     grown = {"depth": "grown-depth.pt"}
     korean = lambda ps: {p: loss[p] for p in ps}  # noqa: E731
-    st = experiment.Stages(str(tmp_path / "out"), jobs=2, threads=1)
-    assert experiment.edge_track(st, s, str(tmp_path / "out"), str(tmp_path), runs, grown, korean) == 4
+    plan = lambda out, settings=s: Plan(experiment.Stages(str(tmp_path / out), jobs=2, threads=1), settings,  # noqa: E731
+                                        str(tmp_path / out), str(tmp_path), runs, grown)
+    st = (p := plan("out")).stages
+    assert tracks.edge_track(p, korean) == 4
     cmds = {q["out"].split("/out/")[1]: q["cmd"] for q in st.queue}
     assert set(cmds) == {"korean/full@0.01", "korean/full+replay@0.01", "korean/depth@3e-05", "korean/growup@0.01"}
     assert "--learning-rate=0.01" in cmds["korean/full@0.01"] and "--init-from=base.pt" in cmds["korean/full@0.01"]
@@ -227,16 +235,15 @@ def test_a_best_rate_at_an_end_of_the_sweep_is_followed_one_rate_a_round(tmp_pat
     # again at 0.01, full+replay worse
     loss.update({runs["full@0.01"]: 1.0, runs["full+replay@0.01"]: 4.0, runs["depth@3e-05"]: 4.0,
                  runs["growup@0.01"]: 1.0})
-    st = experiment.Stages(str(tmp_path / "out2"), jobs=2, threads=1)
-    assert experiment.edge_track(st, s, str(tmp_path / "out2"), str(tmp_path), runs, grown, korean) == 2
+    st = (p := plan("out2")).stages
+    assert tracks.edge_track(p, korean) == 2
     assert {q["out"].split("/out2/")[1] for q in st.queue} == {"korean/full@0.03", "korean/growup@0.03"}
     loss.update({runs["full@0.03"]: 0.5, runs["growup@0.03"]: 5.0})  # round 3: full still best at its end
-    st = experiment.Stages(str(tmp_path / "out3"), jobs=2, threads=1)
-    assert experiment.edge_track(st, s, str(tmp_path / "out3"), str(tmp_path), runs, grown, korean) == 0
+    st = (p := plan("out3")).stages
+    assert tracks.edge_track(p, korean) == 0
     assert st.queue == []  # nothing past 0.03 in sweep_edge_lrs: the rounds end
-    st = experiment.Stages(str(tmp_path / "out4"), jobs=2, threads=1)
-    assert experiment.edge_track(st, dict(s, sweep_edge_lrs=[]), str(tmp_path / "out4"), str(tmp_path), runs, grown,
-                                 korean) == 0
+    st = (p := plan("out4", dict(s, sweep_edge_lrs=[]))).stages
+    assert tracks.edge_track(p, korean) == 0
     assert st.queue == []  # sweep_edge_lrs=[]: no rate past the ends
 
 
@@ -245,10 +252,11 @@ def test_the_long_runs_train_at_each_ancestors_rate(tmp_path, long_factor_2x):
     """The data-efficiency runs queue after the sweep, each at its ancestor's rate (merge_rates), from seed
     0's ancestor, long_factor (long_factor_2x) times cpt_iters; long_factor_2x=0 leaves the 2x one out."""
     s = dict(experiment.PRESETS["default"], long_factor=12, long_factor_2x=long_factor_2x)
-    st = experiment.Stages(str(tmp_path / "out"), jobs=2, threads=1)
     runs, grown = {"base": str(tmp_path / "base.pt")}, {"hyperclone": str(tmp_path / "grown.pt")}
-    runs = experiment.long_track(st, s, str(tmp_path / "out"), str(tmp_path), runs, grown,
-                                 {"base": 3e-3, "hyper": 1e-3})
+    plan = Plan(experiment.Stages(str(tmp_path / "out"), jobs=2, threads=1), s, str(tmp_path / "out"), str(tmp_path),
+                runs, grown)
+    tracks.long_track(plan, {"base": 3e-3, "hyper": 1e-3})
+    st = plan.stages
     queued = {q["out"].split("/out/")[1]: q for q in st.queue}
     assert set(queued) == {"korean/full-long"} | ({"korean/hyperclone-long"} if long_factor_2x else set())
     full = queued["korean/full-long"]
@@ -265,14 +273,16 @@ def test_lesson_growths_run_only_where_the_preset_says(tmp_path, preset):
     """The default and class presets leave out the growths no claim or diagnostic reads (quick keeps them);
     every other run is queued."""
     s = experiment.read_settings(preset, None)
-    st = experiment.Stages(str(tmp_path), jobs=2, threads=1)
-    runs, _ = experiment.language_track(st, s, str(tmp_path), str(tmp_path), str(tmp_path / "base" / "ckpt.pt"))
-    assert experiment.LESSON_GROWTHS == ["solar", "ffn", "adapt"]
-    kept = [g for g in experiment.GROW if g not in experiment.LESSON_GROWTHS]
+    plan = Plan(experiment.Stages(str(tmp_path), jobs=2, threads=1), s, str(tmp_path), str(tmp_path),
+                {"base": str(tmp_path / "base" / "ckpt.pt")})
+    tracks.language_track(plan)
+    st, runs = plan.stages, plan.runs
+    assert tracks.LESSON_GROWTHS == ["solar", "ffn", "adapt"]
+    kept = [g for g in tracks.GROW if g not in tracks.LESSON_GROWTHS]
     assert all(g in runs for g in kept + ["full", "full+replay", "route+replay"])
     assert not any(k.startswith("german") or k.endswith("-long") for k in runs)  # they wait for the rate
-    assert all((g in runs) == s["lesson_growths"] for g in experiment.LESSON_GROWTHS)
-    assert not any(g in q["out"] for q in st.queue for g in experiment.LESSON_GROWTHS) or s["lesson_growths"]
+    assert all((g in runs) == s["lesson_growths"] for g in tracks.LESSON_GROWTHS)
+    assert not any(g in q["out"] for q in st.queue for g in tracks.LESSON_GROWTHS) or s["lesson_growths"]
     said = report.lessons_line({"losses": runs})  # the report says what was left out, and only then
     assert ("solar, ffn, adapt" in said) != s["lesson_growths"] and ("depth" not in said)
 
@@ -383,8 +393,8 @@ def test_checkpoints_evaluated_side_by_side_give_the_numbers_of_one_process(quic
     paths = [os.path.join(out, d, "ckpt.pt") for d in ("base", "korean/full", "korean/hyperclone", "korean/route")]
     s = experiment.PRESETS["quick"]
     torch.set_num_threads(1)
-    alone = measure.evaluate_side_by_side(paths, experiment.LANGUAGES, data, s, jobs=1, threads=1)
-    pooled = measure.evaluate_side_by_side(paths, experiment.LANGUAGES, data, s, jobs=2, threads=1)
+    alone = measure.evaluate_side_by_side(paths, tracks.LANGUAGES, data, s, jobs=1, threads=1)
+    pooled = measure.evaluate_side_by_side(paths, tracks.LANGUAGES, data, s, jobs=2, threads=1)
     assert list(pooled) == paths and pooled == alone
     assert len({json.dumps(v) for v in alone.values()}) == len(paths)  # four models, four sets of losses
 

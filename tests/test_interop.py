@@ -17,14 +17,14 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-import export
+from tools import export
 import scale
 from checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
-from cli import UserError
 from data.tokenizers import read_nanogpt_meta
 from model import GPTConfig
 from tests.conftest import trained_a_little
 from tests.test_model import naive_gpt2
+from plumbing.cli import UserError
 
 
 def nanogpt_checkpoint(path, vocab_size=50304, compiled=True, dataset="openwebtext"):
@@ -257,7 +257,7 @@ def test_init_from_gpt2_without_the_hub_says_what_to_download(monkeypatch, tmp_p
     """--init-from=gpt2 downloads through the optional huggingface_hub; without it (or without a
     network) one line says which files to fetch and where to pass them."""
     import sys
-    import rundir
+    from plumbing import rundir
     monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # not installed: importing it fails
     monkeypatch.chdir(tmp_path)  # no folder named gpt2-medium here
     with pytest.raises(UserError, match=r"--init-from=gpt2-medium needs Hugging Face's gpt2-medium weights "

@@ -19,9 +19,9 @@ from merge import dare_mask, disjoint_mean, drop_and_rescale, elect_sign, kth_la
 from checkpoint import load_checkpoint, save_checkpoint
 from model import GPT, GPTConfig
 from model_scale import new_model
-from cli import UserError
-from system import pick_dtype
 from tests.conftest import TINY, run_script, trained_a_little
+from plumbing.cli import UserError
+from plumbing.system import pick_dtype
 
 T = lambda *v: torch.tensor(v, dtype=torch.float64)
 

@@ -26,9 +26,9 @@ import torch
 import merge
 import train
 from checkpoint import load_checkpoint, save_checkpoint
-from cli import run_cli
 from data.common import write_dataset
 from tests.conftest import REPO, TINY, synthetic_english, synthetic_korean
+from plumbing.cli import run_cli
 
 
 class Opaque:  # a pickled object: loading it would run code
@@ -138,13 +138,21 @@ def cases(w):
         (["sample.py", f"--ckpt={base}", "--top-k=-2"], "--top-k=-2 is out of range"),
         (["sample.py", f"--ckpt={w / 'nan.pt'}"], "non-finite values"),
         (["sample.py", f"--ckpt={base}", "--bogus"], "unrecognized arguments: --bogus"),
-        (["export.py", f"--out={w / 'hf'}"], "the following arguments are required: --ckpt"),
-        (["export.py", f"--ckpt={w / 'pickle.pt'}", f"--out={w / 'hf'}"], "holds Python objects"),
+        (["-m", "tools.export", f"--out={w / 'hf'}"], "the following arguments are required: --ckpt"),
+        (["-m", "tools.export", f"--ckpt={w / 'pickle.pt'}", f"--out={w / 'hf'}"], "holds Python objects"),
         (["experiment.py", f"--config={w / 'bad.json'}", "--jobs=1", "--threads=1", f"--out-dir={w / 'exp'}"],
          "cpt_iters=-5 is not a whole number >= 1"),
         (["experiment.py", "--jobs=0", f"--out-dir={w / 'exp'}"], "--jobs=0 must be auto or a whole number"),
-        (["bench.py", "--rounds=0"], "--rounds=0 is out of range"),
-        (["bench.py", "--steps=0", "--configs=base"], "--steps=0 is out of range"),
+        (["-m", "tools.bench", "--rounds=0"], "--rounds=0 is out of range"),
+        (["-m", "lab.report", f"{w / 'missing.json'}"], "no results at"),
+        (["-m", "lab.report", f"{w / 'pickle.pt'}"], "is not a results.json experiment.py wrote"),
+        (["-m", "lab.report", f"{w / 'bad.json'}"], "has no settings, compared, losses: it is not a results.json"),
+        (["-m", "lab.report"], "the following arguments are required: results"),
+        (["train.py", data, "--block-size=100000000", f"--out-dir={w / 'huge'}"], "GiB; "),
+        (["train.py", data, "--batch-size=100000000", f"--out-dir={w / 'huge'}"], "GiB; "),
+        (["train.py", data, "--n-layer=2000", "--n-embd=4096", "--n-head=8", f"--out-dir={w / 'huge'}"], "GiB; "),
+        (["train.py", data, "--n-embd=30", "--n-head=4", f"--out-dir={w / 'odd'}"], "--n-embd=30 is not divisible by --n-head=4"),
+        (["-m", "tools.bench", "--steps=0", "--configs=base"], "--steps=0 is out of range"),
         (["exercises/sweep.py", "replay", "--iters=0"], "--iters=0 is out of range"),
         (["exercises/sweep.py", "factor", "--eval-iters=-1"], "--eval-iters=-1 is out of range"),
         (["exercises/check.py", "abc"], "'abc' is not an exercise"),
@@ -167,15 +175,21 @@ def snapshot(folder):
 
 
 def run_here(world, argv):
-    """Run argv's script as `python script.py ...` would, in this process: (exit code, stderr)."""
+    """Run argv's script as `python script.py ...` (or `python -m module ...`) would, in this process:
+    (exit code, stderr)."""
+    module = argv[1] if argv[0] == "-m" else None
     script, err = os.path.join(REPO, argv[0]), io.StringIO()
     saved = sys.argv, list(sys.path), os.getcwd(), signal.getsignal(signal.SIGINT), torch.get_num_threads()
-    sys.argv, code = [script, *argv[1:]], 0
-    sys.path.insert(0, os.path.dirname(script))  # what Python puts first for a script
+    args = argv[2:] if module else argv[1:]
+    sys.argv, code = [module or script, *args], 0
+    sys.path.insert(0, REPO if module else os.path.dirname(script))  # what Python puts first
     os.chdir(world)
     try:
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-            runpy.run_path(script, run_name="__main__")
+            if module:
+                runpy.run_module(module, run_name="__main__", alter_sys=True)
+            else:
+                runpy.run_path(script, run_name="__main__")
     except SystemExit as e:  # what the interpreter does with it at exit
         if isinstance(e.code, str):
             print(e.code, file=err)
@@ -192,8 +206,9 @@ def run_here(world, argv):
 
 
 def run_new_process(world, argv):
-    r = subprocess.run([sys.executable, os.path.join(REPO, argv[0]), *argv[1:]], cwd=world,
-                       capture_output=True, text=True, timeout=3600)
+    head = argv[:2] if argv[0] == "-m" else [os.path.join(REPO, argv[0])]
+    r = subprocess.run([sys.executable, *head, *argv[len(head):]], cwd=world, capture_output=True, text=True,
+                       timeout=3600, env=dict(os.environ, PYTHONPATH=REPO))
     return r.returncode, r.stderr
 
 

@@ -14,8 +14,8 @@ import torch
 from checkpoint import convert_hf_gpt2, load_checkpoint, model_from_checkpoint, save_checkpoint
 from model import GPT, GPTConfig, written_out_attention
 from model_scale import ScaleConfig, new_model
-from cli import UserError
 from tests.conftest import trained_a_little
+from plumbing.cli import UserError
 
 
 def naive_gpt2(sd, idx, n_layer, n_head, ln_groups=None):
@@ -263,14 +263,14 @@ def test_generate_samples_reproducibly_with_a_generator():
     assert torch.equal(a, b)
 
 
-def test_bad_configs_are_user_errors():
-    with pytest.raises(UserError, match="not divisible"):
+def test_bad_configs_are_value_errors():
+    with pytest.raises(ValueError, match="not divisible"):
         GPTConfig(n_embd=30, n_head=4)
-    with pytest.raises(UserError, match="multiple of the head size"):
+    with pytest.raises(ValueError, match="multiple of the head size"):
         ScaleConfig(n_embd=32, n_head=4, n_embd_u=12)
-    with pytest.raises(UserError, match="route needs"):
+    with pytest.raises(ValueError, match="route needs"):
         ScaleConfig(route=True)
-    with pytest.raises(UserError, match="longer than block_size"):
+    with pytest.raises(ValueError, match="longer than block_size"):
         GPT(CONFIGS["gpt2"])(torch.zeros(1, 17, dtype=torch.long))
 
 

@@ -13,21 +13,22 @@ import pytest
 import torch
 
 import scale
-import clones
-import rundir
+from lab import clones
 import train
 from checkpoint import load_checkpoint
 from model import GPTConfig
 from model_scale import new_model
 from optim import apply_freezing, make_optimizer
-from cli import UserError
 from tests.conftest import TINY, run_script, trained_a_little
+from plumbing import rundir
+from plumbing.cli import UserError
 
 PRESERVING = {
     "depth": ["--method=depth"],
     "depth_every_2": ["--method=depth", "--every=2"],
     "depth_top": ["--method=depth", "--top=2"],
-    "hyperclone": ["--method=hyperclone"],
+    "hyperclone": ["--method=hyperclone", "--noise=0"],
+    "hyperclone_default_noise": ["--method=hyperclone"],
     "hyperclone_3_noise": ["--method=hyperclone", "--factor=3", "--noise=0.02"],
     "ffn": ["--method=ffn"],
     "scale_preserve": ["--method=scale", "--variant=preserve"],
@@ -80,11 +81,12 @@ def test_solar_does_not_preserve():
     assert grown.config.n_layer == 4  # 3 layers, overlap 1: [0, 1] + [1, 2]
 
 
-def test_hyperclone_noise_actually_breaks_the_symmetry():
-    _, plain = grown_and_base(["--method=hyperclone"], base_checkpoint(), torch.float64)
-    _, noisy = grown_and_base(["--method=hyperclone", "--noise=0.02"], base_checkpoint(), torch.float64)
-    W, Wn = plain.transformer.h[0].mlp.c_fc.weight, noisy.transformer.h[0].mlp.c_fc.weight
-    assert torch.equal(W[:, :32], W[:, 32:]) and not torch.equal(Wn[:, :32], Wn[:, 32:])
+@pytest.mark.parametrize("flags,symmetric", [(["--noise=0"], True), (["--noise=0.02"], False), ([], False)])
+def test_hyperclone_breaks_the_symmetry_unless_asked_not_to(flags, symmetric):
+    """The clones' halves differ by default (scale.py's SYMMETRY_NOISE); --noise=0 is the exact clone."""
+    _, grown = grown_and_base(["--method=hyperclone", *flags], base_checkpoint(), torch.float64)
+    W = grown.transformer.h[0].mlp.c_fc.weight
+    assert torch.equal(W[:, :32], W[:, 32:]) == symmetric
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ system.py's thread choice: --threads=auto uses the cores other work leaves free,
 
 import pytest
 
-import system
-from cli import UserError
+from plumbing import system
+from plumbing.cli import UserError
 
 STAT = """cpu  300 0 100 550 50 0 0 0 0 0
 cpu0 100 0 0 0 0 0 0 0 0 0

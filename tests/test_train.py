@@ -21,9 +21,9 @@ import train
 from data.loader import draw_rows, parse_replay
 from checkpoint import load_checkpoint, save_checkpoint
 from model import GPT, GPTConfig
-from cli import UserError
 from optim import lr_at
 from tests.conftest import REPO, TINY, run_script
+from plumbing.cli import UserError
 
 
 def run(data_dir, out_dir, *flags):
@@ -155,7 +155,7 @@ def test_bad_input_gives_one_clear_line(data_dir, tmp_path):
     torch.save({"state": 1}, tmp_path / "foreign.pt")
     assert "not a model checkpoint" in user_error(data_dir, tmp_path, f"--init-from={tmp_path / 'foreign.pt'}")
     assert "unrecognized arguments: --learning-rat=1" in user_error(data_dir, tmp_path, "--learning-rat=1")
-    assert "too few for block_size=50000" in user_error(data_dir, tmp_path, "--block-size=50000")
+    assert "need about" in user_error(data_dir, tmp_path, "--block-size=50000")  # refused before allocating
     assert "no checkpoint at" in user_error(data_dir, tmp_path / "nothing", "--init-from=resume")
     config = GPTConfig(block_size=32, vocab_size=50257, n_layer=2, n_head=2, n_embd=32)
     save_checkpoint({"model": GPT(config).state_dict(), "model_args": asdict(config), "tokenizer": "gpt2"},

@@ -25,8 +25,8 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from cli import UserError, parse_flags, parser, run_cli  # noqa: E402
 from data.common import DATA_DIR, write_dataset  # noqa: E402
+from plumbing.cli import UserError, parse_flags, parser, run_cli  # noqa: E402
 
 FIRST = ["Ana", "Ben", "Cara", "Dan", "Eva", "Finn", "Gia", "Hugo", "Ida", "Jon", "Kai", "Lea", "Max", "Nia", "Otto",
          "Pia", "Rex", "Sia", "Tom", "Uma", "Vic", "Wen", "Xia", "Yul", "Zoe", "Abe", "Bea", "Cy", "Dee", "Eli"]

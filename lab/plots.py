@@ -8,8 +8,8 @@ import os
 
 import numpy as np
 
-from claims import (BASELINES, MERGE_ANCESTORS, MERGE_METHODS, at_rate, bio_frontier, bio_stats, efficiency_runs,
-                    frontier, korean_runs, rates_of_merges, stats)
+from lab.readings import (BASELINES, MERGE_ANCESTORS, MERGE_METHODS, at_rate, bio_frontier, bio_stats, efficiency_runs,
+                          frontier, korean_runs, rates_of_merges, stats)
 
 
 def plot_all(r, out_dir):

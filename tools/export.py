@@ -7,7 +7,7 @@ from them) becomes a folder that `transformers.GPT2LMHeadModel.from_pretrained`
 loads, with the project's logits: `config.json` and `model.safetensors` in
 GPT-2's Conv1D layout, and for the `gpt2` tokenizer GPT-2's own tokenizer files.
 
-    python export.py --ckpt=out/continued-upscaled/ckpt.pt --out=hf/grown
+    python -m tools.export --ckpt=out/continued-upscaled/ckpt.pt --out=hf/grown
 
 What changes on the way: Conv1D stores a weight as (in, out), the transpose of
 nn.Linear's; a model without biases gets zero biases (GPT-2 always has them,
@@ -23,7 +23,7 @@ import shutil
 import torch
 
 from checkpoint import check_finite, load_checkpoint, model_from_checkpoint
-from cli import UserError, parse_flags, parser, run_cli, writable_dir
+from plumbing.cli import UserError, parse_flags, parser, run_cli, writable_dir
 
 CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 
@@ -114,7 +114,7 @@ def export(ckpt_path, out_dir):
 
 
 def main(argv=None):
-    p = parser("export.py", "Write a checkpoint as a Hugging Face GPT-2 folder (config.json, model.safetensors).")
+    p = parser("-m tools.export", "Write a checkpoint as a Hugging Face GPT-2 folder (config.json, model.safetensors).")
     p.add_argument("--ckpt", required=True, help="a checkpoint of this project whose architecture is GPT-2's")
     p.add_argument("--out", required=True, help="the folder to write")
     args = parse_flags(p, argv)

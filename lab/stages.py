@@ -16,13 +16,14 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 
 import train
 from checkpoint import load_checkpoint
-from cli import UserError
-from system import autodetect_device, choose_threads
+from plumbing.cli import UserError
+from plumbing.system import autodetect_device, choose_threads
 
-TRAIN_PY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "train.py")
+TRAIN_PY = os.path.abspath(train.__file__)  # the subprocesses run the same train.py
 
 
 def jobs_and_threads(jobs, threads):
@@ -121,10 +122,10 @@ class Stages:
         print(f"\n$ {' '.join([cmd] + replace)}", flush=True)
         return argv + replace, 0
 
-    def _finish(self, group, out_dir, iters, cmd, seconds):
-        """Record the stage; True when it reached its last step."""
-        finished = load_checkpoint(os.path.join(out_dir, "ckpt.pt"))["iter_num"] >= iters
-        self._record(out_dir, cmd, seconds, group, finished)
+    def _finish(self, stage, seconds):
+        """Record a training stage; True when it reached its last step."""
+        finished = load_checkpoint(os.path.join(stage["out"], "ckpt.pt"))["iter_num"] >= stage["iters"]
+        self._record(stage["out"], stage["cmd"], seconds, stage["group"], finished)
         return finished
 
     def _step(self, stage):
@@ -146,7 +147,7 @@ class Stages:
                 t0 = time.time()
                 run_argv, spent = self._start(stage)
                 train.main(run_argv)
-                if not self._finish(stage["group"], stage["out"], stage["iters"], stage["cmd"], spent + time.time() - t0):
+                if not self._finish(stage, spent + time.time() - t0):
                     raise UserError("interrupted; run the same experiment.py command again to continue where it stopped")
         elif queue:
             self._pool(queue)
@@ -162,7 +163,7 @@ class Stages:
         try:
             while queue or running:
                 while queue and len(running) < self.jobs and not failed:
-                    stage = next_stage(queue, [os.path.join(r[1], "ckpt.pt") for r in running.values()])
+                    stage = next_stage(queue, [makes(r.stage) for r in running.values()])
                     if stage is None:  # every queued stage starts from a checkpoint still being trained
                         break
                     if stage["script"]:  # a grow: under a second, here, between the training stages
@@ -171,37 +172,45 @@ class Stages:
                         except UserError as e:
                             failed = failed or f"{stage['out']}: {e}"
                         continue
-                    group, out_dir, iters, cmd = (stage[k] for k in ("group", "out", "iters", "cmd"))
                     run_argv, spent = self._start(stage)
-                    log = os.path.join(logs, out_dir[len(self.out_dir):].strip("/").replace("/", "_") + ".log")
+                    log = os.path.join(logs, stage["out"][len(self.out_dir):].strip("/").replace("/", "_") + ".log")
                     with open(log, "a") as f:
                         proc = subprocess.Popen([sys.executable, TRAIN_PY, *run_argv], stdout=f, stderr=subprocess.STDOUT,
                                                 env=dict(os.environ, TQDM_DISABLE="1"), start_new_session=True)
-                    running[proc] = (group, out_dir, iters, cmd, spent, time.time(), log)
+                    running[proc] = Running(stage, spent, time.time(), log)
                 if failed and not running:
                     break
                 time.sleep(0.2)
                 for proc in [p for p in running if p.poll() is not None]:
-                    group, out_dir, iters, cmd, spent, t0, log = running.pop(proc)
+                    r = running.pop(proc)
                     if proc.returncode != 0:
-                        failed = failed or f"{out_dir}: {last_line(log)} (its whole output: {log})"
+                        failed = failed or f"{r.stage['out']}: {last_line(r.log)} (its whole output: {r.log})"
                         continue
-                    if not self._finish(group, out_dir, iters, cmd, spent + time.time() - t0):
-                        failed = failed or f"{out_dir} stopped before its last step; run the same command again"
+                    if not self._finish(r.stage, r.spent + time.time() - r.t0):
+                        failed = failed or f"{r.stage['out']} stopped before its last step; run the same command again"
                         continue
                     n_done += 1
-                    print(f"[{n_done}/{total}] {out_dir} done in {(time.time() - t0) / 60:.1f} min "
+                    print(f"[{n_done}/{total}] {r.stage['out']} done in {(time.time() - r.t0) / 60:.1f} min "
                           f"({sum(not q['script'] for q in queue)} still to start)", flush=True)
         except KeyboardInterrupt:  # each running stage saves its step, as train.py does on Ctrl-C
             for proc in running:
                 proc.send_signal(signal.SIGINT)
-            for proc, (group, out_dir, iters, cmd, spent, t0, log) in running.items():
+            for proc, r in running.items():
                 proc.wait()
-                if os.path.exists(os.path.join(out_dir, "ckpt.pt")):
-                    self._finish(group, out_dir, iters, cmd, spent + time.time() - t0)
+                if os.path.exists(makes(r.stage)):
+                    self._finish(r.stage, r.spent + time.time() - r.t0)
             raise
         if failed:
             raise UserError(failed)
+
+
+@dataclass
+class Running:
+    """A training stage running in a process of its own."""
+    stage: dict   # as queued: group, out, iters, cmd, argv
+    spent: float  # seconds it ran in earlier sessions (a resumed stage)
+    t0: float     # when this session started it
+    log: str      # where its output goes
 
 
 def flag(argv, name):

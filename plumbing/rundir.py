@@ -11,10 +11,11 @@ keeps its log.
 import json
 import os
 
-from checkpoint import UPSCALED_CKPT, load_checkpoint, remove_stale_tmp
-from cli import UserError, writable_dir
+from plumbing.cli import UserError, writable_dir
 
-PRETRAIN_OUT_DIR = "out/base"
+PRETRAIN_OUT_DIR = "out/base"        # where pretraining writes by default
+BASE_CKPT = "out/base/ckpt.pt"       # scale.py grows it by default
+UPSCALED_CKPT = "out/upscaled.pt"    # where scale.py writes by default; --init-from=upscaled reads it
 
 
 def continue_out_dir(init_from):
@@ -77,8 +78,15 @@ def other_settings(saved, args, explicit):
                   key=lambda k: (k not in explicit, k))
 
 
-def claim_out_dir(args, explicit, resumed):
-    """The run's folder, writable, and not holding a different earlier run (unless --overwrite)."""
+def remove_stale_tmp(path):
+    """A save killed mid-write (SIGKILL, power cut) leaves path.tmp behind: remove it at the next start."""
+    if os.path.isfile(path + ".tmp"):
+        os.remove(path + ".tmp")
+
+
+def claim_out_dir(args, explicit, resumed, load_checkpoint):
+    """The run's folder, writable, and not holding a different earlier run (unless --overwrite).
+    load_checkpoint is checkpoint.py's, passed in: this floor knows folders, not models."""
     writable_dir(args.out_dir, "--out-dir")
     ckpt_path = os.path.join(args.out_dir, "ckpt.pt")
     remove_stale_tmp(ckpt_path)

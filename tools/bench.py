@@ -12,18 +12,16 @@ cannot slow the next; a grown model's frozen and all-trainable copies share
 one process and train in turn, a few steps each, so that their ratio is not
 the machine's drift (their peak memory is the pair's).
 
-    python bench.py                          # the grown-model comparison, frozen vs all in turn (≈1.5 min)
-    python bench.py --freeze-unseen          # the same with the rows of unseen bytes frozen too
-    python bench.py --configs=tiny,small --dtype=float32 [--compile]
-    python bench.py --sample                 # KV-cache sampling vs recomputing, 256 tokens on `small`
-    python bench.py --merge                  # TIES over three GPT-2-small-sized (124M) checkpoints
-    python bench.py --shared                 # idle vs one core busy, per thread setting (≈1 min)
-    python bench.py --nanogpt=../nanoGPT     # nanoGPT's `small` and ours, steps timed in turn (≈1.5 min)
+    python -m tools.bench                          # the grown-model comparison, frozen vs all in turn (≈1.5 min)
+    python -m tools.bench --freeze-unseen          # the same with the rows of unseen bytes frozen too
+    python -m tools.bench --configs=tiny,small --dtype=float32 [--compile]
+    python -m tools.bench --sample                 # KV-cache sampling vs recomputing, 256 tokens on `small`
+    python -m tools.bench --merge                  # TIES over three GPT-2-small-sized (124M) checkpoints
+    python -m tools.bench --shared                 # idle vs one core busy, per thread setting (≈1 min)
+    python -m tools.bench --nanogpt=../nanoGPT     # nanoGPT's `small` and ours, steps timed in turn (≈1.5 min)
 """
 
 import argparse
-import copy
-import importlib.util
 import json
 import os
 import resource
@@ -42,8 +40,11 @@ import scale
 from checkpoint import save_checkpoint
 from model_scale import config_of, new_model
 from optim import apply_freezing, make_optimizer, optimizer_step
-from system import pick_dtype, set_threads
-from cli import UserError, check_number, parse_flags, parser, run_cli
+from tools.vs_nanogpt import load_nanogpt, nanogpt_models
+from plumbing.system import pick_dtype, set_threads
+from plumbing.cli import UserError, check_number, parse_flags, parser, run_cli
+
+REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # where `python -m tools.bench` runs
 
 BASE = dict(n_layer=4, n_head=4, n_embd=128, block_size=128, vocab_size=256)  # train.py's default model
 CONFIGS = {  # name: (model_args, batch size, scale.grow options or None)
@@ -189,16 +190,16 @@ def time_merge(trim_scope, model_args=GPT2_SMALL):
         base, *models = make_checkpoints(d, model_args)
         argv = ["--method=ties", f"--base={base}", f"--models={','.join(models)}", f"--trim-scope={trim_scope}",
                 f"--out={os.path.join(d, 'merged.pt')}"]
-        cmd = [sys.executable, __file__, "--run-merge=" + json.dumps(argv)]
-        r = subprocess.run(cmd, capture_output=True, text=True)
+        cmd = [sys.executable, "-m", "tools.bench", "--run-merge=" + json.dumps(argv)]
+        r = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_DIR)
         if r.returncode != 0:
             raise RuntimeError(r.stderr)
         return json.loads(r.stdout.strip().splitlines()[-1])
 
 
 def measure_alone(flags, env=None):
-    """Run this script with --run... flags in a fresh process; return the JSON it prints."""
-    out = subprocess.run([sys.executable, __file__] + flags, capture_output=True, text=True,
+    """Run this module with --run... flags in a fresh process; return the JSON it prints."""
+    out = subprocess.run([sys.executable, "-m", "tools.bench"] + flags, capture_output=True, text=True, cwd=REPO_DIR,
                          env=dict(os.environ, **(env or {})))
     if out.returncode != 0:
         raise RuntimeError(out.stderr)
@@ -239,34 +240,6 @@ def print_shared(args):
         print(f"{label:<26}"
               f"{row[0]['tokens_per_s']:>10,.0f}{row[1]['tokens_per_s']:>16,.0f}"
               + (f"   (auto chose {row[0]['threads']} idle, {row[1]['threads']} busy)" if threads == "auto" else ""))
-
-
-def load_nanogpt(folder):
-    """nanoGPT's model.py, from a clone of its repository (its code: only run one you trust)."""
-    path = os.path.join(folder, "model.py")
-    if not os.path.isfile(path):
-        raise UserError(f"--nanogpt={folder}: no model.py there; pass the folder of a nanoGPT clone "
-                        "(git clone https://github.com/karpathy/nanoGPT)")
-    spec = importlib.util.spec_from_file_location("nanogpt_model", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def nanogpt_models(nano, margs):
-    """{label: (model, autocast)}: nanoGPT's model, and ours with its weights three ways. The third of ours
-    uses nanoGPT's exact GELU instead of GPT-2's tanh approximation, to show what the tanh form costs."""
-    torch.manual_seed(0)
-    theirs = nano.GPT(nano.GPTConfig(**margs))
-    ours = new_model(asdict(config_of(margs)))
-    ours.load_state_dict({k: v for k, v in theirs.state_dict().items() if k in ours.state_dict()})
-    exact = copy.deepcopy(ours)
-    for block in exact.transformer.h:
-        block.mlp.gelu = torch.nn.GELU()  # erf, as nanoGPT's MLP
-    return {"nanoGPT, float32 (its CPU default)": (theirs, nullcontext()), "ours, float32": (ours, nullcontext()),
-            "ours, float32, exact GELU": (exact, nullcontext()),
-            "ours, bfloat16 autocast (our CPU default)": (copy.deepcopy(ours),
-                                                          torch.autocast("cpu", dtype=torch.bfloat16))}
 
 
 def in_turn(runs, rounds, steps):
@@ -348,7 +321,7 @@ def print_training(args):
 
 
 def main():
-    p = parser("bench.py", "Training throughput of named configurations.")
+    p = parser("-m tools.bench", "Training throughput of named configurations.")
     p.add_argument("--configs", default=",".join(GROWN), help=f"comma-separated, from: {', '.join(CONFIGS)}")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"],
                    help="autocast precision; auto = train.py's: bfloat16 where this CPU does it natively, else float32")

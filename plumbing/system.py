@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from cli import UserError
+from plumbing.cli import UserError
 
 
 def autodetect_device():

@@ -16,13 +16,13 @@ from functools import partial
 
 import torch
 
-import clones
+from lab import clones
 import scale
 from checkpoint import load_checkpoint, model_from_checkpoint
 from data.bios.prepare import exact_match, load_people
 from data.loader import open_split
 from evaluate import estimate_loss, evaluate_checkpoints
-from system import pick_dtype
+from plumbing.system import pick_dtype
 
 # The final evaluation's precision: what train.py's --dtype=auto trains in on this CPU, bfloat16 autocast where
 # the CPU does bfloat16 natively (AVX-512 BF16, AMX), float32 elsewhere (AVX2 only: there bfloat16 is emulated,

@@ -6,7 +6,7 @@ results.json (what experiment.py measured); every verdict in the claims table
 follows from a rule printed next to it (claims.py decides them). Re-write a
 report from saved results:
 
-    python report.py out/experiment/results.json   # report/ (another preset's: beside its results.json)
+    python -m lab.report out/experiment/results.json   # report/ (another preset's: beside its results.json)
 """
 
 import json
@@ -18,9 +18,11 @@ import sys
 import numpy as np
 
 import scale
-from claims import (MERGE_ANCESTORS, MERGE_METHODS, at_rate, best_rate, bio_frontier, bio_stats, chosen_note, claims,
-                    efficiency_runs, fmt, frontier, korean_runs, loss_at, pooled_sd, rates_of_merges, rates_tried,
-                    seed_runs, stats, sweep_end, sweep_rates)
+from lab.claims import RULE_AFTER_NUMBERS, claims
+from lab.readings import (MERGE_ANCESTORS, MERGE_METHODS, at_rate, best_rate, bio_frontier, bio_stats, chosen_note,
+                          efficiency_runs, fmt, frontier, korean_runs, loss_at, pooled_sd, rates_of_merges, rates_tried,
+                          seed_runs, stats, sweep_end, sweep_rates)
+from plumbing.cli import UserError, parse_flags, parser, run_cli
 
 VERDICT = {True: "**reproduced**", False: "**not reproduced**", None: "not decided (the measured column says why)"}
 
@@ -48,10 +50,16 @@ def table(header, rows):
     return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
 
 
+AFTER_NUMBERS = " ‡"  # the rule was written after its numbers were seen (claims.RULE_AFTER_NUMBERS)
+
+
 def claims_table(r):
-    return table(["", "claim", "measured here", "rule", "verdict"],
-                 [(c, claim, measured, rule, VERDICT[ok])
-                  for c, claim, measured, rule, ok in claims(r)])
+    """One row a claim; a rule written after its numbers were seen carries the flag, explained below the table."""
+    rows = [(c, claim, measured, rule + (AFTER_NUMBERS if c in RULE_AFTER_NUMBERS else ""), VERDICT[ok])
+            for c, claim, measured, rule, ok in claims(r)]
+    key = (f"\n\n{AFTER_NUMBERS.strip()} The rule was last changed after exploratory runs had shown the numbers it "
+           "decides; LOG.md says what it replaced and when." if any(c in RULE_AFTER_NUMBERS for c, *_ in rows) else "")
+    return table(["", "claim", "measured here", "rule", "verdict"], rows) + key
 
 
 def stages_line(r):
@@ -161,7 +169,7 @@ the rates tried.
 
 
 def edge_line(r):
-    """Which methods the sweep went past its ends for (experiment.py's edge_track), and to which rate."""
+    """Which methods the sweep went past its ends for (lab/tracks.py's edge_track), and to which rate."""
     if not r["settings"].get("sweep_edge_lrs"):
         return ""
     first = sweep_rates(r["settings"])
@@ -181,7 +189,7 @@ def best_rates_line(r):
 def bios_section(r, plots):
     """The biographies: retention of A and acquisition of B per method."""
     s = r["settings"]
-    lrs = sorted([s["bios_lr"], *s.get("bios_sweep_lrs", [])])  # results from before 2026-12-01 have no sweep
+    lrs = sorted([s["bios_lr"], *s["bios_sweep_lrs"]])
     bio_rows = [(m, f"{bio_stats(r, m, 'retention')[0]:.1%} ± {bio_stats(r, m, 'retention')[1]:.1%}",
                  f"{bio_stats(r, m, 'acquisition')[0]:.1%} ± {bio_stats(r, m, 'acquisition')[1]:.1%}")
                 for m in r["bios"]["runs"]]
@@ -286,7 +294,7 @@ def report_dir(preset, out_dir):
 
 def write_report(r, out_dir="report"):
     """REPORT.md and its figures in out_dir, from results.json's numbers; returns the file's path."""
-    from plots import plot_all  # matplotlib is imported only when figures are drawn
+    from lab.plots import plot_all  # matplotlib is imported only when figures are drawn
     os.makedirs(out_dir, exist_ok=True)
     plots = plot_all(r, out_dir)
     sections = (header_section, claims_section, language_section, bios_section, efficiency_section, merge_section)
@@ -296,8 +304,31 @@ def write_report(r, out_dir="report"):
     return path
 
 
+def read_results(path):
+    """results.json as experiment.py wrote it, or one line saying what is wrong with the file."""
+    try:
+        with open(path) as f:
+            r = json.load(f)
+    except FileNotFoundError:
+        raise UserError(f"no results at {path}: run python experiment.py first (it writes OUT-DIR/results.json)")
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{path} is not a results.json experiment.py wrote ({e}); run python experiment.py again")
+    missing = [key for key in ("settings", "compared", "losses") if not isinstance(r, dict) or key not in r]
+    if missing:
+        raise UserError(f"{path} has no {', '.join(missing)}: it is not a results.json experiment.py wrote")
+    return r
+
+
+def main(argv=None):
+    p = parser("-m lab.report", "Write REPORT.md and its figures from an experiment's results.json.")
+    p.add_argument("results", help="results.json of a run, e.g. out/experiment/results.json")
+    p.add_argument("--report-dir", help="where REPORT.md and the plots go (default: report/ for the default "
+                                        "preset, else a report/ folder beside results.json)")
+    args = parse_flags(p, argv)
+    r = read_results(args.results)
+    out = args.report_dir or report_dir(r.get("preset", "default"), os.path.dirname(args.results))
+    print("wrote " + write_report(r, out))
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 2 or not os.path.isfile(sys.argv[1]):
-        sys.exit("usage: python report.py out/experiment/results.json")
-    results = json.load(open(sys.argv[1]))
-    print("wrote " + write_report(results, report_dir(results.get("preset", "default"), os.path.dirname(sys.argv[1]))))
+    run_cli(main)

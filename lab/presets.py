@@ -11,8 +11,8 @@ import json
 import math
 
 import scale
-from claims import SCALE_VARIANTS, sweep_rates
-from cli import UserError
+from lab.readings import SCALE_VARIANTS, sweep_rates
+from plumbing.cli import UserError
 
 PRESETS = {
     # byte tokenizer, 4 x 128 model, two 1-thread stages at a time on 2 cores: the whole run in ~90 min;

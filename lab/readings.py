@@ -1,0 +1,255 @@
+"""
+readings.py — the numbers the claims read from results.json: seeds, spreads, sweeps, interpolation.
+
+Place in the story: under claims.py, report.py and plots.py. A run's numbers
+over its seeds (mean, sd, n), the sd pooled over settings, a method's points
+along its learning-rate sweep and the value read between two of them, the
+biographies' retention and acquisition, which rate each ancestor's merges ran
+at. Nothing here decides anything: claims.py does.
+"""
+
+
+import numpy as np
+
+import merge
+import scale
+
+# the first seed of each; "+replay" sees English; "growup" is Grow Up's 2x arm (cloned mid-pretraining)
+KOREAN_RUNS = ["full", "full+replay", *scale.RECIPES, "growup", "route+replay"]
+SCALE_VARIANTS = [name for name, options in scale.RECIPES.items() if options["method"] == "scale"]
+BASELINES = ["full", "full+replay"] + [name for name in scale.RECIPES if name not in SCALE_VARIANTS
+                                       and name != "hyperclone-noiseless"] + ["growup"]
+MERGE_METHODS = list(merge.METHODS)
+MERGE_ANCESTORS = (("base", "full"), ("hyper", "hyperclone"))  # the merges' ancestors, and their Korean runs
+
+# ----------------------------------------------------------------------------
+# a run over its seeds, a method along its sweep
+
+
+def korean_runs(r):
+    return [k for k in KOREAN_RUNS if k in r["losses"]]
+
+
+def seed_runs(r, name):
+    """The runs of one setting over its seeds: full, full-seed2, full-seed3, ..."""
+    return [k for k in r["losses"] if k == name or k.startswith(name + "-seed") and k[len(name) + 5:].isdigit()]
+
+
+def forgetting(r, k):
+    """English loss after minus before; before is the base's, or the run's own start (Grow Up's 2x model)."""
+    return r["losses"][k]["english"] - r["losses"][r.get("before", {}).get(k, "base")]["english"]
+
+
+def measure_of(what):
+    """A number of one run: its English forgetting, its mean Korean+German loss ("merge"), or its loss
+    on a language."""
+    if what == "merge":
+        return lambda r, k: merge_score(r["losses"][k])
+    return forgetting if what == "forgetting" else (lambda r, k: r["losses"][k][what])
+
+
+def pooled(groups):
+    """The standard deviation within groups, pooled over every group of several values."""
+    num, dof = 0.0, 0
+    for values in groups:
+        if len(values) > 1:
+            num += float(np.var(values, ddof=1)) * (len(values) - 1)
+            dof += len(values) - 1
+    return (num / dof) ** 0.5 if dof else 0.0
+
+
+def pooled_sd(r, what):
+    """The seed-to-seed standard deviation, pooled over every setting that ran several seeds: the
+    noise we assume for a setting that ran once."""
+    f = measure_of(what)
+    return pooled([f(r, k) for k in seed_runs(r, name)] for name in KOREAN_RUNS)
+
+
+def stats(r, name, what):
+    """(mean, sd, n) of a setting over its seeds; a single run gets the pooled sd."""
+    values = [measure_of(what)(r, k) for k in seed_runs(r, name)]
+    sd = float(np.std(values, ddof=1)) if len(values) > 1 else pooled_sd(r, what)
+    return float(np.mean(values)), sd, len(values)
+
+
+def below(a, b):
+    """The rule fixed before the run: a's mean is below b's by more than twice the standard error
+    of their difference, SE = sqrt(sd_a^2 / n_a + sd_b^2 / n_b)."""
+    se = (a[1] ** 2 / a[2] + b[1] ** 2 / b[2]) ** 0.5
+    return b[0] - a[0] > 2 * se
+
+
+def frontier(r, name):
+    """[(learning rate, Korean loss, forgetting)] of one method along the learning-rate sweep, sorted by
+    Korean loss; at the default rate the mean over seeds."""
+    lr0 = r["settings"]["cpt_lr"]
+    points = [(lr0, stats(r, name, "korean")[0], stats(r, name, "forgetting")[0])]
+    for k in r["losses"]:
+        if k.startswith(name + "@") and "-seed" not in k:  # seed 0 at every rate (a merge ancestor has more)
+            points.append((float(k.split("@")[1]), r["losses"][k]["korean"], forgetting(r, k)))
+    return sorted(points, key=lambda p: p[1])
+
+
+def along(points, x, best=min):
+    """The third coordinate of a sweep's points (learning rate, x, y), interpolated at x on every stretch
+    between neighbouring rates that crosses x, the `best` of them (each method at its best setting); None
+    if the sweep never gets there. A sweep that goes past its best rate turns back (a higher rate learns
+    less and forgets more), so it can cross x twice; joining points in order of x instead would draw a
+    stretch between rates that are not neighbours."""
+    points = sorted(points)  # in order of learning rate, as the frontier plots join them
+    found = [y0 if x0 == x1 else y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+             for (_, x0, y0), (_, x1, y1) in zip(points, points[1:]) if min(x0, x1) <= x <= max(x0, x1)]
+    if len(points) == 1 and points[0][1] == x:  # a single rate: only its own value is on the sweep
+        found.append(points[0][2])
+    return float(best(found)) if found else None
+
+
+def best_rate(r, name):
+    """(learning rate, (mean, sd, n)) of the method's lowest Korean loss along its sweep: the mean over
+    seeds at the default rate, a single run elsewhere (with the pooled sd)."""
+    lr, korean, _ = frontier(r, name)[0]
+    if lr == r["settings"]["cpt_lr"]:
+        return lr, stats(r, name, "korean")
+    return lr, (korean, pooled_sd(r, "korean"), 1)
+
+
+def rates_tried(r, name):
+    """The learning rates a compared method's sweep tried: the first round's and any past its ends."""
+    return sorted(p[0] for p in frontier(r, name))
+
+
+def sweep_end(lrs, lr):
+    """What the report adds to a chosen rate at an end of the rates tried `lrs`, where the method's best may
+    lie beyond them: ' (the highest rate tried)', ' (the lowest rate tried)', or nothing."""
+    lrs = sorted(lrs)
+    return " (the highest rate tried)" if lr == lrs[-1] else " (the lowest rate tried)" if lr == lrs[0] else ""
+
+
+def chosen_note(r, name, lr):
+    """What the report adds to a rate picked from the first round of name's sweep (lab/tracks.py's
+    merge_rates): an end of all the rates tried, and where the sweep's lowest Korean loss is if elsewhere
+    (the sweep goes past its ends after the choice: edge_track)."""
+    best = best_rate(r, name)[0]
+    moved = f" (the lowest Korean loss of its whole sweep is at {best:g})" if best != lr else ""
+    return sweep_end(rates_tried(r, name), lr) + moved
+
+
+def forgetting_at(r, name, korean):
+    """Forgetting interpolated along the method's frontier at this Korean loss; None if its sweep
+    never gets there (its Korean stays worse, or is better everywhere)."""
+    return along(frontier(r, name), korean)
+
+
+def fmt(stat, signed=True):
+    mean = f"{stat[0]:+.3f}" if signed else f"{stat[0]:.3f}"
+    return f"{mean} ± {stat[1]:.3f} (n={stat[2]})" if stat[2] > 1 else f"{mean} (n=1)"
+
+
+def bio_stats(r, method, what):
+    """Mean and standard deviation over seeds of the mean exact-match accuracy over the six attributes."""
+    values = [np.mean(run[what]) for run in r["bios"]["runs"][method]]
+    return float(np.mean(values)), float(np.std(values))
+
+
+def bio_frontier(r, method):
+    """[(learning rate, acquisition, retention)] of one method on the biographies along its sweep, sorted
+    by acquisition; at the default rate the mean over seeds."""
+    acq, ret = bio_stats(r, method, "acquisition")[0], bio_stats(r, method, "retention")[0]
+    points = [(r["settings"]["bios_lr"], acq, ret)]
+    for k, runs in r["bios"].get("sweep", {}).items():
+        if k.split("@")[0] == method:
+            acq, ret = (float(np.mean(runs[0][w])) for w in ("acquisition", "retention"))
+            points.append((float(k.split("@")[1]), acq, ret))
+    return sorted(points, key=lambda p: p[1])
+
+
+def retention_at(r, method, acquisition):
+    """Retention interpolated along the method's sweep at this acquisition; None if its sweep never
+    gets there."""
+    return along(bio_frontier(r, method), acquisition, best=max)
+
+
+def bio_pooled_sd(r):
+    """The seed-to-seed standard deviation of retention, pooled over the methods at the default rate."""
+    return pooled([np.mean(run["retention"]) for run in runs] for runs in r["bios"]["runs"].values())
+
+
+def loss_at(log, tokens, lang):
+    """Validation loss at a token count, linearly interpolated between evaluations."""
+    xs = [e["tokens"] for e in log]
+    return float(np.interp(tokens, xs, [e["loss"][lang] for e in log]))
+
+
+def merge_score(losses):
+    """What a Korean + German merge is judged on: its mean loss over the two languages."""
+    return (losses["korean"] + losses["german"]) / 2
+
+
+# ----------------------------------------------------------------------------
+# rates and the merges
+
+
+def sweep_rates(settings):
+    """The first round's learning rates of every compared method's sweep, lowest first: cpt_lr and sweep_lrs."""
+    return sorted([settings["cpt_lr"], *settings["sweep_lrs"]])
+
+
+def at_rate(name, lr, settings):
+    """A run's name at a learning rate: the name itself at the default rate, else name@lr (full@0.001)."""
+    return name if lr == settings["cpt_lr"] else f"{name}@{lr:g}"
+
+
+def rates_of_merges(r):
+    """The learning rate each ancestor's merges, German and joint models were trained at (lab/tracks.py's
+    merge_rates)."""
+    return r["merge_rates"]
+
+
+def long_rate(r, name):
+    """The learning rate a long data-efficiency run (full-long, hyperclone-long) was trained at: its
+    ancestor's (lab/tracks.py's long_track); the default rate for a run that was not continued longer
+    (hyperclone, when long_factor_2x is 0)."""
+    return r["long_rates"].get(name, r["settings"]["cpt_lr"])
+
+
+def efficiency_runs(r):
+    """[(run, label, learning rate)] of the data-efficiency curves: the 1x and the 2x HyperClone trained
+    longer (each at its ancestor's rate), Grow Up's 2x at the default rate and, if it differs, at its best
+    rate (C4 reads that one)."""
+    s, lr_growup = r["settings"], best_rate(r, "growup")[0]
+    wide = "hyperclone-long" if "hyperclone-long" in r["logs"] else "hyperclone"
+    runs = [("full-long", "1x, continued longer", long_rate(r, "full-long")),
+            (wide, "2x, HyperClone of the finished base" + (", continued longer" if wide.endswith("-long") else ""),
+             long_rate(r, wide)),
+            ("growup", "2x, Grow Up (cloned mid-pretraining)", s["cpt_lr"])]
+    if lr_growup != s["cpt_lr"]:
+        runs.append((at_rate("growup", lr_growup, s), "2x, Grow Up, at its best rate", lr_growup))
+    return runs
+
+
+def merge_at_rate(r, anc, method):
+    """(mean, sd, n) of one merge method's Korean+German loss at its ancestor's rate, over the merge seeds."""
+    return stats(r, f"{at_rate(f'merged/{anc}', rates_of_merges(r)[anc], r['settings'])}/{method}", "merge")
+
+
+def distinct_methods(r):
+    """(the merge methods, each merge counted once; {method left out: the one it duplicates}). A method whose
+    merges have every loss (each ancestor, each seed, each language) equal to an earlier method's made the
+    same models, and a claim that counts methods would count it twice (linear and task arithmetic coincide
+    at merge.py's defaults: normalized weights and lambda 1 make both the average of the models)."""
+    rates = rates_of_merges(r)
+    prefixes = [f"{at_rate(f'merged/{a}', rates[a], r['settings'])}/" for a in ("base", "hyper")]
+
+    def losses(m):  # {(ancestor's prefix, seed suffix): losses} of the method's merges
+        return {(p, k[len(p):].replace(m, "", 1)): v for p in prefixes for k, v in r["losses"].items()
+                if k.startswith(p) and (k[len(p):] == m or k[len(p):].startswith(f"{m}-seed"))}
+    merged, kept, twins = {m: losses(m) for m in MERGE_METHODS}, [], {}
+    for m in MERGE_METHODS:
+        twin = next((k for k in kept if merged[m] and merged[m] == merged[k]), None)
+        if twin:
+            twins[m] = twin
+        else:
+            kept.append(m)
+    return kept, twins
+
+
