@@ -186,8 +186,13 @@ def run_here(world, argv):
     os.chdir(world)
     try:
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-            if module:
-                runpy.run_module(module, run_name="__main__", alter_sys=True)
+            if module:  # as `python -m` does: the module runs fresh, not the copy the tests imported
+                imported = sys.modules.pop(module, None)
+                try:
+                    runpy.run_module(module, run_name="__main__", alter_sys=True)
+                finally:
+                    if imported is not None:
+                        sys.modules[module] = imported
             else:
                 runpy.run_path(script, run_name="__main__")
     except SystemExit as e:  # what the interpreter does with it at exit
