@@ -198,6 +198,48 @@ def merge_state_dicts(base, models, method="ties", weights=None, density=0.5, la
     return merged
 
 
+def merge_steps(base, models, name, method="ties", weights=None, density=0.5, lam=1.0, normalize=True, seed=0,
+                names=None, k=24):
+    """Each step of one method on one tensor, as merge_state_dicts takes it (per-tensor trim; DARE's
+    masks drawn in the same order), cut to its first k rows and columns for draw.draw_steps:
+    [(row title, [(panel title, 2-D tensor)])]."""
+    sparsify, consensus = METHODS[method]
+    weights = weights or [1.0] * len(models)
+    cut = lambda t: t.reshape(t.shape[0], -1)[:k, :k] if t.dim() > 1 else t[None, :k]  # noqa: E731
+    theta = [sd[name] for sd in models]
+    taus = [task_vector(t, base[name]) for t in theta]
+    rows = [("weights", [("ancestor θ", cut(base[name]))] + [(f"model {i + 1} θ{i + 1}", cut(t))
+                                                              for i, t in enumerate(theta)]),
+            ("task vectors", [(f"τ{i + 1} = θ{i + 1} − ancestor", cut(t)) for i, t in enumerate(taus)])]
+    if sparsify == "magnitude":
+        kept = [trim(tau.flatten(), *kth_largest([magnitude(tau)], n_kept(tau.numel(), density)))[0].view_as(tau)
+                for tau in taus]
+        rows.append((f"trim (density {density:g})", [(f"τ{i + 1}: top {density:.0%} by |τ|", cut(t))
+                                                       for i, t in enumerate(kept)]))
+        taus = kept
+    elif sparsify == "random":
+        gen = torch.Generator().manual_seed(seed)
+        for other in (names or [name])[:(names or [name]).index(name)]:  # the draws of the tensors before
+            for _ in models:
+                dare_mask(base[other].numel(), density, gen)
+        masks = [dare_mask(t.numel(), density, gen).view_as(t) for t in taus]
+        rows.append((f"DARE (keep {density:g})", [(f"τ{i + 1}: entries kept", cut(m)) for i, m in enumerate(masks)]))
+        taus = [drop_and_rescale(t, density, m) for t, m in zip(taus, masks)]
+        rows.append(("rescaled", [(f"τ{i + 1} kept, × 1/{density:g}", cut(t)) for i, t in enumerate(taus)]))
+    if consensus:
+        sign = elect_sign(taus)
+        rows.append(("sign election", [("elected sign γ > 0", cut(sign > 0))] + [
+            (f"τ{i + 1} disagrees with γ", cut((t != 0) & (t.sign() != sign))) for i, t in enumerate(taus)]))
+        combined = disjoint_mean(taus, weights, sign, normalize)
+    else:
+        combined = weighted_sum(taus, weights, normalize if method != "linear" else True)
+    lam = 1.0 if method == "linear" else lam
+    merged = (base[name].double() + lam * combined).to(base[name].dtype)  # as merge_state_dicts adds it back
+    rows.append(("combined", [(f"λ × combined τ (λ = {lam:g})", cut(lam * combined))]))
+    rows[0][1].append(("merged θ", cut(merged)))  # the result beside its parents
+    return rows
+
+
 def check_compatible(base_ckpt, ckpts, paths, base_path):
     """Same architecture, tokenizer, tensor names and shapes everywhere, or one clear line."""
     for ckpt, path in zip(ckpts, paths):
@@ -238,6 +280,8 @@ def build_parser():
                    help="ties: keep the top density per tensor (mergekit) or over the whole model (the TIES authors)")
     p.add_argument("--seed", type=int, default=0, help="dare: seed of the random drop")
     p.add_argument("--out", default="out/merged.pt", help="where to write the merged checkpoint")
+    p.add_argument("--draw", metavar="FILE.png", help="also draw each step of the merge on one tensor (--draw-tensor)")
+    p.add_argument("--draw-tensor", default="transformer.h.0.mlp.c_fc.weight", help="the tensor --draw shows")
     p.add_argument("--allow-unrelated", action="store_true",
                    help="merge even models whose records say they were not continued from --base")
     return p
@@ -280,6 +324,11 @@ def main(argv=None):
             raise UserError(f"{path} was not continued from {base_path} (its records name other ancestors): task "
                             "vectors against it would be meaningless; pass the right --base, or --allow-unrelated")
     names = tensors_to_merge(base["model_args"], base["model"])
+    if args.draw and args.draw_tensor not in names:
+        raise UserError(f"--draw-tensor={args.draw_tensor} is not a tensor of these models (for example "
+                        f"{names[len(names) // 2]})")
+    if args.draw:
+        writable_file(args.draw, "--draw")
     print(f"{args.method}: {len(paths)} models, {len(names)} tensors, against {base_path}")
     merged = merge_state_dicts(base["model"], [c["model"] for c in ckpts], args.method, weights, args.density,
                                args.lam, args.normalize, args.trim_scope, args.seed, names)
@@ -297,6 +346,19 @@ def main(argv=None):
                                     parents=[base] + ckpts, frozen=base.get("frozen", {}), seen_tokens=seen,
                                     merge=record), args.out)
     print(f"saved {args.out}; evaluate it with: python evaluate.py --ckpts={args.out}")
+    if args.draw:
+        draw_merge(args, base, ckpts, weights, names)
+
+
+def draw_merge(args, base, ckpts, weights, names):
+    """--draw: the merge's steps on one tensor, from the same functions that made the merge."""
+    from draw import draw_steps  # matplotlib is imported only when a picture is asked for
+    rows = merge_steps(base["model"], [c["model"] for c in ckpts], args.draw_tensor, args.method, weights,
+                       args.density, args.lam, args.normalize, args.seed, names)
+    models = ", ".join(f"model {i + 1} = {path}" for i, path in enumerate(args.models.split(",")))
+    draw_steps(rows, args.draw, f"python merge.py --method={args.method}: {args.draw_tensor}, its first rows and "
+               f"columns\n{models}")
+    print(f"drew {args.draw}")
 
 
 if __name__ == "__main__":

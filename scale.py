@@ -18,10 +18,8 @@ Methods (--method), each a few primitives applied to the base's state dict:
               every linear map in block form [[W, W12], [W21, W22]] with W12 = 0.
               --variant=preserve (W12 stays 0), adapt (W12 trains), route (a per-token gate
               between the base's head and the adapted head).
-The README gives the equations of every method in the names of this code.
-
-    python scale.py --method=scale --variant=preserve   # out/base/ckpt.pt -> out/upscaled.pt
-    python scale.py --method=hyperclone --factor=2 --in=out/base/ckpt.pt --out=out/hyper.pt
+docs/growing.md gives each method's equations in this code's names, and its picture
+(`--draw=FILE.png`): python scale.py --method=scale --variant=preserve --draw=grown.png
 """
 
 import re
@@ -61,7 +59,7 @@ BLOCK = re.compile(r"^transformer\.h\.(\d+)\.(.*)$")
 # primitives on state dicts
 
 
-def is_plain(margs):
+def is_plain(margs):  # a GPT-2 model: no second stream, no extra neurons
     return not margs.get("n_embd_u") and not margs.get("n_inner_u")
 
 
@@ -85,10 +83,8 @@ def zero_block_outputs(sd, j):
 
 
 def clone_matrix(W, n_out, n_in):
-    """HyperCloning's one primitive: W tiled n_out x n_in times, divided by n_in.
-
-    On an input [x, x, ...] (n_in copies) it returns [W x, W x, ...] (n_out copies).
-    """
+    """HyperCloning's one primitive: W tiled n_out x n_in times, divided by n_in. On an
+    input [x, x, ...] (n_in copies) it returns [W x, W x, ...] (n_out copies)."""
     return W.repeat(n_out, n_in) / n_in
 
 
@@ -290,6 +286,7 @@ def build_parser():
                    help="also freeze the base's embedding rows of tokens it never saw (default: they train, "
                         "for every method)")
     p.add_argument("--seed", type=int, default=0, help="seed for the new weights")
+    p.add_argument("--draw", metavar="FILE.png", help="also draw a block's matrices before and after the growth")
     return p
 
 
@@ -357,6 +354,8 @@ def main(argv=None):
         raise UserError("--factor is for --method=hyperclone")
     check_number("noise", args.noise, 0)
     writable_file(args.out, "--out")
+    if args.draw:
+        writable_file(args.draw, "--draw")
     ckpt = load_checkpoint(args.inp, tokenizer=args.tokenizer)
     check_finite(ckpt["model"], args.inp)
     base = model_from_checkpoint(ckpt, args.inp)
@@ -393,6 +392,10 @@ def main(argv=None):
                     args.out)
     print(f"saved {args.out}; continue it with: python train.py --init-from="
           + ("upscaled" if args.out == UPSCALED_CKPT else args.out))
+    if args.draw:
+        from draw import draw_growth  # matplotlib is imported only when a picture is asked for
+        draw_growth(ckpt["model"], grown.state_dict(), args.draw, f"python scale.py --method={what}", frozen=spec)
+        print(f"drew {args.draw}")
 
 
 if __name__ == "__main__":

@@ -17,8 +17,10 @@ import argparse
 import importlib
 import importlib.util
 import os
+import queue
 import subprocess
 import sys
+import threading
 import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -47,7 +49,19 @@ def where_it_broke(e):
     return f"{os.path.relpath(f.filename)}:{f.lineno}"
 
 
-def run_check(n, module):
+def run_check(n, module, draw=None):
+    """(passed, the exercise's line); with `draw`, also the picture of the student's growth, whatever the verdict."""
+    ok, line = verdict(n, module)
+    if draw:
+        try:
+            checks.DRAWN[n](module, draw)
+            line += f"; drew {draw}"
+        except Exception as e:  # noqa: BLE001 - the student's code: say so, as the verdict does
+            line += f"; nothing drawn ({type(e).__name__}: {(str(e).strip().splitlines() or [''])[-1]})"
+    return ok, line
+
+
+def verdict(n, module):
     """One exercise's verdict line. A student's exception is that exercise's FAIL, never the end of the run."""
     try:
         return True, f"exercise {n}: PASS — {getattr(checks, f'check_{n}')(module)}"
@@ -68,49 +82,76 @@ def limit_memory(gib):
     return apply if os.name == "posix" else None
 
 
-def run_limited(n, args):
-    """One exercise's verdict line, checked in a child process within the time and memory limits."""
-    cmd = [sys.executable, os.path.abspath(__file__), str(n), "--in-process"] + (["--reference"] if args.reference else [])
-    try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=args.time_limit,
-                           preexec_fn=limit_memory(args.memory_limit))
-    except subprocess.TimeoutExpired:
-        return False, (f"exercise {n}: FAIL — still running after {args.time_limit:g} s (a loop that never ends?), "
-                       "so it was stopped; the check itself takes seconds")
-    lines = [line for line in r.stdout.splitlines() if line.startswith(f"exercise {n}:")]
-    if lines and not any(word in lines[-1] for word in ("MemoryError", "allocate")):
-        return r.returncode == 0, lines[-1]
-    return False, (f"exercise {n}: FAIL — it needed more than the {args.memory_limit:g} GiB of memory a check may "
-                   f"use (or its process died: {(r.stderr.strip().splitlines() or ['no message'])[-1][:120]})")
+def child(numbers, args):
+    """A process that checks `numbers` in turn, within the memory limit, printing one line each."""
+    cmd = [sys.executable, os.path.abspath(__file__), ",".join(map(str, numbers)), "--in-process"] \
+        + (["--reference"] if args.reference else []) + ([f"--draw={args.draw}"] if args.draw else [])
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=limit_memory(args.memory_limit))
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout] + [lines.put(None)], daemon=True).start()
+    return proc, lines
+
+
+def run_limited(numbers, args):
+    """(passed, line) of every exercise, checked in one child process (torch is imported once) that is
+    stopped when an exercise passes the time limit, or dies past the memory limit; a new child then
+    checks the exercises after it."""
+    todo = list(numbers)
+    while todo:
+        proc, lines = child(todo, args)
+        for n in list(todo):
+            todo.remove(n)
+            try:
+                line = lines.get(timeout=args.time_limit)
+            except queue.Empty:
+                proc.kill()
+                yield False, (f"exercise {n}: FAIL — still running after {args.time_limit:g} s (a loop that never "
+                              "ends?), so it was stopped; the check itself takes seconds")
+                break
+            if line is None or any(word in line for word in ("MemoryError", "allocate")):
+                proc.kill()
+                died = (proc.stderr.read().strip().splitlines() or ["no message"])[-1][:120] if line is None else line
+                yield False, (f"exercise {n}: FAIL — it needed more than the {args.memory_limit:g} GiB of memory a "
+                              f"check may use ({died.split(' — ')[-1].strip()})")
+                break
+            yield ": PASS" in line, line.rstrip("\n")
+        proc.wait()
 
 
 def which_exercises(text):
+    """[exercise numbers] of `all`, a number, or numbers separated by commas."""
     if text == "all":
         return list(range(1, N_EXERCISES + 1))
-    if not text.isdigit() or not 1 <= int(text) <= N_EXERCISES:
-        raise UserError(f"'{text}' is not an exercise: use a number from 1 to {N_EXERCISES}, or all")
-    return [int(text)]
+    numbers = text.split(",")
+    for n in numbers:
+        if not n.isdigit() or not 1 <= int(n) <= N_EXERCISES:
+            raise UserError(f"'{n}' is not an exercise: use a number from 1 to {N_EXERCISES}, or all")
+    return [int(n) for n in numbers]
 
 
 def main(argv=None):
     p = parser("exercises/check.py", "Check the exercises of EXERCISES.md.")
-    p.add_argument("which", help="an exercise number, or all")
+    p.add_argument("which", help="an exercise number, numbers separated by commas, or all")
     p.add_argument("--reference", action="store_true", help="check the teachers' solutions instead of yours")
     p.add_argument("--time-limit", type=float, default=120, help="seconds one exercise's check may take")
     p.add_argument("--memory-limit", type=float, default=6, help="GiB of memory one exercise's check may use")
+    p.add_argument("--draw", metavar="FILE.png", help="exercises 3 and 5: also draw your growth beside the base")
     p.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)  # the child run_limited starts
     args = parse_flags(p, argv)
     numbers = which_exercises(args.which)
     check_number("time_limit", args.time_limit, 1)
     check_number("memory_limit", args.memory_limit, 1)
+    if args.draw and (len(numbers) != 1 or numbers[0] not in checks.DRAWN):
+        raise UserError(f"--draw draws exercise {' or '.join(map(str, checks.DRAWN))}: "
+                        f"python exercises/check.py 3 --draw=ex3.png")
     if args.in_process:
         module = importlib.import_module("exercises.solutions" if args.reference else "exercises.student")
-        check = lambda n: run_check(n, module)  # noqa: E731
+        results = (run_check(n, module, args.draw) for n in numbers)
     else:
-        check = lambda n: run_limited(n, args)  # noqa: E731
+        results = run_limited(numbers, args)
     failed = 0
-    for n in numbers:
-        ok, line = check(n)
+    for ok, line in results:
         print(line, flush=True)
         failed += not ok
     sys.exit(1 if failed else 0)

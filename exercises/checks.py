@@ -337,3 +337,32 @@ def solutions():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+# ----------------------------------------------------------------------------
+# pictures of a student's growth (python exercises/check.py N --draw=FILE.png)
+
+
+def draw_3(m, path):
+    """The student's depth growth beside the base, each block labelled from its numbers."""
+    from draw import draw_growth
+    base = small_model()
+    sd, margs = base.state_dict(), dict(base.config.__dict__)
+    sd.pop("lm_head.weight")
+    _, grown = m.depth_without_zero_init(sd, margs)
+    draw_growth(sd, grown, path, "exercise 3: your depth_without_zero_init", block=1)
+
+
+def draw_5(m, path):
+    """The student's cloned head beside W, W.repeat and the reference clone, labelled from their numbers."""
+    from draw import describe, draw_steps
+    torch.manual_seed(0)
+    W = torch.randn(24, 8, dtype=torch.float64)
+    got = m.clone_head(W, 2)
+    labels = " | ".join(describe(half, W) for half in got.chunk(2, dim=1))
+    draw_steps([("the head", [("W (vocab x width)", W), (f"your clone_head(W, 2): {labels}", got),
+                              ("W.repeat(1, 2): W | W", W.repeat(1, 2))])], path,
+               "exercise 5: a cloned head, each half labelled from its numbers")
+
+
+DRAWN = {3: draw_3, 5: draw_5}  # the exercises that grow a model, so have a picture to draw
