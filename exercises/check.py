@@ -136,7 +136,7 @@ def main(argv=None):
     p.add_argument("--reference", action="store_true", help="check the teachers' solutions instead of yours")
     p.add_argument("--time-limit", type=float, default=120, help="seconds one exercise's check may take")
     p.add_argument("--memory-limit", type=float, default=6, help="GiB of memory one exercise's check may use")
-    p.add_argument("--draw", metavar="FILE.png", help="exercises 3 and 5: also draw your growth beside the base")
+    p.add_argument("--draw", metavar="FILE.png", help="exercises 3, 4 and 5: also draw what your code does beside what preserves")
     p.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)  # the child run_limited starts
     args = parse_flags(p, argv)
     numbers = which_exercises(args.which)

@@ -353,6 +353,22 @@ def draw_3(m, path):
     draw_growth(sd, grown, path, "exercise 3: your depth_without_zero_init", block=1)
 
 
+def draw_4(m, path):
+    """The base's old coordinates through their own LayerNorm and through the student's joint one, with a
+    new stream of zeros beside them: what SCALE's separate LayerNorms keep."""
+    from draw import draw_steps
+    torch.manual_seed(0)
+    x = torch.randn(12, 32)  # 12 tokens, 32 old coordinates
+    x = x - x.mean(-1, keepdim=True)  # centred, as in check_4: the joint LayerNorm then only rescales
+    alone = F.layer_norm(x, (32,), eps=1e-5)
+    joint = m.joint_layer_norm(x, torch.zeros(12, 16), torch.ones(48), torch.zeros(48))[0]
+    k = (joint * alone).sum().item() / (alone * alone).sum().item()  # the factor that fits best
+    draw_steps([("one block's input", [("x: old stream\n(12 tokens x 32)", x), ("LN(x): SCALE's\nown LayerNorm", alone),
+                                       (f"your joint LN, old part\n≈ {k:.3f} × LN(x)", joint),
+                                       ("joint − own", joint - alone)])], path,
+               "exercise 4: the old coordinates under one LayerNorm over [x ; 0]")
+
+
 def draw_5(m, path):
     """The student's cloned head beside W, W.repeat and the reference clone, labelled from their numbers."""
     from draw import describe, draw_steps
@@ -365,4 +381,4 @@ def draw_5(m, path):
                "exercise 5: a cloned head, each half labelled from its numbers")
 
 
-DRAWN = {3: draw_3, 5: draw_5}  # the exercises that grow a model, so have a picture to draw
+DRAWN = {3: draw_3, 4: draw_4, 5: draw_5}  # the exercises that break preservation on purpose

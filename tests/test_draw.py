@@ -116,7 +116,8 @@ def test_a_merges_steps_end_in_the_merge_merge_py_makes(method, tmp_path):
     assert imread(str(tmp_path / "merge.png")).shape[1] <= 1000
 
 
-def test_the_exercise_checker_draws_a_students_growth(tmp_path):
-    r = run_script(os.path.join(REPO, "exercises/check.py"), "3", "--reference", f"--draw={tmp_path / 'ex3.png'}")
+@pytest.mark.parametrize("exercise", ["3", "4", "5"])
+def test_the_exercise_checker_draws_a_students_broken_growth(tmp_path, exercise):
+    r = run_script(os.path.join(REPO, "exercises/check.py"), exercise, "--reference", f"--draw={tmp_path / 'ex.png'}")
     assert r.returncode == 0 and "drew" in r.stdout, r.stdout + r.stderr
-    assert os.path.getsize(tmp_path / "ex3.png") > 10_000
+    assert os.path.getsize(tmp_path / "ex.png") > 10_000

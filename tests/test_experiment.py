@@ -84,6 +84,13 @@ def test_quick_experiment_writes_the_report(quick_run):
         assert os.path.getsize(os.path.join(out, "report", png)) > 10_000
 
 
+def test_the_report_command_remakes_the_report_byte_for_byte(quick_run, tmp_path):
+    """python -m lab.report on a run's results.json writes the REPORT.md the run wrote."""
+    _, out = quick_run
+    report.main([os.path.join(out, "results.json"), f"--report-dir={tmp_path}"])
+    assert open(tmp_path / "REPORT.md").read() == open(os.path.join(out, "report", "REPORT.md")).read()
+
+
 def test_each_ancestor_is_merged_at_the_rate_its_korean_loss_is_lowest(tmp_path):
     """merge_rates reads the finished sweep's final Korean losses; the German and joint models then queue at
     that rate."""
