@@ -5,6 +5,7 @@ experiment.py (the one-command entry) drives these; each stage they run is an
 ordinary command of the project (train.py, scale.py, merge.py), so nothing here
 is needed to follow the story. From the bottom up:
 
+    stats.py    an effect's 95% interval (Welch) and the verdict it allows
     readings.py the numbers the claims read from results.json: seeds, spreads, sweeps
     claims.py   the rule that decides each claim
     plots.py    the report's figures
