@@ -7,10 +7,10 @@ exercises/check.py — PASS or FAIL for each exercise of EXERCISES.md, with the 
 
 A check passes only when the function behaves as the exercise asks, on inputs
 the check builds itself; where you ran the exercise's command, it also prints
-what your function says about your own run. Each exercise is checked in a
-process of its own with a time and a memory limit (--time-limit,
+what your function says about your own run. The checks run in a child
+process, each exercise within a time and a memory limit (--time-limit,
 --memory-limit): a loop that never ends or a tensor that eats the machine is
-that exercise's FAIL, and the others still run.
+that exercise's FAIL, and a new child checks the others.
 """
 
 import argparse
