@@ -55,7 +55,7 @@ def main(argv=None):
     t0 = time.time()
     try:
         bios = prepare_data(s, args.data_dir)
-        _, bios_base = pretrain(plan, bios)
+        bios_base = pretrain(plan, bios)
         language_track(plan)
         bios_runs = bios_track(plan, bios, bios_base)
         growup_track(plan)

@@ -324,10 +324,10 @@ def main(argv=None):
             raise UserError(f"{path} was not continued from {base_path} (its records name other ancestors): task "
                             "vectors against it would be meaningless; pass the right --base, or --allow-unrelated")
     names = tensors_to_merge(base["model_args"], base["model"])
-    if args.draw and args.draw_tensor not in names:
-        raise UserError(f"--draw-tensor={args.draw_tensor} is not a tensor of these models (for example "
-                        f"{names[len(names) // 2]})")
-    if args.draw:
+    if args.draw:  # checked before the merge, which may take minutes
+        if args.draw_tensor not in names:
+            raise UserError(f"--draw-tensor={args.draw_tensor} is not a tensor of these models (for example "
+                            f"{names[len(names) // 2]})")
         writable_file(args.draw, "--draw")
     print(f"{args.method}: {len(paths)} models, {len(names)} tensors, against {base_path}")
     merged = merge_state_dicts(base["model"], [c["model"] for c in ckpts], args.method, weights, args.density,

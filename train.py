@@ -151,8 +151,6 @@ def check_settings(args):
 def check_fits(margs, batch_size):
     """Refuse, before anything is allocated, a model or batch this machine cannot hold (one line, not a
     crash minutes later): the estimate of model.training_bytes against the memory still free."""
-    if margs["n_embd"] % margs["n_head"]:
-        raise UserError(f"--n-embd={margs['n_embd']} is not divisible by --n-head={margs['n_head']}")
     with torch.device("meta"):  # shapes only, no memory
         need = new_model(margs).training_bytes(batch_size)
     have = available_memory()
@@ -165,6 +163,8 @@ def build_model(args, explicit, ckpt, path):
     """The model to train and its tokenizer: new from the flags, or from the checkpoint."""
     if ckpt is None:
         tokenizer = load_meta(args.dataset, args.data_dir)["tokenizer"]
+        if args.n_embd % args.n_head:
+            raise UserError(f"--n-embd={args.n_embd} is not divisible by --n-head={args.n_head}")
         margs = dict(block_size=args.block_size, vocab_size=get_tokenizer(tokenizer).n_vocab, n_layer=args.n_layer,
                      n_head=args.n_head, n_embd=args.n_embd, dropout=args.dropout, bias=args.bias)
         check_fits(margs, args.batch_size)

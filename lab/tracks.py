@@ -84,8 +84,8 @@ def seed_name(name, seed):
 
 
 def pretrain(plan, bios):
-    """Queue the bases: English for the language track (and its first half for Grow Up's 2x arm),
-    population A for the biographies. Returns both bases' checkpoints."""
+    """Queue the bases: English for the language track (plan.runs["base"], and its first half for Grow Up's
+    2x arm), population A for the biographies. Returns the biographies' base checkpoint."""
     s, out = plan.settings, plan.out
     flags = model_flags(s) + run_flags(plan)
     english = flags + ["--dataset=english", f"--learning-rate={s['base_lr']}", f"--eval-interval={s['base_iters'] // 10}"]
@@ -95,7 +95,7 @@ def pretrain(plan, bios):
         f"--dataset={bios['a']}", f"--eval-datasets={bios['a']}", f"--learning-rate={s['bios_base_lr']}",
         f"--eval-interval={s['bios_base_iters'] // 4}"], s["bios_base_iters"])
     plan.runs["base"] = base
-    return base, bios_base
+    return bios_base
 
 
 def continued(plan, name, init, iters=None, dataset="korean", extra=(), seed=0, evals="english,korean", lr=None,
