@@ -33,11 +33,12 @@ import json
 import os
 import uuid
 import zipfile
+from dataclasses import asdict
 
 import torch
 
 from data.tokenizers import CHAR, TOKENIZERS, read_nanogpt_meta, tokenizer_from_flag, tokenizer_label, tokenizer_size
-from model_scale import new_model
+from model_scale import config_of, new_model
 from plumbing.cli import UserError
 
 
@@ -267,3 +268,28 @@ def convert_hf_gpt2(hf_state_dict):
                       bias="transformer.ln_f.bias" in out, n_inner=out["transformer.h.0.mlp.c_fc.weight"].shape[0],
                       tie_weights=True)
     return model_args, out
+
+
+def check_compatible(base_ckpt, ckpts, paths, base_path):
+    """Same architecture, tokenizer, tensor names and shapes everywhere, or one clear line."""
+    for ckpt, path in zip(ckpts, paths):
+        if ckpt.get("tokenizer") != base_ckpt.get("tokenizer"):
+            raise UserError(f"{path} uses the {ckpt.get('tokenizer')} tokenizer, {base_path} {base_ckpt.get('tokenizer')}")
+        a, b = asdict(config_of(base_ckpt["model_args"])), asdict(config_of(ckpt["model_args"]))
+        a.pop("dropout"), b.pop("dropout")
+        if a != b:
+            diff = ", ".join(f"{k} {b[k]} vs {a[k]}" for k in a if a[k] != b[k])
+            raise UserError(f"{path} has a different architecture from {base_path} ({diff}): "
+                            "merging needs the common ancestor as --base (for grown models, the upscaled "
+                            "checkpoint they were continued from, not the small base)")
+        for name in base_ckpt["model"].keys() | ckpt["model"].keys():
+            x, y = base_ckpt["model"].get(name), ckpt["model"].get(name)
+            if x is None or y is None or x.shape != y.shape:
+                shape = lambda t: "missing" if t is None else tuple(t.shape)
+                raise UserError(f"tensor {name}: {shape(y)} in {path} but {shape(x)} in {base_path}")
+
+
+def tensors_to_merge(margs, state_dict):
+    """Every tensor once: a tied head is the embedding under a second name."""
+    tied = {"lm_head.weight", "lm_head_u.weight"} if margs.get("tie_weights", True) else set()
+    return [n for n in state_dict if n not in tied]

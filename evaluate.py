@@ -7,6 +7,7 @@ is one command, on the same fixed validation batches train.py evaluates on.
     python evaluate.py --ckpts=out/base/ckpt.pt,out/korean/ckpt.pt,out/merged.pt --datasets=english,korean,german
 """
 
+import bisect
 import math
 from contextlib import nullcontext
 
@@ -19,19 +20,47 @@ from plumbing.cli import UserError, check_number, parse_flags, parser, run_cli
 from plumbing.system import autocast, pick_dtype, resolve_device, set_threads
 
 
+EVAL_SEED = 1234  # the evaluation's batches: the same windows of a split at every call
+TUNE_SEED = 4321  # the tuning's batches (held_out_rows): other windows, none overlapping the evaluation's
+
+
+def eval_rows(data, batch_size, eval_iters, block_size):
+    """[[(0, start) * batch_size] * eval_iters]: the windows estimate_loss reads, always the same ones."""
+    gen = torch.Generator().manual_seed(EVAL_SEED)
+    return [draw_rows(gen, [(data, 1.0)], batch_size, block_size) for _ in range(eval_iters)]
+
+
+def held_out_rows(data, batch_size, n_batches, block_size, eval_iters):
+    """n_batches batches of windows that share no token with the evaluation's (eval_rows with the same
+    batch size and eval_iters): what a merge is tuned on, so a setting chosen on them is never judged
+    on the batches that chose it. Drawn at random and redrawn while they overlap."""
+    taken = sorted(start for batch in eval_rows(data, batch_size, eval_iters, block_size) for _, start in batch)
+    span = block_size + 1  # a window's tokens: x and its shifted y
+    if len(data) - span < 2 * span * (len(taken) + batch_size * n_batches):
+        raise ValueError(f"the split has {len(data):,} tokens: too few to hold out {n_batches} batches of "
+                         f"{batch_size} beside the evaluation's {eval_iters}")
+    gen, free = torch.Generator().manual_seed(TUNE_SEED), []
+    while len(free) < batch_size * n_batches:
+        for _, start in draw_rows(gen, [(data, 1.0)], batch_size, block_size):
+            i = bisect.bisect(taken, start)  # the evaluation's windows just before and after this one
+            if all(abs(start - taken[j]) >= span for j in (i - 1, i) if 0 <= j < len(taken)):
+                free.append((0, start))
+    return [free[i:i + batch_size] for i in range(0, batch_size * n_batches, batch_size)]
+
+
 @torch.no_grad()
-def estimate_loss(model, splits, batch_size, eval_iters, device="cpu", ctx=nullcontext()):
+def estimate_loss(model, splits, batch_size, eval_iters, device="cpu", ctx=nullcontext(), rows=None):
     """{split name: mean loss} over the same fixed batches of each split at every call
-    (a fixed seed), so the points of a training curve are comparable."""
+    (a fixed seed), so the points of a training curve are comparable; `rows` {split name:
+    batches of windows} reads other batches (held_out_rows) instead."""
     model.eval()
     block_size = model.config.block_size
     out = {}
     for name, data in splits.items():
-        gen = torch.Generator().manual_seed(1234)
+        batches = rows[name] if rows else eval_rows(data, batch_size, eval_iters, block_size)
         losses = []
-        for _ in range(eval_iters):
-            rows = draw_rows(gen, [(data, 1.0)], batch_size, block_size)
-            x, y = make_batch(rows, [data], block_size, device)
+        for batch in batches:
+            x, y = make_batch(batch, [data], block_size, device)
             with ctx:
                 losses.append(model(x, y)[1].item())
         out[name] = sum(losses) / len(losses)

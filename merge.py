@@ -1,5 +1,5 @@
 """
-merge.py — merge language models that share an ancestor: linear, task arithmetic, TIES, DARE.
+merge.py — merge language models that share an ancestor: linear, task arithmetic, TIES, DARE, layerwise.
 
 Place in the story: "Grow Up and Merge" continues one (upscaled) English model
 on each target language separately, then merges the language models into one
@@ -10,6 +10,12 @@ optionally elect a sign per coordinate and average only the agreeing models,
 then add the result back to the ancestor. The steps are short functions a
 student can read next to the papers (Ilharco et al. 2022; Yadav et al. 2023;
 Yu et al. 2023); `merge_state_dicts` takes and returns plain state dicts.
+"layerwise" is the one built for languages: each layer (the embeddings, every
+block, the head) mixes the task vectors with weights of its own, so a layer
+that holds Korean can come from the Korean model and one that holds German from
+the German one; layer swapping (Bandarkar et al. 2024) is its 0/1 case, and
+AdaMerging (Yang et al. 2024) learns such weights from data. `--tune` chooses
+any method's settings on held-out batches (tune.py).
 
     python merge.py --method=ties --base=out/upscaled.pt \\
         --models=out/korean/ckpt.pt,out/german/ckpt.pt --out=out/merged.pt
@@ -17,14 +23,14 @@ Yu et al. 2023); `merge_state_dicts` takes and returns plain state dicts.
 
 import argparse
 import math
-from dataclasses import asdict
 
 import torch
 
-from checkpoint import check_finite, descends_from, load_checkpoint, make_checkpoint, save_checkpoint, tie_head
-from model_scale import config_of
+from checkpoint import (check_compatible, check_finite, descends_from, load_checkpoint, make_checkpoint, save_checkpoint,
+                        tensors_to_merge, tie_head)
+from data.common import DATA_DIR
+from tune import tune_settings
 
-# method: (sparsify, consensus). sparsify: None | "magnitude" (TIES' trim) | "random" (DARE);
 from plumbing.cli import UserError, check_number, parse_flags, parser, run_cli, writable_file
 
 # method: (sparsify, consensus). sparsify: None | "magnitude" (TIES' trim) | "random" (DARE);
@@ -35,6 +41,7 @@ METHODS = {
     "ties": ("magnitude", True),       # trim, elect sign, disjoint mean
     "dare": ("random", False),         # drop and rescale, then task arithmetic
     "dare_ties": ("random", True),     # drop and rescale, then TIES' sign election
+    "layerwise": (None, False),        # task arithmetic with weights of its own for every layer (layer_weights)
 }
 
 # ----------------------------------------------------------------------------
@@ -148,17 +155,28 @@ def weighted_sum(taus, weights, normalize=True):
     return total / sum(weights) if normalize else total
 
 
+def layer_of(name):
+    """The layer a tensor belongs to, for layerwise weights: 0 the embeddings (wte, wpe), 1 + i block i,
+    -1 everything after the last block (ln_f, the head, SCALE's second head and Route's gate)."""
+    parts_ = name.split(".")
+    if parts_[:2] == ["transformer", "h"]:
+        return 1 + int(parts_[2])
+    return 0 if parts_[0] == "transformer" and parts_[1] in ("wte", "wpe", "wte_u", "wpe_u") else -1
+
+
 # ----------------------------------------------------------------------------
 # whole models
 
 
 def merge_state_dicts(base, models, method="ties", weights=None, density=0.5, lam=1.0, normalize=True,
-                      trim_scope="tensor", seed=0, names=None):
+                      trim_scope="tensor", seed=0, names=None, layer_weights=None):
     """theta = theta_base + lam * combine(sparsify(tau_1), ..., sparsify(tau_n)), tensor by tensor.
 
     base and models are state dicts of one architecture; names (default: all of base's keys) lists
     the tensors to merge, each once (leave out tied aliases such as lm_head.weight). For "linear",
-    the result is sum_i w_i theta_i / sum_i w_i whatever lam and normalize say.
+    the result is sum_i w_i theta_i / sum_i w_i whatever lam and normalize say. For "layerwise",
+    layer_weights[l] are the weights of layer l (layer_of: the embeddings, each block, the head;
+    n_layer + 2 lists of one weight per model) in place of `weights`.
     """
     sparsify, consensus = METHODS[method]
     weights = weights or [1.0] * len(models)
@@ -180,6 +198,8 @@ def merge_state_dicts(base, models, method="ties", weights=None, density=0.5, la
                           for i, f in enumerate(flats)}
         elif sparsify == "random":
             masks = [dare_mask(f.numel(), density, gen) for f in flats]
+        if method == "layerwise" and layer_weights:  # without them: the same weights in every layer
+            weights = layer_weights[layer_of(name)]
         pieces = []
         for part in parts(flat_base.numel()):  # in pieces: a 124M model merges in little memory
             taus = [task_vector(f[part], flat_base[part]) for f in flats]
@@ -199,12 +219,12 @@ def merge_state_dicts(base, models, method="ties", weights=None, density=0.5, la
 
 
 def merge_steps(base, models, name, method="ties", weights=None, density=0.5, lam=1.0, normalize=True, seed=0,
-                names=None, k=24):
+                names=None, k=24, layer_weights=None):
     """Each step of one method on one tensor, as merge_state_dicts takes it (per-tensor trim; DARE's
     masks drawn in the same order), cut to its first k rows and columns for draw.draw_steps:
     [(row title, [(panel title, 2-D tensor)])]."""
     sparsify, consensus = METHODS[method]
-    weights = weights or [1.0] * len(models)
+    weights = layer_weights[layer_of(name)] if method == "layerwise" and layer_weights else weights or [1.0] * len(models)
     cut = lambda t: t.reshape(t.shape[0], -1)[:k, :k] if t.dim() > 1 else t[None, :k]  # noqa: E731
     theta = [sd[name] for sd in models]
     taus = [task_vector(t, base[name]) for t in theta]
@@ -240,31 +260,6 @@ def merge_steps(base, models, name, method="ties", weights=None, density=0.5, la
     return rows
 
 
-def check_compatible(base_ckpt, ckpts, paths, base_path):
-    """Same architecture, tokenizer, tensor names and shapes everywhere, or one clear line."""
-    for ckpt, path in zip(ckpts, paths):
-        if ckpt.get("tokenizer") != base_ckpt.get("tokenizer"):
-            raise UserError(f"{path} uses the {ckpt.get('tokenizer')} tokenizer, {base_path} {base_ckpt.get('tokenizer')}")
-        a, b = asdict(config_of(base_ckpt["model_args"])), asdict(config_of(ckpt["model_args"]))
-        a.pop("dropout"), b.pop("dropout")
-        if a != b:
-            diff = ", ".join(f"{k} {b[k]} vs {a[k]}" for k in a if a[k] != b[k])
-            raise UserError(f"{path} has a different architecture from {base_path} ({diff}): "
-                            "merging needs the common ancestor as --base (for grown models, the upscaled "
-                            "checkpoint they were continued from, not the small base)")
-        for name in base_ckpt["model"].keys() | ckpt["model"].keys():
-            x, y = base_ckpt["model"].get(name), ckpt["model"].get(name)
-            if x is None or y is None or x.shape != y.shape:
-                shape = lambda t: "missing" if t is None else tuple(t.shape)
-                raise UserError(f"tensor {name}: {shape(y)} in {path} but {shape(x)} in {base_path}")
-
-
-def tensors_to_merge(margs, state_dict):
-    """Every tensor once: a tied head is the embedding under a second name."""
-    tied = {"lm_head.weight", "lm_head_u.weight"} if margs.get("tie_weights", True) else set()
-    return [n for n in state_dict if n not in tied]
-
-
 def build_parser():
     p = parser("merge.py", "Merge models continued from a common ancestor.")
     p.add_argument("--method", default="ties", choices=list(METHODS), help="how to combine the task vectors")
@@ -278,7 +273,20 @@ def build_parser():
                    help="divide by the summed weights (task arithmetic, dare) or agreeing weights (ties)")
     p.add_argument("--trim-scope", default="tensor", choices=["tensor", "global"],
                    help="ties: keep the top density per tensor (mergekit) or over the whole model (the TIES authors)")
+    p.add_argument("--layer-weights", default="", help="layerwise: one weight per model for each layer, layers "
+                   "separated by '/': the embeddings, each block, the head (n_layer + 2), like 1,0/0.5,0.5/.../0,1")
     p.add_argument("--seed", type=int, default=0, help="dare: seed of the random drop")
+    p.add_argument("--tune", default="", help="comma-separated datasets (like korean,german): choose the method's "
+                   "settings (tune.GRIDS) by the mean loss on held-out validation batches of these, then merge")
+    p.add_argument("--tune-by", default="mean", choices=["mean", "kept"], help="--tune: the mean loss over the "
+                   "datasets, or the least fraction of each model's gain on its own dataset the merge keeps "
+                   "(--tune names each model's dataset, in --models' order)")
+    p.add_argument("--tune-iters", type=int, default=8, help="--tune: held-out batches per dataset")
+    p.add_argument("--data-dir", default=DATA_DIR, help="--tune: folder holding the prepared datasets")
+    p.add_argument("--batch-size", type=int, default=16, help="--tune: sequences per batch, and the evaluation's "
+                   "batch size whose windows the held-out batches avoid")
+    p.add_argument("--eval-iters", type=int, default=20, help="--tune: the evaluation's batches per dataset "
+                   "(evaluate.py's), whose windows the held-out batches avoid")
     p.add_argument("--out", default="out/merged.pt", help="where to write the merged checkpoint")
     p.add_argument("--draw", metavar="FILE.png", help="also draw each step of the merge on one tensor (--draw-tensor)")
     p.add_argument("--draw-tensor", default="transformer.h.0.mlp.c_fc.weight", help="the tensor --draw shows")
@@ -287,20 +295,32 @@ def build_parser():
     return p
 
 
-def parse_weights(text, n_models, normalize):
+def parse_weights(text, n_models, normalize, flag="--weights"):
     """--weights as floats, one per model; with normalisation their sum must not be 0."""
     try:
         weights = [float(w) for w in text.split(",")] if text else [1.0] * n_models
     except ValueError:
-        raise UserError(f"--weights={text} must be comma-separated numbers, one per model, like --weights=0.5,0.5")
+        raise UserError(f"{flag}: {text} must be comma-separated numbers, one per model, like 0.5,0.5")
     if len(weights) != n_models:
-        raise UserError(f"--weights has {len(weights)} values for {n_models} models")
+        raise UserError(f"{flag} has {len(weights)} values for {n_models} models")
     if not all(math.isfinite(w) for w in weights):
-        raise UserError(f"--weights={text} must be finite numbers")
+        raise UserError(f"{flag}: {text} must be finite numbers")
     if normalize and abs(sum(weights)) < 1e-12:
-        raise UserError(f"--weights={text} add up to 0, and normalising divides by their sum: use weights with a "
+        raise UserError(f"{flag}: {text} add up to 0, and normalising divides by their sum: use weights with a "
                         "non-zero sum, or --no-normalize")
     return weights
+
+
+def parse_layer_weights(text, n_layers, n_models, normalize):
+    """--layer-weights as n_layers lists of n_models floats (n_layers: the model's n_layer + 2)."""
+    if not text:
+        raise UserError(f"--method=layerwise needs --layer-weights: {n_layers} layers (the embeddings, each block, "
+                        f"the head) separated by '/', each {n_models} comma-separated weights, or --tune to choose them")
+    layers = text.split("/")
+    if len(layers) != n_layers:
+        raise UserError(f"--layer-weights has {len(layers)} layers, these models have {n_layers} (the embeddings, "
+                        f"{n_layers - 2} blocks, the head), separated by '/'")
+    return [parse_weights(layer, n_models, normalize, "--layer-weights") for layer in layers]
 
 
 def main(argv=None):
@@ -329,9 +349,16 @@ def main(argv=None):
             raise UserError(f"--draw-tensor={args.draw_tensor} is not a tensor of these models (for example "
                             f"{names[len(names) // 2]})")
         writable_file(args.draw, "--draw")
+    settings = dict(weights=weights, density=args.density, lam=args.lam, normalize=args.normalize,
+                    trim_scope=args.trim_scope, seed=args.seed, layer_weights=None)
+    tuning = None
+    if args.tune:
+        settings, tuning = tune_settings(args, base, ckpts, names, settings, merge_state_dicts)
+    elif args.method == "layerwise":
+        settings["layer_weights"] = parse_layer_weights(args.layer_weights, base["model_args"]["n_layer"] + 2,
+                                                        len(paths), args.normalize)
     print(f"{args.method}: {len(paths)} models, {len(names)} tensors, against {base_path}")
-    merged = merge_state_dicts(base["model"], [c["model"] for c in ckpts], args.method, weights, args.density,
-                               args.lam, args.normalize, args.trim_scope, args.seed, names)
+    merged = merge_state_dicts(base["model"], [c["model"] for c in ckpts], args.method, names=names, **settings)
     check_finite(merged, "the merged model")
     merged = tie_head(merged, base["model_args"])
     state = {n: merged[n] for n in base["model"]}  # the base's order; check_compatible proved the shapes
@@ -339,22 +366,23 @@ def main(argv=None):
     for c in [base] + ckpts:
         if c.get("seen_tokens") is not None:
             seen = c["seen_tokens"].clone() if seen is None else seen | c["seen_tokens"]
-    record = {"stage": "merge", "method": args.method, "base": args.base, "models": paths, "weights": weights,
-              "density": args.density, "lambda": args.lam, "normalize": args.normalize,
-              "trim_scope": args.trim_scope, "seed": args.seed}
+    record = {"stage": "merge", "method": args.method, "base": args.base, "models": paths,
+              **{("lambda" if k == "lam" else k): v for k, v in settings.items()}, "tuned_on": args.tune or None,
+              "tuning": tuning}
     save_checkpoint(make_checkpoint(state, base["model_args"], base["tokenizer"], base.get("history", []) + [record],
                                     parents=[base] + ckpts, frozen=base.get("frozen", {}), seen_tokens=seen,
                                     merge=record), args.out)
     print(f"saved {args.out}; evaluate it with: python evaluate.py --ckpts={args.out}")
     if args.draw:
-        draw_merge(args, base, ckpts, weights, names)
+        draw_merge(args, base, ckpts, settings, names)
 
 
-def draw_merge(args, base, ckpts, weights, names):
+def draw_merge(args, base, ckpts, settings, names):
     """--draw: the merge's steps on one tensor, from the same functions that made the merge."""
     from draw import draw_steps  # matplotlib is imported only when a picture is asked for
-    rows = merge_steps(base["model"], [c["model"] for c in ckpts], args.draw_tensor, args.method, weights,
-                       args.density, args.lam, args.normalize, args.seed, names)
+    knobs = {k: v for k, v in settings.items() if k != "trim_scope"}
+    rows = merge_steps(base["model"], [c["model"] for c in ckpts], args.draw_tensor, args.method, names=names,
+                       **knobs)
     models = ", ".join(f"model {i + 1} = {path}" for i, path in enumerate(args.models.split(",")))
     draw_steps(rows, args.draw, f"python merge.py --method={args.method}: {args.draw_tensor}, its first rows and "
                f"columns\n{models}")

@@ -119,4 +119,14 @@ def measure(s, languages, data_dir, runs, merges, bios, bios_base, bios_runs, jo
         "bios": bio,
         "symmetry": {k: symmetry(runs[k], data_dir, s) for k in ("hyperclone", "hyperclone-noiseless")},
         "gate": {k: gate_means(runs[k], data_dir, s) for k in ("route", "route+replay")},
+        "tuned": {f"merged/{k}": chosen_settings(v) for k, v in merges.items() if k.endswith("-tuned")},
     }
+
+
+def chosen_settings(path):
+    """The settings a tuned merge (merge.py --tune) chose, from its checkpoint's record."""
+    record = load_checkpoint(path)["merge"]
+    if record["method"] == "layerwise":
+        return {"layer weights": record["layer_weights"], "λ": record["lambda"]}
+    knobs = {"λ": record["lambda"]}
+    return knobs if record["method"] == "task_arithmetic" else dict(knobs, density=record["density"])

@@ -13,13 +13,17 @@ import numpy as np
 
 import merge
 import scale
+from lab.stats import mean_interval
+from tune import GRIDS
 
 # the first seed of each; "+replay" sees English; "growup" is Grow Up's 2x arm (cloned mid-pretraining)
 KOREAN_RUNS = ["full", "full+replay", *scale.RECIPES, "growup", "route+replay"]
 SCALE_VARIANTS = [name for name, options in scale.RECIPES.items() if options["method"] == "scale"]
 BASELINES = ["full", "full+replay"] + [name for name in scale.RECIPES if name not in SCALE_VARIANTS
                                        and name != "hyperclone-noiseless"] + ["growup"]
-MERGE_METHODS = list(merge.METHODS)
+MERGE_METHODS = [m for m in merge.METHODS if m != "layerwise"]  # at merge.py's defaults: the papers' setting
+# every method tuned on held-out batches (lab/tracks.py's merge_track); linear has nothing to tune
+TUNED_MERGES = ["linear"] + [f"{m}-tuned" for m in merge.METHODS if GRIDS.get(m, True)]
 MERGE_ANCESTORS = (("base", "full"), ("hyper", "hyperclone"))  # the merges' ancestors, and their Korean runs
 
 # ----------------------------------------------------------------------------
@@ -232,7 +236,7 @@ def merge_at_rate(r, anc, method):
     return stats(r, f"{at_rate(f'merged/{anc}', rates_of_merges(r)[anc], r['settings'])}/{method}", "merge")
 
 
-def distinct_methods(r):
+def distinct_methods(r, methods=None):
     """(the merge methods, each merge counted once; {method left out: the one it duplicates}). A method whose
     merges have every loss (each ancestor, each seed, each language) equal to an earlier method's made the
     same models, and a claim that counts methods would count it twice (linear and task arithmetic coincide
@@ -243,8 +247,9 @@ def distinct_methods(r):
     def losses(m):  # {(ancestor's prefix, seed suffix): losses} of the method's merges
         return {(p, k[len(p):].replace(m, "", 1)): v for p in prefixes for k, v in r["losses"].items()
                 if k.startswith(p) and (k[len(p):] == m or k[len(p):].startswith(f"{m}-seed"))}
-    merged, kept, twins = {m: losses(m) for m in MERGE_METHODS}, [], {}
-    for m in MERGE_METHODS:
+    methods = MERGE_METHODS if methods is None else methods
+    merged, kept, twins = {m: losses(m) for m in methods}, [], {}
+    for m in methods:
         twin = next((k for k in kept if merged[m] and merged[m] == merged[k]), None)
         if twin:
             twins[m] = twin
@@ -253,3 +258,35 @@ def distinct_methods(r):
     return kept, twins
 
 
+
+
+# ----------------------------------------------------------------------------
+# how much of each language a merge keeps
+
+
+def seeded(name, seed):
+    """A run's name for a seed: name, name-seed2, ... (lab/tracks.py's seed_name)."""
+    return name if seed == 0 else f"{name}-seed{seed + 1}"
+
+
+def kept_fractions(r, anc, method, lang):
+    """[one per merge seed] the fraction of the specialist's gain on `lang` that the merge `method` of
+    ancestor `anc` keeps: 0 at the other language's model from the same ancestor (same seed, same rate),
+    1 at the specialist's loss; "joint" reads the joint model (one run) against seed 0's models."""
+    s, lr = r["settings"], rates_of_merges(r)[anc]
+    recipe = dict(MERGE_ANCESTORS)[anc]
+    L = r["losses"]
+    out = []
+    for seed in range(1 if method == "joint" else s["merge_seeds"]):
+        korean, german = seeded(at_rate(recipe, lr, s), seed), seeded(at_rate(f"german/{anc}", lr, s), seed)
+        own, other = (korean, german) if lang == "korean" else (german, korean)
+        merged = f"joint/{anc}" if method == "joint" else seeded(f"{at_rate(f'merged/{anc}', lr, s)}/{method}", seed)
+        if merged in L:
+            out.append((L[other][lang] - L[merged][lang]) / (L[other][lang] - L[own][lang]))
+    return out
+
+
+def kept(r, anc, method, lang):
+    """(mean, low, high, n): the kept fraction over the merge seeds with its 95% t interval (lab/stats.py)."""
+    values = kept_fractions(r, anc, method, lang)
+    return (*mean_interval(values), len(values))

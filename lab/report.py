@@ -19,9 +19,9 @@ import numpy as np
 
 import scale
 from lab.claims import RULE_AFTER_NUMBERS, claims
-from lab.readings import (MERGE_ANCESTORS, MERGE_METHODS, at_rate, best_rate, bio_frontier, bio_stats, chosen_note,
-                          efficiency_runs, fmt, frontier, korean_runs, loss_at, pooled_sd, rates_of_merges, rates_tried,
-                          seed_runs, stats, sweep_end, sweep_rates)
+from lab.readings import (MERGE_ANCESTORS, MERGE_METHODS, TUNED_MERGES, at_rate, best_rate, bio_frontier, bio_stats,
+                          chosen_note, efficiency_runs, fmt, frontier, kept, korean_runs, loss_at, pooled_sd,
+                          rates_of_merges, rates_tried, seed_runs, stats, sweep_end, sweep_rates)
 from plumbing.cli import UserError, parse_flags, parser, run_cli
 
 VERDICT = {True: "**reproduced**", False: "**not reproduced**", None: "not decided (the measured column says why)"}
@@ -262,7 +262,7 @@ def merge_section(r, plots):
     at = lambda name, a: at_rate(name, rates[a], s)  # noqa: E731
     names = ["base"] + [at(name, a) for a, recipe in MERGE_ANCESTORS
                         for name in (recipe, f"german/{a}")] + ["joint/base", "joint/hyper"] + [
-        f"{at(f'merged/{a}', a)}/{m}" for a in ("base", "hyper") for m in MERGE_METHODS]
+        f"{at(f'merged/{a}', a)}/{m}" for a in ("base", "hyper") for m in MERGE_METHODS + TUNED_MERGES[1:]]
     merge_rows = [(k, *(fmt(stats(r, k, lang), signed=False) for lang in ("english", "korean", "german", "merge")))
                   for k in names if k in L]
     return f"""## Merging a Korean and a German model
@@ -271,7 +271,8 @@ Each pair continued from the same ancestor ({s['cpt_iters']} steps each). Each a
 its German and joint models trained: the rate of its Korean sweep{first_round(s)} (seed 0) with the lowest final Korean
 validation loss: {', '.join(f"{a} {rates[a]:g}{chosen_note(r, k, rates[a])}" for a, k in MERGE_ANCESTORS)}. At that rate every
 merge seed k has a Korean and a German model continued from the ancestor of seed k (name@rate at a rate other
-than {s['cpt_lr']:g}), merged with merge.py's defaults (density 0.5, λ 1): {s.get('merge_seeds', 1)} merge
+than {s['cpt_lr']:g}), merged with merge.py's defaults (density 0.5, λ 1; the papers' setting) and, as
+"-tuned", at the settings chosen on held-out batches (below): {s.get('merge_seeds', 1)} merge
 seed(s){"" if s.get("merge_seeds", 1) > 1 else " (no spread over seeds to measure)"}. "joint" trains one model
 on Korean + German (half each) for {s['cpt_iters'] * s['joint_factor']} steps at that rate (one seed).
 Mean ± sd over the merge seeds.
@@ -279,6 +280,34 @@ Mean ± sd over the merge seeds.
 {table(["model", "English", "Korean", "German", "mean Korean+German"], merge_rows)}
 
 ![merges]({plots['merges']})
+
+{kept_section(r)}"""
+
+
+def kept_section(r):
+    """How much of each specialist's gain each merge keeps, untuned and tuned, beside the joint model."""
+    s = r["settings"]
+    cols = [(a, lang) for a, _ in MERGE_ANCESTORS for lang in ("korean", "german")]
+
+    def cell(a, m, lang):
+        mean, low, high, n = kept(r, a, m, lang)
+        return "–" if n == 0 else f"{mean:.2f}" + (f" [{low:.2f}, {high:.2f}]" if low is not None else "")
+    rows = [(m, *(cell(a, m, lang) for a, lang in cols)) for m in MERGE_METHODS + TUNED_MERGES[1:] + ["joint"]]
+    chosen = "; ".join(f"{k.removeprefix('merged/')}: " + ", ".join(
+        f"{name} {'/'.join(','.join(f'{w:g}' for w in layer) for layer in v) if name == 'layer weights' else f'{v:g}'}"
+        for name, v in knobs.items()) for k, knobs in r.get("tuned", {}).items())
+    return f"""### How much of each language a merge keeps
+
+For each ancestor and language, the fraction of the specialist's gain a merge keeps: 0 is the loss of the other
+language's model from the same ancestor (same seed and rate), 1 the specialist's own. Mean over the
+{s['merge_seeds']} merge seed(s) with Student's t 95% interval (none from one seed); "joint" is the joint model (one
+run) on seed 0's scale. "-tuned": each method's settings (λ; λ × density for TIES and DARE; per-layer weights and λ
+for layerwise, by coordinate search from plain averaging) chosen on merge seed 0's models to keep the most of the
+language that keeps least, on {s.get('tune_iters', 8)} held-out validation batches per language that share no
+token with the {s['eval_iters']} batches every number here is read on (evaluate.held_out_rows), then used for
+every seed. Chosen: {chosen or "none recorded"}.
+
+{table(["merge", *(f"{a} {lang}" for a, lang in cols)], rows)}
 """
 
 

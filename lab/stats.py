@@ -63,6 +63,16 @@ def mean_var(xs):
     return m, sum((x - m) ** 2 for x in xs) / (n - 1)
 
 
+def mean_interval(xs, level=0.95):
+    """(mean, low, high): Student's t interval for the mean of the seeds' values, n - 1 degrees of
+    freedom; one value gives no interval (low and high None)."""
+    if len(xs) < 2:
+        return (xs[0], None, None) if xs else (None, None, None)
+    m, v = mean_var(xs)
+    half = t_quantile(0.5 + level / 2, len(xs) - 1) * math.sqrt(v / len(xs)) if v else 0.0
+    return m, m - half, m + half
+
+
 def welch(a, b, level=0.95):
     """(mean(a) - mean(b), low, high, degrees of freedom): Welch's interval for the difference of means,
     each sample with its own variance. Needs two or more values on each side."""

@@ -23,12 +23,14 @@ from dataclasses import dataclass, field
 
 import merge
 import scale
+from checkpoint import load_checkpoint
 from data.bios.prepare import prepare as prepare_bios
 from data.common import DATA_DIR, load_meta
 from evaluate import evaluate_checkpoints
 from lab.readings import MERGE_ANCESTORS, at_rate, sweep_rates
 from lab.measure import EVAL_DTYPE
 from lab.stages import Stages
+from tune import GRIDS
 from plumbing.cli import UserError
 
 GROW = scale.RECIPES  # the language track grows the base with every registered growth
@@ -39,6 +41,7 @@ COMPARED = ["full", "full+replay", "depth", "hyperclone", "growup", "preserve", 
 # growths no claim or diagnostic reads, run once for the README's lessons (lesson_growths=false skips them)
 LESSON_GROWTHS = [g for g in GROW if g not in COMPARED and g not in ("route", "hyperclone-noiseless")]
 LANGUAGES = ["english", "korean", "german"]
+TUNED = [m for m in merge.METHODS if GRIDS.get(m, True)]  # methods with settings to tune: not linear
 
 
 @dataclass
@@ -292,19 +295,43 @@ def long_track(plan, rates):
 
 def merge_track(plan, rates):
     """Merge the Korean and the German model of each ancestor (the 1x base, the 2x HyperClone), at its rate
-    (merge_rates), with every method of merge.py, once per merge seed: seed k merges seed k's two models,
-    so the spread of a merge over seeds is measured, not borrowed from the Korean runs. Returns
-    {merge name: checkpoint}."""
+    (merge_rates), once per merge seed: seed k merges seed k's two models, so the spread of a merge over
+    seeds is measured, not borrowed from the Korean runs. Every method at merge.py's defaults (the papers'
+    setting; layerwise has none), and every method with settings (tune.GRIDS, layerwise) tuned: chosen on
+    merge seed 0's models by the least kept fraction on tune_iters held-out batches of each language
+    (none of the report's), then used for every seed. Returns {merge name: checkpoint}."""
     s, runs, merges = plan.settings, plan.runs, {}
+    tuning = ["--tune=korean,german", "--tune-by=kept", f"--tune-iters={s['tune_iters']}",
+              f"--batch-size={s['batch_size']}", f"--eval-iters={s['eval_iters']}", f"--data-dir={plan.data_dir}"]
     for anc, recipe in MERGE_ANCESTORS:
         lr = rates[anc]
         for method in merge.METHODS:
-            for seed in range(s["merge_seeds"]):
-                name, base = seed_name(f"{at_rate(anc, lr, s)}/{method}", seed), ancestor(plan, recipe, seed)
-                ko = runs[seed_name(at_rate(recipe, lr, s), seed)]
-                de = runs[seed_name(at_rate(f"german/{anc}", lr, s), seed)]
-                path = f"{plan.out}/merged/{name}.pt"
-                plan.stages.run("merge", merge, [f"--method={method}", f"--base={base}", f"--models={ko},{de}",
-                                                 f"--out={path}"], path, inputs=[base, ko, de])
-                merges[name] = path
+            if method != "layerwise":
+                merges.update(merge_seeds(plan, anc, recipe, lr, method, [f"--method={method}"]))
+            if method in TUNED:
+                merges.update(merge_seeds(plan, anc, recipe, lr, f"{method}-tuned", [f"--method={method}"], tuning))
     return merges
+
+
+def merge_seeds(plan, anc, recipe, lr, name, flags, tuning=()):
+    """Merge each merge seed's Korean and German models of one ancestor; with `tuning`, seed 0's merge
+    chooses the settings (merge.py --tune) and the other seeds' merges use them. {merge name: checkpoint}."""
+    s, runs, merges = plan.settings, plan.runs, {}
+    for seed in range(s["merge_seeds"]):
+        run, base = seed_name(f"{at_rate(anc, lr, s)}/{name}", seed), ancestor(plan, recipe, seed)
+        ko = runs[seed_name(at_rate(recipe, lr, s), seed)]
+        de = runs[seed_name(at_rate(f"german/{anc}", lr, s), seed)]
+        path = f"{plan.out}/merged/{run}.pt"
+        plan.stages.run("merge", merge, flags + [f"--base={base}", f"--models={ko},{de}", f"--out={path}"]
+                        + (list(tuning) if seed == 0 else chosen_flags(merges)), path, inputs=[base, ko, de])
+        merges[run] = path
+    return merges
+
+
+def chosen_flags(merges):
+    """The flags that merge with the settings seed 0's tuned merge (the first of `merges`) chose."""
+    record = load_checkpoint(next(iter(merges.values())))["merge"]
+    if record["method"] == "layerwise":
+        weights = "/".join(",".join(f"{w:g}" for w in layer) for layer in record["layer_weights"])
+        return [f"--layer-weights={weights}", f"--lambda={record['lambda']:g}"]
+    return [f"--lambda={record['lambda']:g}", f"--density={record['density']:g}"]

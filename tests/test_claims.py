@@ -72,6 +72,7 @@ def merges(base, hyper, joint=5.0):
 def c7(r, monkeypatch):
     for module in (claims, readings):
         monkeypatch.setattr(module, "MERGE_METHODS", ["a", "b", "c"])
+        monkeypatch.setattr(module, "TUNED_MERGES", ["a", "b", "c"])
     return dict((c[0], c[4]) for c in claims.merge_claims(r))["C7"]
 
 
@@ -94,6 +95,7 @@ def test_c7_counts_identical_merges_once(monkeypatch):
     hyper = {"a": [2.8, 2.82, 2.78], "b": [2.8, 2.82, 2.78], "c": [3.5, 3.51, 3.49]}
     for module in (claims, readings):
         monkeypatch.setattr(module, "MERGE_METHODS", ["a", "b", "c"])
+        monkeypatch.setattr(module, "TUNED_MERGES", ["a", "b", "c"])
     assert readings.distinct_methods(merges(base, hyper)) == (["a", "c"], {"b": "a"})
     out = {c[0]: c for c in claims.merge_claims(merges(base, hyper))}
     assert out["C7"][4] is False and "1 of 2 distinct methods" in out["C7"][2] and "b made a's merges" in out["C7"][2]
@@ -132,6 +134,7 @@ def test_c7_is_read_at_each_ancestors_best_rate_over_its_merge_seeds(monkeypatch
 def test_c6_compares_merges_and_joint_at_the_ancestors_rate(monkeypatch):
     for module in (claims, readings):
         monkeypatch.setattr(module, "MERGE_METHODS", ["a", "b", "c"])
+        monkeypatch.setattr(module, "TUNED_MERGES", ["a", "b", "c"])
     seeds = {"a": [3.0, 3.02, 2.98], "b": [3.5, 3.52, 3.48], "c": [3.2, 3.21, 3.19]}
     c6 = lambda r: dict((c[0], c[4]) for c in claims.merge_claims(r))["C6"]  # noqa: E731
     assert c6(merges(seeds, seeds, joint=2.5)) is True  # every merge above the joint model
@@ -144,6 +147,7 @@ def test_one_merge_per_setting_decides_c6_but_not_c7(monkeypatch):
     its text does not claim a 2 SE margin it cannot measure."""
     for module in (claims, readings):
         monkeypatch.setattr(module, "MERGE_METHODS", ["a", "b", "c"])
+        monkeypatch.setattr(module, "TUNED_MERGES", ["a", "b", "c"])
     r = {"losses": {f"joint/{a}": {"korean": 2.5, "german": 2.5} for a in ("base", "hyper")},
          "settings": {"cpt_lr": 3e-4, "sweep_lrs": [1e-4, 1e-3]}}
     r = at_best_rate(r, {"a": 3.0, "b": 3.5, "c": 3.2}, {"a": 2.8, "b": 3.3, "c": 3.0})

@@ -54,7 +54,13 @@ def test_quick_experiment_writes_the_report(quick_run):
         tried = [results["losses"][tracks.at_rate(recipe, lr, results["settings"])]["korean"]
                  for lr in [lr0, *results["settings"]["sweep_lrs"]]]
         assert results["losses"][tracks.at_rate(recipe, rates[anc], results["settings"])]["korean"] == min(tried)
-    assert len([k for k in results["losses"] if k.startswith("merged/")]) == 20  # 5 methods, 2 ancestors, 2 seeds
+    # 5 methods at merge.py's defaults and 5 tuned (all but linear, and layerwise), 2 ancestors, 2 seeds
+    assert len([k for k in results["losses"] if k.startswith("merged/")]) == 40
+    for name, chosen in results["tuned"].items():  # seed 0 chose; seed 2 merged with what it chose
+        seed2 = results["stages"][os.path.join(out, f"{name}-seed2.pt")]["cmd"]
+        assert "--tune=korean,german" in results["stages"][os.path.join(out, f"{name}.pt")]["cmd"]
+        assert "--tune" not in seed2 and f"--lambda={chosen['λ']:g}" in seed2
+    assert len(results["tuned"]) == 10
     for a, recipe in experiment.MERGE_ANCESTORS:  # each ancestor's merges, German and joint model at its rate
         at = lambda name: readings.at_rate(name, rates[a], results["settings"])  # noqa: E731
         for name in (f"{at(f'merged/{a}')}/ties-seed2", f"{at(f'german/{a}')}-seed2", f"{at(recipe)}-seed2"):
@@ -91,7 +97,7 @@ def test_the_report_command_remakes_the_report_byte_for_byte(quick_run, tmp_path
     assert open(tmp_path / "REPORT.md").read() == open(os.path.join(out, "report", "REPORT.md")).read()
 
 
-def test_each_ancestor_is_merged_at_the_rate_its_korean_loss_is_lowest(tmp_path):
+def test_each_ancestor_is_merged_at_the_rate_its_korean_loss_is_lowest(tmp_path, monkeypatch):
     """merge_rates reads the finished sweep's final Korean losses; the German and joint models then queue at
     that rate."""
     s = dict(experiment.PRESETS["default"], sweep_lrs=[1e-4, 1e-3])
@@ -121,9 +127,12 @@ def test_each_ancestor_is_merged_at_the_rate_its_korean_loss_is_lowest(tmp_path)
     assert f"--init-from={grown['hyperclone-seed3']}" in cmds["german/hyper-seed3"]  # from seed 3's own growth
     assert f"--init-from={grown['hyperclone']}" in cmds["joint/hyper"]
     st.run = lambda *args, **kw: None  # the merges' names only: nothing here exists to merge
+    monkeypatch.setattr(tracks, "chosen_flags", lambda merges: [])
     merges = tracks.merge_track(plan, rates)
-    assert set(merges) == {f"{a}/{m}" + k for a in ("base@0.001", "hyper") for m in tracks.merge.METHODS
-                           for k in ("", "-seed2", "-seed3")}
+    untuned = [m for m in tracks.merge.METHODS if m != "layerwise"]
+    assert set(merges) == {f"{a}/{m}" + k for a in ("base@0.001", "hyper")
+                           for m in untuned + [f"{m}-tuned" for m in tracks.TUNED] for k in ("", "-seed2", "-seed3")}
+    assert "linear" not in tracks.TUNED and "layerwise" in tracks.TUNED
 
 
 def test_one_merge_seed_makes_the_merges_models_only_at_each_ancestors_rate(tmp_path):

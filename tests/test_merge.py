@@ -16,6 +16,7 @@ import merge
 import scale
 import train
 from merge import dare_mask, disjoint_mean, drop_and_rescale, elect_sign, kth_largest, merge_state_dicts, trim
+import checkpoint
 from checkpoint import load_checkpoint, save_checkpoint
 from model import GPT, GPTConfig
 from model_scale import new_model
@@ -154,7 +155,7 @@ def test_frozen_entries_stay_bit_identical_in_every_method():
         g = torch.Generator().manual_seed(seed)
         children.append({k: v if k in frozen or k == "lm_head.weight" else v + 0.1 * torch.randn(v.shape, generator=g)
                          for k, v in up.items()})
-    names = merge.tensors_to_merge(margs, up)
+    names = checkpoint.tensors_to_merge(margs, up)
     for method in merge.METHODS:
         merged = merge_state_dicts(up, children, method, names=names)
         for k in frozen:
@@ -165,10 +166,10 @@ def test_frozen_entries_stay_bit_identical_in_every_method():
 def test_tied_weights_are_counted_once():
     config = GPTConfig(block_size=16, vocab_size=64, n_layer=1, n_head=2, n_embd=16)
     sd = GPT(config).state_dict()
-    names = merge.tensors_to_merge(asdict(config), sd)
+    names = checkpoint.tensors_to_merge(asdict(config), sd)
     assert "transformer.wte.weight" in names and "lm_head.weight" not in names
     untied = asdict(config) | {"tie_weights": False}
-    assert "lm_head.weight" in merge.tensors_to_merge(untied, sd)
+    assert "lm_head.weight" in checkpoint.tensors_to_merge(untied, sd)
 
 
 @pytest.fixture(scope="module")
@@ -187,8 +188,10 @@ def family(tmp_path_factory, data_dir):
 def test_command_line_merges_two_language_models(family, method, capsys):
     d, data_dir = family
     out = d / f"merged-{method}.pt"
+    tuned = [f"--tune=english,korean", "--tune-by=kept", "--tune-iters=1", "--batch-size=2", "--eval-iters=2",
+             f"--data-dir={data_dir}"] if method == "layerwise" else []  # layerwise's weights: chosen on data
     merge.main([f"--method={method}", f"--base={d / 'up.pt'}",
-                f"--models={d / 'english' / 'ckpt.pt'},{d / 'korean' / 'ckpt.pt'}", f"--out={out}"])
+                f"--models={d / 'english' / 'ckpt.pt'},{d / 'korean' / 'ckpt.pt'}", f"--out={out}", *tuned])
     ckpt = torch.load(out, weights_only=True)  # the one recipe
     model = new_model(ckpt["model_args"])
     model.load_state_dict(ckpt["model"])
@@ -244,6 +247,13 @@ def test_mismatches_give_one_clear_line(family, tmp_path):
     assert "needs --base" in error("--method=ties", f"--models={ko}")
     assert "--weights has 1 values for 2 models" in error(f"--base={up}", f"--models={ko},{ko}", "--weights=1")
     assert "--density=0.0 must be in (0, 1]" in error(f"--base={up}", f"--models={ko}", "--density=0")
+    assert "needs --layer-weights" in error("--method=layerwise", f"--base={up}", f"--models={ko},{ko}")
+    assert "has 2 layers, these models have 4" in error("--method=layerwise", f"--base={up}", f"--models={ko},{ko}",
+                                                        "--layer-weights=1,0/0,1")
+    assert "--layer-weights has 1 values for 2 models" in error("--method=layerwise", f"--base={up}",
+                                                                 f"--models={ko},{ko}", "--layer-weights=1/1/1/1")
+    assert "one --tune dataset per model" in error(f"--base={up}", f"--models={ko},{ko}", "--tune=korean",
+                                                   "--tune-by=kept")
     r = run_script("merge.py", f"--base={small}", f"--models={ko}", f"--out={tmp_path / 'y.pt'}")
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and r.stderr.startswith("error: ")
 
