@@ -252,6 +252,11 @@ def check_9(m):
                [(0.5, 0.5, 2.75, 3.25), (0.2, 1.0, 3.0, 3.0), (0.5, 1.0, 2.5, 3.75), (0.8, 1.5, 3.5, 2.625)]]
     got = m.best_merge(results)
     expect(got is results[1] or got == results[1], f"best_merge picks {got}; expected density 0.2, lambda 1.0")
+    own, other = {"korean": 2.0, "german": 2.0}, {"korean": 12.0, "german": 4.0}
+    for merged, want in [({"korean": 2.0, "german": 4.0}, 0.0), ({"korean": 4.5, "german": 2.5}, 0.75),
+                         ({"korean": 7.0, "german": 2.0}, 0.5)]:
+        got = m.least_kept(merged, own, other)
+        expect(got is not None and abs(got - want) < 1e-12, f"least_kept({merged}, ...) = {got}, expected {want}")
     return "your sweep's best: " + your_run("out/exercises/ties.json", lambda: str(m.best_merge(
         json.load(open("out/exercises/ties.json")))))
 

@@ -84,6 +84,10 @@ def best_merge(results):
     return min(results, key=lambda r: ((r["korean"] + r["german"]) / 2, r["density"], r["lambda"]))
 
 
+def least_kept(merged, own, other):
+    return min((other[lang] - merged[lang]) / (other[lang] - own[lang]) for lang in merged)
+
+
 # 10. Grow by other factors
 def tokens_to_reach(log, target):
     if log[0]["loss"]["korean"] <= target:

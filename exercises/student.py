@@ -86,6 +86,13 @@ def best_merge(results):
     raise NotImplementedError
 
 
+def least_kept(merged, own, other):
+    """merged, own, other: {language: loss} of a merge, of each language's own model ({"korean": the Korean
+    model's Korean loss, ...}) and of the other model on it. The smallest, over the languages, of the
+    fraction of its own model's gain the merge keeps: 0 at the other model's loss, 1 at the own model's."""
+    raise NotImplementedError
+
+
 # 10. Grow by other factors
 def tokens_to_reach(log, target):
     """First token count at which the Korean loss reaches target (<=), linearly interpolated between
