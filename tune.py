@@ -135,6 +135,9 @@ def tune_settings(args, base, ckpts, names, settings, merge_state_dicts):
     check_number("tune_iters", args.tune_iters, 1)
     check_number("batch_size", args.batch_size, 1)
     check_number("eval_iters", args.eval_iters, 1)
+    if args.tune_by == "kept" and len(datasets) != len(ckpts):
+        raise UserError(f"--tune-by=kept needs one --tune dataset per model, in --models' order ({len(ckpts)} "
+                        f"models, {len(datasets)} datasets)")
     model = model_from_checkpoint(base, args.base)
     block = model.config.block_size
     splits = {d: open_split(args.data_dir, d, "val", base["tokenizer"], block) for d in datasets}
@@ -162,9 +165,6 @@ def tune_settings(args, base, ckpts, names, settings, merge_state_dicts):
 def specialist_losses(args, ckpts, datasets, splits, rows):
     """--tune-by=kept: {dataset: (its model's loss, the other models' mean loss)} on the held-out batches,
     the ends of the kept-fraction scale; --tune names one dataset per model, in --models' order."""
-    if len(datasets) != len(ckpts):
-        raise UserError(f"--tune-by=kept needs one --tune dataset per model, in --models' order ({len(ckpts)} "
-                        f"models, {len(datasets)} datasets)")
     losses = [losses_of(model_from_checkpoint(c), c["model"], splits, rows, args.batch_size) for c in ckpts]
     out = {}
     for i, d in enumerate(datasets):
