@@ -69,16 +69,19 @@ def estimate_loss(model, splits, batch_size, eval_iters, device="cpu", ctx=nullc
 
 
 def evaluate_checkpoints(paths, datasets, data_dir=DATA_DIR, batch_size=16, eval_iters=20, dtype="float32",
-                         device="cpu"):
-    """{path: {dataset: mean validation loss}} for every checkpoint and dataset."""
+                         device="cpu", held_out=0):
+    """{path: {dataset: mean validation loss}} for every checkpoint and dataset; with `held_out` > 0, on that
+    many held-out batches instead (held_out_rows: none of the evaluation's), for choosing a setting."""
     ctx = autocast(device.split(":")[0], dtype)
     results = {}
     for path in paths:
         ckpt = load_checkpoint(path)
         model = model_from_checkpoint(ckpt, path).to(device)
-        splits = {name: open_split(data_dir, name, "val", ckpt["tokenizer"], model.config.block_size)
-                  for name in datasets}
-        results[path] = estimate_loss(model, splits, batch_size, eval_iters, device, ctx)
+        block = model.config.block_size
+        splits = {name: open_split(data_dir, name, "val", ckpt["tokenizer"], block) for name in datasets}
+        rows = {name: held_out_rows(data, batch_size, held_out, block, eval_iters)
+                for name, data in splits.items()} if held_out else None
+        results[path] = estimate_loss(model, splits, batch_size, eval_iters, device, ctx, rows)
     return results
 
 

@@ -29,8 +29,10 @@ from lab.readings import MERGE_ANCESTORS
 from lab.measure import measure
 from lab.presets import PRESETS, read_settings
 from lab.stages import Stages, jobs_and_threads
-from lab.tracks import (COMPARED, LANGUAGES, Plan, best_rate_track, bios_track, edge_track, final_korean, growup_track,
-                        language_track, long_track, merge_rates, merge_track, prepare_data, pretrain)
+from lab.verdicts import commits
+from lab.tracks import (COMPARED, LANGUAGES, Plan, best_rate_track, bios_track, choice_korean, choices, edge_track,
+                        flops_track, growup_track, language_track, long_track, merge_rates, merge_track, prepare_data,
+                        pretrain)
 from plumbing.cli import UserError, parse_flags, parser, run_cli
 
 
@@ -60,9 +62,10 @@ def main(argv=None):
         bios_runs = bios_track(plan, bios, bios_base)
         growup_track(plan)
         plan.stages.wait()  # every stage, each as soon as what it starts from exists
-        korean = final_korean(s, args.data_dir)
+        korean = choice_korean(s, args.data_dir)  # rates are chosen on held-out batches, never the report's
         rates = merge_rates(s, plan.runs, korean)  # the finished sweep's: the merges wait for it
         best_rate_track(plan, rates)
+        flops_iters = flops_track(plan, rates)
         edge_track(plan, korean)
         long_track(plan, rates)
         plan.stages.wait()
@@ -72,14 +75,19 @@ def main(argv=None):
     except KeyboardInterrupt:
         raise UserError("interrupted; run the same command again: finished stages are kept")
     runs = plan.runs
+    chosen_on = choices(plan, korean)
     results = measure(s, LANGUAGES, args.data_dir, runs, merges, bios, bios_base, bios_runs, jobs, threads)
     long_rates = {f"{recipe}-long": rates[anc] for anc, recipe in MERGE_ANCESTORS if f"{recipe}-long" in runs}
     results.update(settings=s, compared=COMPARED, merge_rates=rates, long_rates=long_rates, preset=args.preset,
+                   choice=chosen_on, flops_rate=rates["base"], flops_iters=flops_iters, commits=commits(),
                    stages=plan.stages.done, jobs=jobs, threads=threads, wall_s=round(time.time() - t0, 1),
-                   peak_rss_mb=report.peak_rss_mb(), machine=report.machine(), date=time.strftime("%Y-%m-%d"))
-    with open(os.path.join(out, "results.json"), "w") as f:
-        json.dump(results, f, indent=1)
-    path = report.write_report(results, args.report_dir or report.report_dir(args.preset, out))
+                   peak_rss_mb=report.peak_rss_mb(), machine=report.machine())
+    report_dir = args.report_dir or report.report_dir(args.preset, out)
+    os.makedirs(report_dir, exist_ok=True)
+    for folder in {out, report_dir}:  # the report's own copy re-makes it: python -m lab.report REPORT-DIR/results.json
+        with open(os.path.join(folder, "results.json"), "w") as f:
+            json.dump(results, f, indent=1)
+    path = report.write_report(results, report_dir)
     print(f"\nwrote {path} ({time.time() - t0:.0f}s this run)")
 
 

@@ -1,195 +1,150 @@
 """
-claims.py — the report's numbers and the rules that decide each claim.
+claims.py — every claim part of lab/rules.py, computed from results.json: its effect, interval and verdict.
 
-Place in the story: what report.py's claims table says. Each claim of the two
-papers is decided by a rule fixed before the run and printed beside it: a
-difference counts only beyond twice its standard error (seed standard
-deviations; a setting that ran once gets the pooled one), forgetting is compared
-at equal Korean loss along each method's learning-rate sweep, retention of the
-biographies at equal acquisition along each method's sweep, merges at each
-ancestor's best rate, and a merge's noise is its own spread over merge seeds.
-tests/test_claims.py runs every rule on hand-made numbers that must pass and
-must fail. Every rule here was revised after exploratory runs had shown its
-numbers: the report flags each such rule, and LOG.md tells what it replaced.
+Place in the story: what report.py's first table says. Each part reads values
+with one per seed (lab/readings.py's seed_* functions), computes the effect the
+rule names (positive favours the claim) with its 95% interval (lab/stats.py)
+and gives the verdict the interval allows. Nothing here chooses what to
+compare or where: rules.py says it, and was committed before the run.
+tests/test_rules.py runs every part on hand-made numbers.
 """
 
 import numpy as np
 
-from lab.readings import (BASELINES, MERGE_ANCESTORS, MERGE_METHODS, SCALE_VARIANTS, TUNED_MERGES, along, below,
-                          best_rate, bio_frontier, bio_pooled_sd, bio_stats, chosen_note, distinct_methods, fmt, forgetting,
-                          forgetting_at, frontier, long_rate, loss_at, merge_at_rate, merge_score, pooled_sd,
-                          rates_of_merges, rates_tried, retention_at, stats, sweep_end)
+from lab import stats
+from lab.readings import (MERGE_ANCESTORS, TUNED_MERGES, at_rate, bio_stats, chosen_rate, distinct_methods,
+                          forgetting_at_seeds, korean_range, merge_score, rates_of_merges, retention_at_seeds,
+                          seed_runs, seed_values)
+from lab.rules import C5_LEVELS, rule
 
-# claims whose rule was last changed after numbers it decides had been seen (LOG.md says what changed, and when)
-RULE_AFTER_NUMBERS = ("C1", "C2", "C3", "C4", "C5", "C6", "C7")
+NO_ENGLISH_BASELINES = ["full", "depth", "hyperclone", "growup"]
+
+
+def test(pid, a, b=None, against=None, label=""):
+    """One comparison of a part: a against b (Welch) or a against a fixed number (one-sample), with the
+    part's margin. {label, effect, low, high, n, verdict, decide (seeds a side that would decide)}."""
+    margin = rule(pid)["margin"]
+    n = (len(a), len(b)) if b is not None else (len(a),)
+    out = dict(label=label, n=n, effect=None, low=None, high=None, verdict="inconclusive", decide=None)
+    if min(n) < 1:
+        return dict(out, note="not reached")
+    out["effect"] = float(np.mean(a) - (np.mean(b) if b is not None else against))
+    if min(n) < 2:
+        return dict(out, note="one seed: no interval")
+    if b is not None:
+        effect, low, high, _ = stats.welch(a, b)
+    else:
+        effect, low, high, _ = stats.one_sample(a, against)
+    out.update(effect=effect, low=low, high=high, verdict=stats.verdict(low, high, margin))
+    if out["verdict"] == "inconclusive":
+        out["decide"] = (stats.seeds_to_decide(a, b, margin) if b is not None
+                         else stats.seeds_to_decide_one(a, against, margin))
+    return out
+
+
+def part(pid, tests, measured):
+    """A claim part from its comparisons, combined as its rule says; the comparison shown is one that gives
+    the part's verdict (the weakest such), or else the first undecided one."""
+    verdict = stats.combine([t["verdict"] for t in tests], rule(pid)["combine"].split(":")[0])
+    same = [t for t in tests if t["verdict"] == verdict and t["effect"] is not None]
+    weakest = lambda t: t["low"] if t["low"] is not None else t["effect"]  # noqa: E731
+    if same:
+        deciding = min(same, key=weakest) if verdict != "refuted" else max(same, key=lambda t: t["high"])
+    else:
+        deciding = next((t for t in tests if t["verdict"] == "inconclusive"), tests[0])
+    return dict(id=pid, claim=rule(pid)["claim"], verdict=verdict, tests=tests, deciding=deciding,
+                measured=measured)
 
 
 # ----------------------------------------------------------------------------
-# the claims, each decided by a rule on the numbers
+# the parts, grouped by what they read
 
 
-def bios_claims(r):
-    """C1, C2: SCALE's biography test, each method read at full training's acquisition along its own sweep of
-    learning rates (as C3 reads forgetting at full's Korean loss); the same-rate numbers are shown beside."""
+def bios_parts(r):
+    """C1, C2a, C2b: retention of A, read on each seed's own sweep at full's mean acquisition of B."""
     before = float(np.mean(r["bios"]["before"]))
-    ret = {m: bio_stats(r, m, "retention") for m in r["bios"]["runs"]}
-    acq = {m: bio_stats(r, m, "acquisition") for m in r["bios"]["runs"]}
-    target, lr = acq["full"][0], r["settings"]["bios_lr"]
-    at = {m: retention_at(r, m, target) for m in ret}
-    se = 2 ** 0.5 * max(bio_pooled_sd(r), 0.005)  # SE of a difference of two single interpolated values
-    show = lambda v: "not reached" if v is None else f"{v:.0%}"  # noqa: E731
-    same_rate = lambda m: f"{ret[m][0]:.0%} ± {ret[m][1]:.0%} / {acq[m][0]:.0%}"  # noqa: E731
-    knew = before >= 0.5  # retention means nothing if the base never memorised A
-    why = "" if knew else "; the base memorised < 50% of A (raise bios_base_iters)"
-    out = []
-
-    c1 = None if not knew or at["depth"] is None else at["depth"] <= before / 2
-    short = "; depth's sweep never reaches full's acquisition (widen bios_sweep_lrs)" if at["depth"] is None else ""
-    why1 = why or short
-    out.append(("C1", "SCALE: on the biographies, depth expansion forgets severely",
-                f"A before {before:.0%}; at full's acquisition of B ({target:.0%}) along its sweep depth retains "
-                f"{show(at['depth'])} (full {ret['full'][0]:.0%}); at the same rate {lr:g}, retention / acquisition: "
-                f"depth {same_rate('depth')}, full {same_rate('full')}{why1}",
-                "at full's acquisition, interpolated along depth's learning-rate sweep, depth keeps at most half of "
-                "what the base knew", c1))
-
-    variants = [m for m in SCALE_VARIANTS if m in ret]
-    reached = [m for m in variants if at[m] is not None]
-    best = max(reached, key=lambda m: at[m]) if reached else max(variants, key=lambda m: ret[m][0])
-    # depth met where its sweep never reaches full's acquisition: at its best retention anywhere (strict)
-    depth = at["depth"] if at["depth"] is not None else max(p[2] for p in bio_frontier(r, "depth"))
-    ok = at[best] is not None and at[best] - depth > 2 * se and at[best] > before / 2
-    out.append(("C2", "SCALE: SCALE mitigates that forgetting while still acquiring new knowledge",
-                f"at full's acquisition {target:.0%}: {best} retains {show(at[best])}, depth {depth:.0%} "
-                f"(SE {se:.0%}); half of A before: {before / 2:.0%}; at the same rate {lr:g}, retention / "
-                f"acquisition: {best} {same_rate(best)}, depth {same_rate('depth')}{why}",
-                "the best SCALE variant reaches full's acquisition on its sweep and there retains more than depth by "
-                "> 2 SE (depth, if its sweep does not get there, at its best retention anywhere) and, by C1's "
-                "yardstick, more than half of what the base knew",
-                ok if knew else None))
-    return out
+    level = bio_stats(r, "full", "acquisition")[0]
+    depth, preserve = retention_at_seeds(r, "depth", level), retention_at_seeds(r, "preserve", level)
+    seen = (f"A before {before:.0%}; at full's acquisition {level:.0%}: depth retains "
+            f"{', '.join(f'{v:.0%}' for v in depth) or 'not reached'}, preserve "
+            f"{', '.join(f'{v:.0%}' for v in preserve) or 'not reached'} (one per seed)")
+    tests = [test("C1", [before / 2 - v for v in depth], against=0.0), test("C2a", preserve, depth),
+             test("C2b", preserve, against=before / 2)]
+    if before < 0.5:  # retention means nothing if the base never memorised A
+        seen += "; the base memorised < 50% of A (raise bios_base_iters): no verdict"
+        tests = [dict(t, effect=None, low=None, high=None, verdict="inconclusive", decide=None,
+                      note="the base never memorised A") for t in tests]
+    return [part(pid, [t], seen) for pid, t in zip(("C1", "C2a", "C2b"), tests)]
 
 
-def language_claims(r):
-    """C3, C4, C5: English -> Korean continued pretraining."""
-    out = []
-    target = stats(r, "full", "korean")[0]  # equal Korean loss: what full training reaches at the default rate
-    se = 2 ** 0.5 * pooled_sd(r, "forgetting")  # SE of a difference of two single interpolated values
-    at = {m: forgetting_at(r, m, target) for m in r["compared"]}
-    scale_runs = [m for m in r["compared"] if m in SCALE_VARIANTS]
-    baselines = [m for m in r["compared"] if m in BASELINES]
-    reached = [m for m in scale_runs if at[m] is not None]
-    best = min(reached, key=lambda m: at[m]) if reached else scale_runs[0]
-    # a baseline whose sweep never crosses that Korean loss is met at its least forgetting anywhere (strict)
-    theirs = {b: at[b] if at[b] is not None else min(p[2] for p in frontier(r, b)) for b in baselines}
-    beats = {b: at[best] is not None and theirs[b] - at[best] > 2 * se for b in baselines}
-    show = lambda v: "not reached" if v is None else f"{v:+.3f}"  # noqa: E731
-    out.append(("C3", "SCALE: English→Korean, SCALE forgets less English than the baselines with competitive Korean",
-                f"at full's Korean loss {target:.3f}, forgetting along each learning-rate sweep: "
-                + ", ".join(f"{m}{' (uses English)' if 'replay' in m else ''} {show(at[m])}"
-                            for m in scale_runs + [m for m in r["compared"] if m not in scale_runs + baselines]
-                            + baselines) + f"; SE {se:.3f}",
-                "the best SCALE variant reaches full's Korean loss on its sweep and there forgets less than every "
-                "baseline (full+replay included; one whose sweep does not reach that loss at its least forgetting) "
-                "by > 2 SE (read between neighbouring rates, the least where a sweep crosses twice)", all(beats.values())))
-
-    # C4 and C5 are decided on Grow Up's own 2x arm; the HyperClone of the finished base is shown beside
-    log_long, log_hyper = r["logs"]["full-long"], r["logs"]["growup"]
-    tokens_hyper = log_hyper[-1]["tokens"]
-    tokens_long_same_flops = tokens_hyper * r["flops_per_token"]["growup"] / r["flops_per_token"]["full-long"]
-    hyper, (lr_best, hyper_best) = stats(r, "growup", "korean"), best_rate(r, "growup")
-    lr_long = long_rate(r, "full-long")
-    reached = tokens_long_same_flops <= log_long[-1]["tokens"]
-    if reached:  # the 1x curve at the 2x run's FLOPs; one seed
-        long = (loss_at(log_long, tokens_long_same_flops, "korean"), pooled_sd(r, "korean"), 1)
-        long_note = f"1x at the same FLOPs ({tokens_long_same_flops:,.0f} tokens): {fmt(long, signed=False)}"
-    else:  # the 1x run stops short: already below the 2x model at fewer FLOPs, it can only get further ahead
-        long = (log_long[-1]["loss"]["korean"], pooled_sd(r, "korean"), 1)
-        short = "already below Grow Up's 2x there by > 2 SE" if below(long, hyper_best) else "no verdict: run it longer"
-        long_note = f"the 1x run stops before the same FLOPs ({tokens_long_same_flops:,.0f} tokens; {short})"
-    out.append(("C4", "Grow Up: an upscaled model matches a smaller one trained on much more data (≈ FLOP-matched)",
-                f"Grow Up's 2x after {tokens_hyper:,} tokens: Korean {fmt(hyper, signed=False)} at "
-                f"{r['settings']['cpt_lr']:g}, {fmt(hyper_best, signed=False)} at its best rate {lr_best:g}"
-                f"{sweep_end(rates_tried(r, 'growup'), lr_best)}; "
-                f"{long_note} at {lr_long:g}{chosen_note(r, 'full', lr_long)}; 1x after "
-                f"{log_long[-1]['tokens']:,} tokens: {log_long[-1]['loss']['korean']:.3f}; 2x HyperClone of the "
-                f"finished base: {fmt(stats(r, 'hyperclone', 'korean'), signed=False)}",
-                "the 2x at the best rate of its sweep against the 1x at the same training FLOPs: the 1x below it by "
-                "> 2 SE is 'not reproduced' (a 1x that stops short counts only so); the long 1x ran at one rate, the "
-                f"best of its own {r['settings']['cpt_iters']}-step sweep, which only bounds its best at a longer "
-                "budget from above, so otherwise no verdict",
-                False if below(long, hyper_best) else None))
-
-    # C5 by the same best-setting rule as C3 (each along its own sweep, at full's Korean loss); the same-rate
-    # comparison is shown beside
-    h, f = stats(r, "growup", "forgetting"), stats(r, "full", "forgetting")
-    out.append(("C5", "Grow Up: upscaling reduces forgetting of English",
-                f"at full's Korean loss {target:.3f}: Grow Up's 2x forgets {show(at['growup'])}, full "
-                f"{show(at['full'])} (SE {se:.3f}); at the same rate {r['settings']['cpt_lr']:g}: Grow Up {fmt(h)}, "
-                f"full {fmt(f)} ({'> 2 SE apart' if below(h, f) else 'not > 2 SE apart'}); 2x HyperClone of the "
-                f"finished base {fmt(stats(r, 'hyperclone', 'forgetting'))}; full+replay (uses English) "
-                f"{fmt(stats(r, 'full+replay', 'forgetting'))}",
-                "as C3: Grow Up's 2x reaches full's Korean loss on its sweep and there forgets less than full by > 2 SE "
-                "(each from its own English before)",
-                at["growup"] is not None and at["full"] - at["growup"] > 2 * se))
-    return out
+def forgetting_parts(r):
+    """C3a, C3b: forgetting read on each seed's own sweep at full's mean Korean loss (default rate); C3c."""
+    level = float(np.mean(seed_values(r, "full", "korean")))
+    at = {m: forgetting_at_seeds(r, m, level) for m in r["compared"]}
+    seen = f"at full's Korean loss {level:.3f}, forgetting (mean over the seeds that reach it): " + ", ".join(
+        f"{m} {np.mean(v):+.3f} (n={len(v)})" if v else f"{m} not reached" for m, v in at.items())
+    c3a = [test("C3a", at[b], at["preserve"], label=b) for b in NO_ENGLISH_BASELINES if b in at]
+    c3b = [test("C3b", at["full+replay"], at["route+replay"])]
+    lr_p, lr_f = chosen_rate(r, "preserve"), chosen_rate(r, "full")
+    ko_p, ko_f = seed_values(r, "preserve", "korean", lr_p), seed_values(r, "full", "korean", lr_f)
+    seen_c = (f"Korean at each one's best rate: preserve {np.mean(ko_p):.3f} at {lr_p:g}, full {np.mean(ko_f):.3f} "
+              f"at {lr_f:g}")
+    return [part("C3a", c3a, seen), part("C3b", c3b, seen), part("C3c", [test("C3c", ko_f, ko_p)], seen_c)]
 
 
-def merge_claims(r):
-    """C6, C7: merging a Korean and a German model, each ancestor at its own best rate (its Korean sweep's),
-    every merge repeated over the merge seeds, each method at the settings tuned on held-out batches
-    (TUNED_MERGES); the untuned merges (merge.py's defaults, the papers' setting) are shown beside."""
-    L, out, ancs = r["losses"], [], ("base", "hyper")
-    rates = rates_of_merges(r)
-    best = {(a, m): merge_at_rate(r, a, m) for a in ancs for m in TUNED_MERGES}
-    untuned = {(a, m): merge_at_rate(r, a, m)[0] for a in ancs for m in MERGE_METHODS}
-    at = ", ".join(f"{a} {rates[a]:g}{chosen_note(r, recipe, rates[a])}" for a, recipe in MERGE_ANCESTORS)
-    worse = {a: min(best[a, m][0] for m in TUNED_MERGES) - merge_score(L[f"joint/{a}"]) for a in ancs}
-    worse_untuned = {a: min(untuned[a, m] for m in MERGE_METHODS) - merge_score(L[f"joint/{a}"]) for a in ancs}
-    out.append(("C6", "Grow Up: merging language models stays below joint multilingual training",
-                f"at each ancestor's rate ({at}), best tuned merge minus joint, mean Korean+German loss: "
-                + ", ".join(f"{a} {v:+.3f}" for a, v in worse.items()) + "; untuned: "
-                + ", ".join(f"{a} {v:+.3f}" for a, v in worse_untuned.items()),
-                "for both ancestors every tuned merge's loss is above the joint model's, the merges' models and the "
-                "joint model at the ancestor's best rate",
-                all(v > 0 for v in worse.values())))
+def growup_parts(r):
+    """C4: Grow Up's 2x at its best rate against the FLOP-matched 1x; C5 over the shared range of Korean loss."""
+    lr_g = chosen_rate(r, "growup")
+    two = seed_values(r, "growup", "korean", lr_g)
+    one = [r["losses"][k]["korean"] for k in seed_runs(r, "full-flops")]
+    tokens = r["logs"]["full-flops"][-1]["tokens"] if "full-flops" in r["logs"] else 0
+    seen4 = (f"Grow Up's 2x at {lr_g:g}: {np.mean(two):.3f}; the 1x at the same FLOPs ({tokens:,} tokens, "
+             f"at {r.get('flops_rate', 0):g}): " + (f"{np.mean(one):.3f}" if one else "not run"))
+    (lo_f, hi_f), (lo_g, hi_g) = korean_range(r, "full"), korean_range(r, "growup")
+    lo, hi = max(lo_f, lo_g), min(hi_f, hi_g)
+    levels = list(np.linspace(lo, hi, C5_LEVELS)) if lo <= hi else []
+    c5 = [test("C5", forgetting_at_seeds(r, "full", x), forgetting_at_seeds(r, "growup", x), label=f"{x:.2f}")
+          for x in levels]
+    seen5 = (f"shared Korean range {lo:.3f}–{hi:.3f}; full minus Grow Up's forgetting at each level: "
+             + ", ".join(f"{t['label']} {t['effect']:+.3f}" for t in c5 if t["effect"] is not None)
+             if levels else "the two sweeps share no range of Korean loss: no verdict")
+    return [part("C4", [test("C4", one, two)], seen4),
+            part("C5", c5 or [test("C5", [], [])], seen5)]
 
-    methods, twins = distinct_methods(r, TUNED_MERGES)  # identical merges count once
 
-    def wins(st):
-        return [m for m in methods if below(st["hyper", m], st["base", m])]
+def merge_values(r, anc, method, lr):
+    """[one per merge seed] the mean Korean+German loss of a merge (or the joint model: method "joint")."""
+    name = f"joint/{anc}" if method == "joint" else f"{at_rate(f'merged/{anc}', lr, r['settings'])}/{method}"
+    return [merge_score(r["losses"][k]) for k in seed_runs(r, name)]
 
-    n = best["base", TUNED_MERGES[0]][2]  # merge seeds
-    gain = float(np.mean([best["base", m][0] - best["hyper", m][0] for m in methods]))
-    counted = f"{len(methods)} distinct methods" if twins else f"{len(methods)} methods"
+
+def merge_parts(r):
+    """C6, C7a-c: the tuned merges (TUNED_MERGES) of each ancestor, over the merge seeds."""
+    rates, lr0 = rates_of_merges(r), r["settings"]["cpt_lr"]
+    ancs = [a for a, _ in MERGE_ANCESTORS]
+    own = {(a, m): merge_values(r, a, m, rates[a]) for a in ancs for m in TUNED_MERGES}
+    common = {(a, m): merge_values(r, a, m, lr0) for a in ancs for m in TUNED_MERGES}
+    methods, twins = distinct_methods(r, TUNED_MERGES)
+    best = {a: min(TUNED_MERGES, key=lambda m: np.mean(own[a, m])) for a in ancs}
+    worst = {a: max(TUNED_MERGES, key=lambda m: np.mean(own[a, m])) for a in ancs}
+    joint = {a: merge_values(r, a, "joint", rates[a]) for a in ancs}
+    at = ", ".join(f"{a} {rates[a]:g}" for a in ancs)
+    seen6 = f"at each ancestor's rate ({at}): " + "; ".join(
+        f"{a} best merge {best[a]} {np.mean(own[a, best[a]]):.3f}, joint {np.mean(joint[a]):.3f}" for a in ancs)
     twinned = "".join(f"; {m} made {k}'s merges exactly, counted once" for m, k in twins.items())
-    spread, apart = {}, {}
-    for a in ancs:  # the best and the worst method of one ancestor
-        ranked = sorted((best[a, m] for m in TUNED_MERGES), key=lambda v: v[0])
-        spread[a], apart[a] = ranked[-1][0] - ranked[0][0], below(ranked[0], ranked[-1])
-    widely = any(apart[a] and spread[a] > 0.1 for a in ancs)
-    if n > 1:
-        measured = (f"at each ancestor's rate ({at}): hyper below base by > 2 SE for {len(wins(best))} of "
-                    f"{counted} ({', '.join(wins(best)) or 'none'}; mean gain {gain:+.3f}{twinned}); "
-                    "best-to-worst method: " + ", ".join(f"{a} {spread[a]:.3f}{' (> 2 SE)' if apart[a] else ''}"
-                                                        for a in ancs)
-                    + f"; over {n} merge seeds (merge sd {np.mean([v[1] for v in best.values()]):.3f})")
-    else:
-        lower = [m for m in methods if best["hyper", m][0] < best["base", m][0]]
-        measured = (f"at each ancestor's rate ({at}): hyper's merge lower than base's for {len(lower)} of "
-                    f"{counted} (mean gain {gain:+.3f}{twinned}); best-to-worst method: "
-                    + ", ".join(f"{a} {spread[a]:.3f}" for a in ancs)
-                    + "; one merge per setting has no spread of its own: run merge_seeds >= 2 to decide")
-    out.append(("C7", "Grow Up: merges of upscaled models beat merges of smaller ones; methods differ widely",
-                measured, "at each ancestor's best rate (its Korean sweep's lowest final Korean loss, chosen before its "
-                "German and joint models train), each method tuned on held-out batches, each merge over the merge "
-                "seeds there: hyper's merge below base's by "
-                "> 2 SE for most methods (methods whose merges are identical count once), and for one ancestor the "
-                "best and worst method > 2 SE and > 0.1 apart",
-                len(wins(best)) > len(methods) / 2 and widely if n > 1 else None))
-    return out
+    gain = lambda v: ", ".join(f"{m} {np.mean(v['base', m]) - np.mean(v['hyper', m]):+.3f}"  # noqa: E731
+                               for m in methods)
+    return [part("C6", [test("C6", own[a, best[a]], joint[a], label=a) for a in ancs], seen6),
+            part("C7a", [test("C7a", own["base", m], own["hyper", m], label=m) for m in methods],
+                 f"at each ancestor's rate ({at}), 1x minus 2x merge score: {gain(own)}{twinned}"),
+            part("C7b", [test("C7b", common["base", m], common["hyper", m], label=m) for m in methods],
+                 f"both at {lr0:g}, 1x minus 2x merge score: {gain(common)}{twinned}"),
+            part("C7c", [test("C7c", own[a, worst[a]], own[a, best[a]], label=a) for a in ancs],
+                 "worst minus best tuned method: " + ", ".join(
+                     f"{a} {worst[a]} − {best[a]} {np.mean(own[a, worst[a]]) - np.mean(own[a, best[a]]):.3f}"
+                     for a in ancs))]
 
 
 def claims(r):
-    """Every claim as (id, claim, measured, rule, verdict), each decided by its rule."""
-    return bios_claims(r) + language_claims(r) + merge_claims(r)
+    """Every claim part of rules.py, in its order, each with its verdict."""
+    return bios_parts(r) + forgetting_parts(r) + growup_parts(r) + merge_parts(r)

@@ -112,7 +112,7 @@ def measure(s, languages, data_dir, runs, merges, bios, bios_base, bios_runs, jo
         "logs": {k: read_log(v) for k, v in runs.items()},
         "params": {k: params_of(v) for k, v in runs.items()},
         "flops_per_token": {k: model_from_checkpoint(load_checkpoint(runs[k])).flops_per_token()
-                            for k in ("full-long", "hyperclone", "growup", "hyperclone-long") if k in runs},
+                            for k in ("full-long", "full-flops", "hyperclone", "growup", "hyperclone-long") if k in runs},
         "before": {k: "growup/base-2x" for k in runs if k.startswith("growup") and "/" not in k},  # its own start
         "tokens_per_step": s["batch_size"] * s["block_size"],
         "korean_train_tokens": os.path.getsize(os.path.join(data_dir, "korean", "train.bin")) // 2,  # uint16 ids

@@ -11,7 +11,8 @@ import json
 import math
 
 import scale
-from lab.readings import SCALE_VARIANTS, sweep_rates
+from lab.readings import sweep_rates
+from lab.rules import SEED_OFFSET
 from plumbing.cli import UserError
 
 PRESETS = {
@@ -21,7 +22,7 @@ PRESETS = {
     "default": dict(n_layer=4, n_head=4, n_embd=128, block_size=128, batch_size=16, eval_iters=20, train_eval_iters=5,
                     base_iters=2000, base_lr=1e-3, cpt_iters=250, cpt_lr=3e-4, sweep_lrs=[1e-4, 1e-3, 3e-3],
                     sweep_edge_lrs=[3e-5, 1e-2, 3e-2, 0.1], eval_interval=50, replay=0.05, long_factor=24,
-                    long_factor_2x=4, joint_factor=2, seeds=3, merge_seeds=3, tune_iters=8,
+                    long_factor_2x=4, joint_factor=2, seeds=3, merge_seeds=3, tune_iters=8, seed_offset=SEED_OFFSET,
                     bios_people=100, bios_renderings=5, bios_base_iters=2000, bios_base_lr=3e-3,
                     bios_iters=250, bios_lr=1e-3, bios_sweep_lrs=[3e-4, 3e-3], bios_seeds=3,
                     bios_methods=["full", "depth", "preserve", "route"],
@@ -32,7 +33,7 @@ PRESETS = {
     "class": dict(n_layer=4, n_head=4, n_embd=128, block_size=128, batch_size=16, eval_iters=5, train_eval_iters=5,
                   base_iters=400, base_lr=1e-3, cpt_iters=70, cpt_lr=3e-4, sweep_lrs=[1e-3], sweep_edge_lrs=[],
                   eval_interval=40, replay=0.05, long_factor=3, long_factor_2x=0, joint_factor=1, seeds=2, merge_seeds=1,
-                  tune_iters=4,
+                  tune_iters=4, seed_offset=SEED_OFFSET,
                   bios_people=50, bios_renderings=5, bios_base_iters=800, bios_base_lr=3e-3,
                   bios_iters=80, bios_lr=1e-3, bios_sweep_lrs=[3e-3], bios_seeds=2,
                   bios_methods=["full", "depth", "preserve"],
@@ -41,7 +42,7 @@ PRESETS = {
     "quick": dict(n_layer=4, n_head=2, n_embd=32, block_size=64, batch_size=4, eval_iters=2, train_eval_iters=1,
                   base_iters=20, base_lr=3e-3, cpt_iters=8, cpt_lr=1e-3, sweep_lrs=[3e-3],
                   sweep_edge_lrs=[3e-4, 1e-2, 3e-2], eval_interval=4, replay=0.05, long_factor=2, long_factor_2x=2,
-                  joint_factor=2, seeds=2, merge_seeds=2, tune_iters=1,
+                  joint_factor=2, seeds=2, merge_seeds=2, tune_iters=1, seed_offset=SEED_OFFSET,
                   bios_people=6, bios_renderings=2, bios_base_iters=20, bios_base_lr=3e-3,
                   bios_iters=8, bios_lr=1e-3, bios_sweep_lrs=[3e-3], bios_seeds=2,
                   bios_methods=["full", "depth", "preserve", "route"],
@@ -51,6 +52,7 @@ PRESETS = {
                 base_iters=5000, base_lr=1e-3, cpt_iters=2000, cpt_lr=3e-4, sweep_lrs=[1e-4, 1e-3],
                 sweep_edge_lrs=[3e-5, 3e-3], eval_interval=250,
                 replay=0.05, long_factor=12, long_factor_2x=4, joint_factor=2, seeds=5, merge_seeds=5, tune_iters=16,
+                seed_offset=SEED_OFFSET,
                 bios_people=400, bios_renderings=5, bios_base_iters=5000, bios_base_lr=1e-3,
                 bios_iters=1500, bios_lr=5e-4, bios_sweep_lrs=[1.5e-4, 1.5e-3], bios_seeds=5,
                 bios_methods=["full", "depth", "hyperclone", "preserve", "adapt", "route"], bios_korean=False,
@@ -91,9 +93,9 @@ def misfit(key, value, like):
     number = lambda v: type(v) in (int, float) and 0 < v < math.inf  # noqa: E731 (true is not a number here)
     if key == "bios_methods":
         ok = isinstance(value, list) and all(m in ["full", *scale.RECIPES] for m in value) and \
-            {"full", "depth"} <= set(value) and bool(set(SCALE_VARIANTS) & set(value))
-        kind = (f"a list of methods from {', '.join(['full', *scale.RECIPES])} with full, depth and one of "
-                f"{', '.join(SCALE_VARIANTS)} among them (C1 and C2 compare those)")
+            {"full", "depth", "preserve"} <= set(value)
+        kind = (f"a list of methods from {', '.join(['full', *scale.RECIPES])} with full, depth and preserve "
+                "among them (C1 and C2 compare those)")
     elif key == "sweep_edge_lrs":
         ok, kind = isinstance(value, list) and all(number(v) for v in value) and len(set(value)) == len(value), \
             "[] (no rate past the sweep's ends) or a list of different learning rates > 0"
@@ -103,7 +105,7 @@ def misfit(key, value, like):
     elif isinstance(like, bool):
         ok, kind = isinstance(value, bool), "true or false"
     elif isinstance(like, int):
-        low = 0 if key == "long_factor_2x" else 1  # long_factor_2x=0: no long 2x run
+        low = 0 if key in ("long_factor_2x", "seed_offset") else 1  # long_factor_2x=0: no long 2x run
         ok, kind = type(value) is int and value >= low, f"a whole number >= {low}"
     elif key == "replay":
         ok, kind = number(value) and value < 1, "a number > 0 and < 1"

@@ -272,15 +272,15 @@ def seeded(name, seed):
 def kept_fractions(r, anc, method, lang):
     """[one per merge seed] the fraction of the specialist's gain on `lang` that the merge `method` of
     ancestor `anc` keeps: 0 at the other language's model from the same ancestor (same seed, same rate),
-    1 at the specialist's loss; "joint" reads the joint model (one run) against seed 0's models."""
+    1 at the specialist's loss; "joint" reads the joint model of each merge seed."""
     s, lr = r["settings"], rates_of_merges(r)[anc]
     recipe = dict(MERGE_ANCESTORS)[anc]
     L = r["losses"]
     out = []
-    for seed in range(1 if method == "joint" else s["merge_seeds"]):
+    for seed in range(s["merge_seeds"]):
         korean, german = seeded(at_rate(recipe, lr, s), seed), seeded(at_rate(f"german/{anc}", lr, s), seed)
         own, other = (korean, german) if lang == "korean" else (german, korean)
-        merged = f"joint/{anc}" if method == "joint" else seeded(f"{at_rate(f'merged/{anc}', lr, s)}/{method}", seed)
+        merged = seeded(f"joint/{anc}" if method == "joint" else f"{at_rate(f'merged/{anc}', lr, s)}/{method}", seed)
         if merged in L:
             out.append((L[other][lang] - L[merged][lang]) / (L[other][lang] - L[own][lang]))
     return out
@@ -290,3 +290,63 @@ def kept(r, anc, method, lang):
     """(mean, low, high, n): the kept fraction over the merge seeds with its 95% t interval (lab/stats.py)."""
     values = kept_fractions(r, anc, method, lang)
     return (*mean_interval(values), len(values))
+
+
+# ----------------------------------------------------------------------------
+# per seed: the values a claim part reads, one per seed (lab/rules.py)
+
+
+def seed_sweep(r, name, seed, what="forgetting"):
+    """[(learning rate, Korean loss, `what`)] of one seed of a method at every first-round rate it ran
+    (cpt_lr and sweep_lrs: every seed runs them; the rates past the ends ran seed 0 only and are left out)."""
+    s, out = r["settings"], []
+    for lr in sweep_rates(s):
+        k = seeded(at_rate(name, lr, s), seed)
+        if k in r["losses"]:
+            out.append((lr, r["losses"][k]["korean"], measure_of(what)(r, k)))
+    return out
+
+
+def forgetting_at_seeds(r, name, korean):
+    """[one per seed whose own sweep reaches this Korean loss] the forgetting read there (along)."""
+    values = [along(seed_sweep(r, name, k), korean) for k in range(r["settings"]["seeds"])]
+    return [v for v in values if v is not None]
+
+
+def korean_range(r, name):
+    """(lowest, highest) Korean loss that every seed's own sweep of the method spans."""
+    sweeps = [seed_sweep(r, name, k) for k in range(r["settings"]["seeds"])]
+    sweeps = [p for p in sweeps if p]
+    return max(min(p[1] for p in sw) for sw in sweeps), min(max(p[1] for p in sw) for sw in sweeps)
+
+
+def chosen_rate(r, name):
+    """The rate of a method's first-round sweep with the lowest Korean loss on held-out batches (seed 0;
+    r["choice"], lab/tracks.py's choice evaluation): the claims' numbers never choose a rate."""
+    s = r["settings"]
+    tried = {lr: r["choice"][at_rate(name, lr, s)] for lr in sweep_rates(s) if at_rate(name, lr, s) in r["choice"]}
+    return min(tried, key=tried.get)
+
+
+def seed_values(r, name, what, lr=None):
+    """[one per seed] a setting's `what` (measure_of) at a rate (default cpt_lr), every seed that ran."""
+    s = r["settings"]
+    return [measure_of(what)(r, k) for k in seed_runs(r, at_rate(name, s["cpt_lr"] if lr is None else lr, s))]
+
+
+def bio_seed_sweep(r, method, seed):
+    """[(learning rate, acquisition, retention)] of one seed of a method on the biographies, at every rate."""
+    s, out = r["settings"], []
+    rates = [(method, s["bios_lr"])] + [(f"{method}@{lr:g}", lr) for lr in s["bios_sweep_lrs"]]
+    for key, lr in rates:
+        runs = r["bios"]["sweep" if "@" in key else "runs"].get(key, [])
+        for run in runs:
+            if run.get("seed", 0) == seed:
+                out.append((lr, float(np.mean(run["acquisition"])), float(np.mean(run["retention"]))))
+    return out
+
+
+def retention_at_seeds(r, method, acquisition):
+    """[one per seed whose own sweep reaches this acquisition] the retention read there (along, the most)."""
+    values = [along(bio_seed_sweep(r, method, k), acquisition, best=max) for k in range(r["settings"]["bios_seeds"])]
+    return [v for v in values if v is not None]

@@ -2,11 +2,11 @@
 report.py — turn experiment.py's results.json into report/REPORT.md and six plots.
 
 Place in the story: the last page. Every number in the report is read from
-results.json (what experiment.py measured); every verdict in the claims table
-follows from a rule printed next to it (claims.py decides them). Re-write a
-report from saved results:
+results.json (what experiment.py measured, copied beside the report); every
+verdict follows from a rule of lab/rules.py (claims.py computes them, verdicts.py
+writes the opening table). Re-make a report from saved results:
 
-    python -m lab.report out/experiment/results.json   # report/ (another preset's: beside its results.json)
+    python -m lab.report report/results.json   # re-writes report/ byte for byte
 """
 
 import json
@@ -18,14 +18,11 @@ import sys
 import numpy as np
 
 import scale
-from lab.claims import RULE_AFTER_NUMBERS, claims
+from lab.verdicts import rules_section, verdicts_section
 from lab.readings import (MERGE_ANCESTORS, MERGE_METHODS, TUNED_MERGES, at_rate, best_rate, bio_frontier, bio_stats,
                           chosen_note, efficiency_runs, fmt, frontier, kept, korean_runs, loss_at, pooled_sd,
                           rates_of_merges, rates_tried, seed_runs, stats, sweep_end, sweep_rates)
 from plumbing.cli import UserError, parse_flags, parser, run_cli
-
-VERDICT = {True: "**reproduced**", False: "**not reproduced**", None: "not decided (the measured column says why)"}
-
 
 def machine():
     import torch
@@ -50,23 +47,21 @@ def table(header, rows):
     return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
 
 
-AFTER_NUMBERS = " ‡"  # the rule was written after its numbers were seen (claims.RULE_AFTER_NUMBERS)
-
-
-def claims_table(r):
-    """One row a claim; a rule written after its numbers were seen carries the flag, explained below the table."""
-    rows = [(c, claim, measured, rule + (AFTER_NUMBERS if c in RULE_AFTER_NUMBERS else ""), VERDICT[ok])
-            for c, claim, measured, rule, ok in claims(r)]
-    key = (f"\n\n{AFTER_NUMBERS.strip()} The rule was last changed after exploratory runs had shown the numbers it "
-           "decides; LOG.md says what it replaced and when." if any(c in RULE_AFTER_NUMBERS for c, *_ in rows) else "")
-    return table(["", "claim", "measured here", "rule", "verdict"], rows) + key
-
-
 def stages_line(r):
     """How the training stages ran (the machine line counts the threads of the process that ran them)."""
     if "jobs" not in r:
         return ""
     return f" in the orchestrating process; training stages {r['jobs']} at a time, {r['threads']} thread(s) each"
+
+
+def title_section(r, plots):
+    """The title and the command that made the report."""
+    return f"""# Growing a GPT and teaching it Korean: the report
+
+Made by `python experiment.py --preset={r['preset']}`; `python -m lab.report results.json` re-makes this page from
+[results.json](results.json) byte for byte. Each claim of the two papers is split into parts, each decided by a
+rule written before the run (lab/rules.py) from an effect and its 95% interval over seeds.
+"""
 
 
 def header_section(r, plots):
@@ -75,9 +70,9 @@ def header_section(r, plots):
     for stage in r["stages"].values():
         groups[stage["group"]] = groups.get(stage["group"], 0) + stage["seconds"]
     tokens = s["cpt_iters"] * r["tokens_per_step"]
-    return f"""# Growing a GPT and teaching it Korean: the report
+    return f"""## How it ran
 
-Made by `python experiment.py --preset={r['preset']}` on {r['date']}: {r['machine']}{stages_line(r)}.
+{r['machine']}{stages_line(r)}.
 Wall time {r['wall_s'] / 60:.1f} min for this invocation (stages cached from earlier runs are not re-run);
 peak memory {r['peak_rss_mb']:,} MiB. Time per stage when it ran:
 {", ".join(f"{g} {v / 60:.1f} min" for g, v in groups.items())}.
@@ -105,12 +100,9 @@ def lessons_line(r):
     return f"\nLeft out for time: the growths {', '.join(missing)} (no claim or diagnostic reads them)." if missing else ""
 
 
-def claims_section(r, plots):
-    """The claims table."""
-    return f"""## The claims
-
-{claims_table(r)}
-"""
+def verdicts_and_rules(r, plots):
+    """The verdict table, its key and the rules (verdicts.py): the first thing the report says."""
+    return verdicts_section(r) + "\n" + rules_section(r)
 
 
 def language_section(r, plots):
@@ -326,7 +318,7 @@ def write_report(r, out_dir="report"):
     from lab.plots import plot_all  # matplotlib is imported only when figures are drawn
     os.makedirs(out_dir, exist_ok=True)
     plots = plot_all(r, out_dir)
-    sections = (header_section, claims_section, language_section, bios_section, efficiency_section, merge_section)
+    sections = (title_section, verdicts_and_rules, header_section, language_section, bios_section, efficiency_section, merge_section)
     path = os.path.join(out_dir, "REPORT.md")
     with open(path, "w") as f:
         f.write("\n".join(section(r, plots) for section in sections))

@@ -103,9 +103,46 @@ def seeds_to_decide(a, b, margin=0.0, level=0.95, most=100):
     as measured; None if no number up to `most` would (the difference sits on the margin)."""
     (ma, va), (mb, vb) = mean_var(a), mean_var(b)
     gap = abs(ma - mb - margin)
+    if gap == 0:
+        return None
     for n in range(2, most + 1):
         se2 = (va + vb) / n
         df = se2 ** 2 / ((va / n) ** 2 / (n - 1) + (vb / n) ** 2 / (n - 1)) if se2 else float("inf")
         if se2 == 0 or t_quantile(0.5 + level / 2, df) * math.sqrt(se2) < gap:
             return n
     return None
+
+
+def one_sample(xs, against, level=0.95):
+    """(mean(xs) - against, low, high, degrees of freedom): Student's interval for a mean against a fixed
+    number. Needs two or more values."""
+    if len(xs) < 2:
+        raise ValueError(f"an interval needs at least two seeds (got {len(xs)})")
+    m, low, high = mean_interval(xs, level)
+    return m - against, low - against, high - against, len(xs) - 1
+
+
+def seeds_to_decide_one(xs, against, margin=0.0, level=0.95, most=100):
+    """seeds_to_decide for one_sample: how many seeds would make its interval exclude `margin`."""
+    m, v = mean_var(xs)
+    gap = abs(m - against - margin)
+    if gap == 0:
+        return None
+    for n in range(2, most + 1):
+        if v == 0 or t_quantile(0.5 + level / 2, n - 1) * math.sqrt(v / n) < gap:
+            return n
+    return None
+
+
+def combine(verdicts, how):
+    """One verdict from several (a part read against several baselines, levels or methods), as rules.py's
+    `combine` says: "all" (every one supported; refuted if any is), "any" (one supported; refuted if all are)
+    or "most" (more than half supported; refuted if half or more are)."""
+    n, yes, no = len(verdicts), verdicts.count("supported"), verdicts.count("refuted")
+    if how == "all":
+        return "supported" if yes == n else "refuted" if no else "inconclusive"
+    if how == "any":
+        return "supported" if yes else "refuted" if no == n else "inconclusive"
+    if how == "most":
+        return "supported" if yes > n / 2 else "refuted" if no >= n / 2 else "inconclusive"
+    return verdicts[0]

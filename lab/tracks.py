@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import merge
 import scale
-from checkpoint import load_checkpoint
+from checkpoint import load_checkpoint, model_from_checkpoint
 from data.bios.prepare import prepare as prepare_bios
 from data.common import DATA_DIR, load_meta
 from evaluate import evaluate_checkpoints
@@ -65,7 +65,7 @@ def prepare_data(s, data_dir):
             if subprocess.run([sys.executable, os.path.join(DATA_DIR, name, "prepare.py"),
                                f"--data-dir={data_dir}"]).returncode != 0:
                 raise UserError(f"could not prepare {name}; see the message above")
-    return prepare_bios(s["bios_people"], s["bios_renderings"], data_dir)
+    return prepare_bios(s["bios_people"], s["bios_renderings"], data_dir, seed=s["seed_offset"])
 
 
 def model_flags(s):
@@ -74,11 +74,12 @@ def model_flags(s):
             f"--block-size={s['block_size']}"]
 
 
-def run_flags(plan, seed=1337):
-    """The curves logged during training use fewer batches than the final evaluation (eval_iters)."""
+def run_flags(plan, seed=0):
+    """Seed k of a run trains with seed 1337 + seed_offset + k (lab/rules.py's SEED_OFFSET); the curves logged
+    during training use fewer batches than the final evaluation (eval_iters)."""
     s = plan.settings
     return [f"--batch-size={s['batch_size']}", f"--eval-iters={s['train_eval_iters']}", f"--data-dir={plan.data_dir}",
-            f"--seed={seed}"]
+            f"--seed={1337 + s['seed_offset'] + seed}"]
 
 
 def seed_name(name, seed):
@@ -108,7 +109,7 @@ def continued(plan, name, init, iters=None, dataset="korean", extra=(), seed=0, 
     s = plan.settings
     iters = iters or s["cpt_iters"]
     eval_every = eval_every or max(1, s["eval_interval"] * iters // s["cpt_iters"])
-    argv = run_flags(plan, 1337 + seed) + [
+    argv = run_flags(plan, seed) + [
         f"--init-from={init}", f"--dataset={dataset}", f"--eval-datasets={evals}",
         f"--learning-rate={lr or s['cpt_lr']}", f"--eval-interval={eval_every}", *extra]
     return plan.stages.train("continue", f"{plan.out}/{name}", argv, iters)
@@ -117,7 +118,8 @@ def continued(plan, name, init, iters=None, dataset="korean", extra=(), seed=0, 
 def grow(plan, name, seed):
     """Queue the growth of the base by recipe `name` with the growth's own seed; returns its checkpoint."""
     path = f"{plan.out}/grown/{seed_name(name, seed)}.pt"
-    flags = scale.recipe_flags(GROW[name]) + [f"--in={plan.runs['base']}", f"--out={path}", f"--seed={seed}"]
+    flags = scale.recipe_flags(GROW[name]) + [f"--in={plan.runs['base']}", f"--out={path}",
+                                              f"--seed={plan.settings['seed_offset'] + seed}"]
     return plan.stages.step("grow", scale, flags, path)
 
 
@@ -137,9 +139,9 @@ def language_track(plan):
                 plan.grown[seed_name(recipe, seed)] = init
             run = seed_name(name, seed)
             runs[run] = continued(plan, f"korean/{run}", init, seed=seed, extra=replay if name.endswith("+replay") else ())
-            if name in COMPARED and seed == 0:  # the frontier: the same sweep of learning rates for every method
+            if name in COMPARED:  # the frontier: the same sweep of learning rates for every method and seed
                 for lr in s["sweep_lrs"]:
-                    sweep_run(plan, name, init, lr)
+                    sweep_run(plan, name, init, lr, seed)
     growup_2x(plan)
 
 
@@ -148,7 +150,8 @@ def growup_2x(plan):
     s, runs = plan.settings, plan.runs
     runs["growup/base-1x"], plan.grown["growup"] = f"{plan.out}/growup/base-1x/ckpt.pt", f"{plan.out}/grown/growup-2x.pt"
     plan.stages.step("grow", scale, scale.recipe_flags(GROW["hyperclone"]) + [
-        f"--in={runs['growup/base-1x']}", f"--out={plan.grown['growup']}", "--seed=0"], plan.grown["growup"])
+        f"--in={runs['growup/base-1x']}", f"--out={plan.grown['growup']}", f"--seed={s['seed_offset']}"],
+        plan.grown["growup"])
     runs["growup/base-2x"] = continued(plan, "growup/base-2x", plan.grown["growup"],
                                        iters=s["base_iters"] - s["base_iters"] // 2, dataset="english",
                                        evals="english", lr=s["base_lr"])
@@ -156,18 +159,19 @@ def growup_2x(plan):
 
 def growup_track(plan):
     """Queue Grow Up's 2x model on Korean as a compared method: seeds (data order; the 2x English
-    model is one) and the sweep of learning rates."""
+    model is one) at every rate of the sweep."""
     for seed in range(plan.settings["seeds"]):
         run = seed_name("growup", seed)
         plan.runs[run] = continued(plan, f"korean/{run}", plan.runs["growup/base-2x"], seed=seed)
-    for lr in plan.settings["sweep_lrs"]:
-        sweep_run(plan, "growup", plan.runs["growup/base-2x"], lr)
+        for lr in plan.settings["sweep_lrs"]:
+            sweep_run(plan, "growup", plan.runs["growup/base-2x"], lr, seed)
 
 
-def sweep_run(plan, name, init, lr):
-    """Queue a compared method's run at one learning rate of its sweep (seed 0), korean/<name>@<lr>."""
+def sweep_run(plan, name, init, lr, seed=0):
+    """Queue one seed of a compared method's run at one learning rate of its sweep, korean/<name>@<lr>[-seedK]."""
     extra = [f"--replay=english:{plan.settings['replay']}"] if name.endswith("+replay") else ()
-    plan.runs[f"{name}@{lr:g}"] = continued(plan, f"korean/{name}@{lr:g}", init, lr=lr, extra=extra)
+    run = seed_name(f"{name}@{lr:g}", seed)
+    plan.runs[run] = continued(plan, f"korean/{run}", init, lr=lr, extra=extra, seed=seed)
 
 
 def ancestor(plan, recipe, seed):
@@ -177,7 +181,7 @@ def ancestor(plan, recipe, seed):
 
 def bios_track(plan, bios, base):
     """Queue the growths of the population-A base and the phase-2 runs on population B, per method and seed,
-    and for the first seed at each of bios_sweep_lrs too. With bios_korean, population B is written in Korean
+    each at bios_lr and at every rate of bios_sweep_lrs. With bios_korean, population B is written in Korean
     (the cross-lingual variant). Returns {(method, seed): checkpoint}."""
     s = plan.settings
     b, out = (bios["b_ko"], f"{plan.out}/bios-ko") if s["bios_korean"] else (bios["b"], f"{plan.out}/bios")
@@ -188,12 +192,11 @@ def bios_track(plan, bios, base):
             if method != "full":
                 init = f"{out}/grown/{method}-{seed}.pt"
                 plan.stages.step("bios", scale, scale.recipe_flags(GROW[method]) + [
-                    f"--in={base}", f"--out={init}", f"--seed={seed}"], init)
-            rates = [(method, s["bios_lr"])]
-            if seed == 0:  # the first seed also runs the sweep: C1 and C2 read retention at equal acquisition
-                rates += [(f"{method}@{lr:g}", lr) for lr in s["bios_sweep_lrs"]]
+                    f"--in={base}", f"--out={init}", f"--seed={s['seed_offset'] + seed}"], init)
+            # every seed runs the sweep: C1 and C2 read retention at equal acquisition on each seed's own sweep
+            rates = [(method, s["bios_lr"])] + [(f"{method}@{lr:g}", lr) for lr in s["bios_sweep_lrs"]]
             for name, lr in rates:
-                argv = run_flags(plan, 1337 + seed) + [
+                argv = run_flags(plan, seed) + [
                     f"--init-from={init}", f"--dataset={b}", f"--eval-datasets={bios['a']},{b}",
                     f"--learning-rate={lr}", f"--eval-interval={max(1, s['bios_iters'] // 5)}"]
                 runs[(name, seed)] = plan.stages.train("bios", f"{out}/{name}-{seed}", argv, s["bios_iters"])
@@ -204,23 +207,35 @@ def bios_track(plan, bios, base):
 # after the sweep: each ancestor's rate, the runs past a sweep's ends, the merges' models, the long runs
 
 
-def final_korean(s, data_dir):
-    """{checkpoint: Korean validation loss} as measure.py's final evaluation computes it (the same batches,
-    precision and threads), for merge_rates to read before the second round."""
+def choice_korean(s, data_dir):
+    """{checkpoint: Korean loss on tune_iters held-out batches} (evaluate.py's held_out_rows: windows that share
+    no token with the report's evaluation), in the final evaluation's precision: what every rate is chosen
+    on, so no claim reads the batches that chose its rates (lab/rules.py)."""
     seen = {}  # each checkpoint evaluated once, however many choices read it
 
     def korean(paths):
         new = [path for path in paths if path not in seen]
         if new:
-            losses = evaluate_checkpoints(new, ["korean"], data_dir, s["batch_size"], s["eval_iters"], EVAL_DTYPE)
+            losses = evaluate_checkpoints(new, ["korean"], data_dir, s["batch_size"], s["eval_iters"], EVAL_DTYPE,
+                                          held_out=s["tune_iters"])
             seen.update({path: losses[path]["korean"] for path in new})
         return {path: seen[path] for path in paths}
     return korean
 
 
+def choices(plan, korean):
+    """{run: its held-out Korean loss} for seed 0 of every compared method at every rate it tried: the
+    numbers its rates were chosen on, for the report (lab/readings.py's chosen_rate)."""
+    s = plan.settings
+    rates = sorted(sweep_rates(s) + s["sweep_edge_lrs"])
+    names = [at_rate(n, lr, s) for n in COMPARED for lr in rates if at_rate(n, lr, s) in plan.runs]
+    loss = korean([plan.runs[n] for n in names])
+    return {n: loss[plan.runs[n]] for n in names}
+
+
 def sweep_best(s, runs, names, korean, every=False):
-    """{method: the rate of its sweep with the lowest final Korean validation loss (seed 0), `korean`
-    {checkpoint: loss}: the report's final evaluation}; over the first round (cpt_lr and sweep_lrs), or
+    """{method: the rate of its sweep with the lowest Korean loss on held-out batches (seed 0), `korean`
+    {checkpoint: loss}: choice_korean}; over the first round (cpt_lr and sweep_lrs), or
     with `every`, over every rate it has tried so far (sweep_edge_lrs' too)."""
     rates = sorted(sweep_rates(s) + (s["sweep_edge_lrs"] if every else []))
     tried = {name: {lr: runs[at_rate(name, lr, s)] for lr in rates if at_rate(name, lr, s) in runs} for name in names}
@@ -230,8 +245,8 @@ def sweep_best(s, runs, names, korean, every=False):
 
 def merge_rates(s, runs, korean):
     """Each ancestor's learning rate (for its merges, joint model and long run), by the rule fixed before the
-    run: the rate of its Korean run's sweep (seed 0: cpt_lr and sweep_lrs) with the lowest Korean validation
-    loss, `korean` {checkpoint: loss}: the report's final evaluation. A HyperClone takes larger steps at the
+    run: the rate of its Korean run's sweep (seed 0: cpt_lr and sweep_lrs) with the lowest Korean loss on
+    held-out batches, `korean` {checkpoint: loss}: choice_korean. A HyperClone takes larger steps at the
     same rate (the README's symmetry lesson), so one rate for both ancestors would compare step sizes as
     much as models; at its own best rate each is merged, and trained longer, at its best."""
     best = sweep_best(s, runs, [recipe for _, recipe in MERGE_ANCESTORS], korean)
@@ -261,22 +276,45 @@ def edge_track(plan, korean):
     return queued
 
 
+def merge_lrs(s, rates, anc):
+    """The rates an ancestor's merges are made at: its own best rate (C6, C7a, C7c) and the default rate,
+    one rate common to both ancestors (C7b)."""
+    return sorted({rates[anc], s["cpt_lr"]})
+
+
 def best_rate_track(plan, rates):
-    """Queue what each ancestor needs at its rate (merge_rates): for every merge seed k a German model and
-    a Korean one (the sweep made seed 0's; at the default rate every seed's exists), both from the ancestor
-    of seed k, so a merge's noise is its own spread over merge seeds; and the joint Korean+German model."""
+    """Queue what each ancestor's merges need at each rate of merge_lrs: for every merge seed k a German model
+    and a Korean one (the sweep made every seed's), both from the ancestor of seed k, so a merge's noise is its
+    own spread over merge seeds; and at its own rate the joint Korean+German model of every merge seed."""
     s, runs = plan.settings, plan.runs
     for anc, recipe in MERGE_ANCESTORS:
-        lr = rates[anc]
         for seed in range(s["merge_seeds"]):
-            start, korean = ancestor(plan, recipe, seed), seed_name(at_rate(recipe, lr, s), seed)
-            if korean not in runs:
-                runs[korean] = continued(plan, f"korean/{korean}", start, lr=lr, seed=seed)
-            german = seed_name(at_rate(f"german/{anc}", lr, s), seed)
-            runs[german] = continued(plan, german, start, dataset="german", evals="english,german", lr=lr, seed=seed)
-        runs[f"joint/{anc}"] = continued(plan, f"joint/{anc}", ancestor(plan, recipe, 0), lr=lr,
-                                         iters=s["cpt_iters"] * s["joint_factor"], extra=["--replay=german:0.5"],
-                                         evals="english,korean,german")
+            start = ancestor(plan, recipe, seed)
+            for lr in merge_lrs(s, rates, anc):
+                korean = seed_name(at_rate(recipe, lr, s), seed)
+                if korean not in runs:
+                    runs[korean] = continued(plan, f"korean/{korean}", start, lr=lr, seed=seed)
+                german = seed_name(at_rate(f"german/{anc}", lr, s), seed)
+                runs[german] = continued(plan, german, start, dataset="german", evals="english,german", lr=lr,
+                                         seed=seed)
+            joint = seed_name(f"joint/{anc}", seed)
+            runs[joint] = continued(plan, joint, start, lr=rates[anc], iters=s["cpt_iters"] * s["joint_factor"],
+                                    extra=["--replay=german:0.5"], evals="english,korean,german", seed=seed)
+
+
+def flops_track(plan, rates):
+    """Queue C4's 1x runs, one per seed: the base continued on Korean at its best rate (merge_rates) for as many
+    steps as give the training FLOPs of a cpt_iters run of Grow Up's 2x model, each with its own schedule (its
+    learning rate decays to the end of its own run), so no run is read mid-schedule. Returns the steps."""
+    s, runs = plan.settings, plan.runs
+    ratio = (model_from_checkpoint(load_checkpoint(runs["growup/base-2x"])).flops_per_token()
+             / model_from_checkpoint(load_checkpoint(runs["base"])).flops_per_token())
+    iters = round(s["cpt_iters"] * ratio)
+    for seed in range(s["seeds"]):
+        run = seed_name("full-flops", seed)
+        runs[run] = continued(plan, f"korean/{run}", runs["base"], lr=rates["base"], iters=iters, seed=seed,
+                              eval_every=2 * s["eval_interval"])
+    return iters
 
 
 def long_track(plan, rates):
@@ -294,35 +332,38 @@ def long_track(plan, rates):
 
 
 def merge_track(plan, rates):
-    """Merge the Korean and the German model of each ancestor (the 1x base, the 2x HyperClone), at its rate
-    (merge_rates), once per merge seed: seed k merges seed k's two models, so the spread of a merge over
-    seeds is measured, not borrowed from the Korean runs. Every method at merge.py's defaults (the papers'
-    setting; layerwise has none), and every method with settings (tune.GRIDS, layerwise) tuned: chosen on
-    merge seed 0's models by the least kept fraction on tune_iters held-out batches of each language
-    (none of the report's), then used for every seed. Returns {merge name: checkpoint}."""
-    s, runs, merges = plan.settings, plan.runs, {}
+    """Merge the Korean and the German model of each ancestor (the 1x base, the 2x HyperClone), at each rate of
+    merge_lrs, once per merge seed: seed k merges seed k's two models, so the spread of a merge over seeds is
+    measured, not borrowed from the Korean runs. Every method at merge.py's defaults (the papers' setting;
+    layerwise has none), and every method with settings (tune.GRIDS, layerwise) tuned: chosen on merge seed
+    0's models by the least kept fraction on tune_iters held-out batches of each language (none of the
+    report's), then used for every seed. Returns {merge name: checkpoint}."""
+    s, merges = plan.settings, {}
     tuning = ["--tune=korean,german", "--tune-by=kept", f"--tune-iters={s['tune_iters']}",
               f"--batch-size={s['batch_size']}", f"--eval-iters={s['eval_iters']}", f"--data-dir={plan.data_dir}"]
     for anc, recipe in MERGE_ANCESTORS:
-        lr = rates[anc]
-        for method in merge.METHODS:
-            if method != "layerwise":
-                merges.update(merge_seeds(plan, anc, recipe, lr, method, [f"--method={method}"]))
-            if method in TUNED:
-                merges.update(merge_seeds(plan, anc, recipe, lr, f"{method}-tuned", [f"--method={method}"], tuning))
+        for lr in merge_lrs(s, rates, anc):
+            for method in merge.METHODS:
+                if method != "layerwise":
+                    merges.update(merge_seeds(plan, anc, recipe, lr, method, [f"--method={method}"]))
+                if method in TUNED:
+                    merges.update(merge_seeds(plan, anc, recipe, lr, f"{method}-tuned", [f"--method={method}"],
+                                              tuning))
     return merges
 
 
 def merge_seeds(plan, anc, recipe, lr, name, flags, tuning=()):
-    """Merge each merge seed's Korean and German models of one ancestor; with `tuning`, seed 0's merge
-    chooses the settings (merge.py --tune) and the other seeds' merges use them. {merge name: checkpoint}."""
+    """Merge each merge seed's Korean and German models of one ancestor (DARE's drop seeded by the merge
+    seed); with `tuning`, seed 0's merge chooses the settings (merge.py --tune) and the other seeds' merges
+    use them. {merge name: checkpoint}."""
     s, runs, merges = plan.settings, plan.runs, {}
     for seed in range(s["merge_seeds"]):
         run, base = seed_name(f"{at_rate(anc, lr, s)}/{name}", seed), ancestor(plan, recipe, seed)
         ko = runs[seed_name(at_rate(recipe, lr, s), seed)]
         de = runs[seed_name(at_rate(f"german/{anc}", lr, s), seed)]
         path = f"{plan.out}/merged/{run}.pt"
-        plan.stages.run("merge", merge, flags + [f"--base={base}", f"--models={ko},{de}", f"--out={path}"]
+        plan.stages.run("merge", merge, flags + [f"--base={base}", f"--models={ko},{de}", f"--out={path}",
+                                                 f"--seed={s['seed_offset'] + seed}"]
                         + (list(tuning) if seed == 0 else chosen_flags(merges)), path, inputs=[base, ko, de])
         merges[run] = path
     return merges

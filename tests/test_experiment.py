@@ -46,7 +46,7 @@ def quick_run(tmp_path_factory):
 def test_quick_experiment_writes_the_report(quick_run):
     data, out = quick_run
     results = json.load(open(os.path.join(out, "results.json")))
-    for run in ["base", "full", "full-seed2", "full+replay", "full-long", "joint/hyper",
+    for run in ["base", "full", "full-seed2", "full+replay", "full-long", "joint/hyper", "joint/hyper-seed2",
                 "route+replay", "hyperclone-seed2", *tracks.GROW]:
         assert set(results["losses"][run]) == {"english", "korean", "german"}
     rates, lr0 = results["merge_rates"], experiment.PRESETS["quick"]["cpt_lr"]
@@ -54,13 +54,15 @@ def test_quick_experiment_writes_the_report(quick_run):
         tried = [results["losses"][tracks.at_rate(recipe, lr, results["settings"])]["korean"]
                  for lr in [lr0, *results["settings"]["sweep_lrs"]]]
         assert results["losses"][tracks.at_rate(recipe, rates[anc], results["settings"])]["korean"] == min(tried)
-    # 5 methods at merge.py's defaults and 5 tuned (all but linear, and layerwise), 2 ancestors, 2 seeds
-    assert len([k for k in results["losses"] if k.startswith("merged/")]) == 40
+    # 5 methods at merge.py's defaults and 5 tuned (all but linear, and layerwise), 2 seeds, each ancestor at
+    # its own rate and at the default rate (C7b)
+    n_rates = sum(len({rates[a], lr0}) for a in rates)
+    assert len([k for k in results["losses"] if k.startswith("merged/")]) == 20 * n_rates
     for name, chosen in results["tuned"].items():  # seed 0 chose; seed 2 merged with what it chose
         seed2 = results["stages"][os.path.join(out, f"{name}-seed2.pt")]["cmd"]
         assert "--tune=korean,german" in results["stages"][os.path.join(out, f"{name}.pt")]["cmd"]
         assert "--tune" not in seed2 and f"--lambda={chosen['λ']:g}" in seed2
-    assert len(results["tuned"]) == 10
+    assert len(results["tuned"]) == 5 * n_rates
     for a, recipe in experiment.MERGE_ANCESTORS:  # each ancestor's merges, German and joint model at its rate
         at = lambda name: readings.at_rate(name, rates[a], results["settings"])  # noqa: E731
         for name in (f"{at(f'merged/{a}')}/ties-seed2", f"{at(f'german/{a}')}-seed2", f"{at(recipe)}-seed2"):
@@ -74,8 +76,18 @@ def test_quick_experiment_writes_the_report(quick_run):
     assert results["params"]["preserve"][1] < results["params"]["preserve"][0]  # the base is frozen
     assert results["flops_per_token"]["hyperclone"] > 3 * results["flops_per_token"]["full-long"]
     text = open(os.path.join(out, "report", "REPORT.md")).read()
-    for claim in ["C1", "C2", "C3", "C4", "C5", "C6", "C7"]:
-        assert f"| {claim} |" in text
+    for part in ["C1", "C2a", "C2b", "C3a", "C3b", "C3c", "C4", "C5", "C6", "C7a", "C7b", "C7c"]:
+        assert f"| {part} |" in text
+    assert text.index("## The verdicts") < text.index("## The rules") < text.index("## How it ran")
+    assert json.load(open(os.path.join(out, "report", "results.json"))) == results  # the report's own copy
+    flops = results["logs"]["full-flops-seed2"]  # C4's 1x: its own run to the 2x run's FLOPs, every seed
+    assert flops[-1]["iter"] == results["flops_iters"] == round(
+        8 * results["flops_per_token"]["growup"] / results["flops_per_token"]["full-flops"])
+    for k in range(2):  # every seed of a compared method runs every rate of the first round
+        assert readings.seeded("depth@0.003", k) in results["losses"]
+        assert [run["seed"] for run in results["bios"]["sweep"]["depth@0.003"]] == [0, 1]
+    assert set(results["choice"]) >= {"full", "full@0.003", "growup@0.003"}  # the held-out losses rates are chosen on
+    assert "--seed=2338" in results["stages"][os.path.join(out, "korean", "full-seed2")]["cmd"]  # 1337+1000+1
     assert results["symmetry"]["hyperclone-noiseless"]["clone_gap"] == 0 < results["symmetry"]["hyperclone"]["clone_gap"]
     assert set(results["gate"]) == {"route", "route+replay"} and 0 < results["gate"]["route"]["korean"] < 1
     assert "full@0.003" in results["losses"] and "full-seed2" in results["losses"]  # the sweep and the seeds
@@ -112,16 +124,18 @@ def test_each_ancestor_is_merged_at_the_rate_its_korean_loss_is_lowest(tmp_path,
     rates = tracks.merge_rates(s, runs, lambda paths: asked.extend(paths) or {p: loss[p] for p in paths})
     assert rates == {"base": 1e-3, "hyper": 3e-4} and sorted(asked) == sorted(loss)  # every rate tried, once
     grown = {tracks.seed_name("hyperclone", k): str(tmp_path / f"grown-{k}.pt") for k in range(3)}
-    runs.update({f"hyperclone-seed{k}": str(tmp_path / f"h{k}.pt") for k in (2, 3)})  # the default rate's seeds
+    for recipe in ends:  # every seed ran every rate of the sweep
+        runs.update({tracks.seed_name(tracks.at_rate(recipe, lr, s), k): str(tmp_path / f"{recipe}{lr}{k}.pt")
+                     for lr in ends[recipe] for k in (1, 2)})
     plan = Plan(experiment.Stages(str(tmp_path / "out"), jobs=2, threads=1), s, str(tmp_path / "out"), str(tmp_path),
                 runs, grown)
     tracks.best_rate_track(plan, rates)
     st = plan.stages
     cmds = {q["out"].split("/out/")[1]: q["cmd"] for q in st.queue}
-    assert set(cmds) == {"korean/full@0.001-seed2", "korean/full@0.001-seed3", "german/base@0.001",
-                         "german/base@0.001-seed2", "german/base@0.001-seed3", "german/hyper", "german/hyper-seed2",
-                         "german/hyper-seed3", "joint/base", "joint/hyper"}  # every merge seed at each one's rate
-    assert "--learning-rate=0.001" in cmds["korean/full@0.001-seed3"] and "--seed=1339" in cmds["korean/full@0.001-seed3"]
+    # every merge seed: at each one's rate, and at the default rate common to both (C7b); the joint models
+    assert set(cmds) == {f"{name}{k}" for k in ("", "-seed2", "-seed3") for name in (
+        "german/base@0.001", "german/base", "german/hyper", "joint/base", "joint/hyper")}
+    assert "--seed=2339" in cmds["german/base@0.001-seed3"]  # 1337 + the seed offset 1000 + 2
     assert "--learning-rate=0.001" in cmds["german/base@0.001"] and "--dataset=german" in cmds["german/base@0.001"]
     assert "--learning-rate=0.001" in cmds["joint/base"] and "--learning-rate=0.0003" in cmds["joint/hyper"]
     assert f"--init-from={grown['hyperclone-seed3']}" in cmds["german/hyper-seed3"]  # from seed 3's own growth
@@ -130,14 +144,14 @@ def test_each_ancestor_is_merged_at_the_rate_its_korean_loss_is_lowest(tmp_path,
     monkeypatch.setattr(tracks, "chosen_flags", lambda merges: [])
     merges = tracks.merge_track(plan, rates)
     untuned = [m for m in tracks.merge.METHODS if m != "layerwise"]
-    assert set(merges) == {f"{a}/{m}" + k for a in ("base@0.001", "hyper")
+    assert set(merges) == {f"{a}/{m}" + k for a in ("base@0.001", "base", "hyper")
                            for m in untuned + [f"{m}-tuned" for m in tracks.TUNED] for k in ("", "-seed2", "-seed3")}
     assert "linear" not in tracks.TUNED and "layerwise" in tracks.TUNED
 
 
-def test_one_merge_seed_makes_the_merges_models_only_at_each_ancestors_rate(tmp_path):
-    """With merge_seeds=1 (the class preset) there is no spread over seeds to measure at the default rate:
-    the only German model of an ancestor is the one at its rate, also when that is the default rate."""
+def test_one_merge_seed_makes_one_german_model_at_each_rate_merged(tmp_path):
+    """With merge_seeds=1 (the class preset) an ancestor gets one German model at its own rate and one at the
+    default rate (C7b's common rate), a single one where the two are the same."""
     s = experiment.read_settings("class", None)
     plan = Plan(experiment.Stages(str(tmp_path / "out"), jobs=2, threads=1), s, str(tmp_path / "out"), str(tmp_path),
                 {"base": str(tmp_path / "base.pt")})
@@ -147,7 +161,7 @@ def test_one_merge_seed_makes_the_merges_models_only_at_each_ancestors_rate(tmp_
     st.queue.clear()
     tracks.best_rate_track(plan, {"base": 3e-4, "hyper": 1e-3})
     cmds = {q["out"].split("/out/")[1]: q["cmd"] for q in st.queue}
-    assert set(cmds) == {"german/base", "german/hyper@0.001", "joint/base", "joint/hyper"}
+    assert set(cmds) == {"german/base", "german/hyper@0.001", "german/hyper", "joint/base", "joint/hyper"}
     assert "--learning-rate=0.0003" in cmds["german/base"] and "--learning-rate=0.001" in cmds["german/hyper@0.001"]
 
 
@@ -207,7 +221,7 @@ def test_unknown_config_settings_are_refused(tmp_path):
     ('{"sweep_edge_lrs": [0, 1e-2]}', "a list of different learning rates > 0"),
     ('{"sweep_edge_lrs": 1e-2}', "a list of different learning rates > 0"),
     ('{"sweep_edge_lrs": [1e-2, 2e-4]}', "must lie beyond the sweep's ends (0.0001 and 0.003)"),
-    ('{"bios_methods": ["full", "preserve"]}', "with full, depth and one of preserve"),
+    ('{"bios_methods": ["full", "preserve"]}', "with full, depth and preserve among them"),
     ('{"bios_methods": ["full", "nosuch"]}', "is not a list of methods from full, depth"),
     ('{"bios_korean": 1}', "bios_korean=1 is not true or false"),
     ('[1, 2]', "must hold one JSON object of settings"),

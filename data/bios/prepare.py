@@ -12,6 +12,7 @@ Each person has six attributes; each biography renders all six with a template
 chosen at random per attribute (three per attribute and language), sentences in
 random order, several renderings per person. `val.bin` holds other renderings
 of the same people (the facts are the same; only the wording and order differ).
+`--seed` draws other people (experiment.py's confirmatory run uses its seed offset).
 
     python data/bios/prepare.py                 # 100 people in A, 100 in B, 5 renderings each
     python data/bios/prepare.py --people=50 --renderings=3
@@ -86,9 +87,9 @@ def make_people(n, rng, taken):
     return people
 
 
-def populations(n_people):
-    """Populations A and B: disjoint names, the same for a given n_people on every machine."""
-    rng, taken = random.Random(SEED), set()
+def populations(n_people, seed=SEED):
+    """Populations A and B: disjoint names, the same for a given n_people and seed on every machine."""
+    rng, taken = random.Random(seed), set()
     return make_people(n_people, rng, taken), make_people(n_people, rng, taken)
 
 
@@ -139,19 +140,21 @@ def exact_match(model, people, lang="en", device="cpu"):
     return correct.view(len(people), len(ATTRIBUTES)).float().mean(0).tolist()
 
 
-def dataset_names(n_people=100, renderings=5):
-    """bios_a, bios_b, bios_b_ko for the default sizes; other sizes get their own names, e.g. bios_a-n6k2."""
+def dataset_names(n_people=100, renderings=5, seed=SEED):
+    """bios_a, bios_b, bios_b_ko for the default sizes and seed; others get their own names, e.g. bios_a-n6k2,
+    bios_a-s1000."""
     suffix = "" if (n_people, renderings) == (100, 5) else f"-n{n_people}k{renderings}"
+    suffix += "" if seed == SEED else f"-s{seed}"
     return {key: f"bios_{key}{suffix}" for key in ("a", "b", "b_ko")}
 
 
-def prepare(n_people=100, renderings=5, data_dir=DATA_DIR):
+def prepare(n_people=100, renderings=5, data_dir=DATA_DIR, seed=SEED):
     """Write population A, B (English) and B in Korean; val = 2 other renderings of the same people."""
-    a, b = populations(n_people)
-    names = dataset_names(n_people, renderings)
+    a, b = populations(n_people, seed)
+    names = dataset_names(n_people, renderings, seed)
     for name, people, lang in ((names["a"], a, "en"), (names["b"], b, "en"), (names["b_ko"], b, "ko")):
-        train, val = corpus(people, lang, renderings, seed=1), corpus(people, lang, 2, seed=2)
-        source = f"synthetic bios n={n_people} k={renderings} seed={SEED}"
+        train, val = corpus(people, lang, renderings, seed=seed + 1), corpus(people, lang, 2, seed=seed + 2)
+        source = f"synthetic bios n={n_people} k={renderings} seed={seed}"
         meta = write_dataset(name, train, "bytes", source, data_dir=data_dir, val_text=val)
         with open(os.path.join(data_dir, name, "people.json"), "w") as f:
             json.dump({"lang": lang, "people": people}, f, ensure_ascii=False)
@@ -172,10 +175,12 @@ def main():
     p.add_argument("--people", type=int, default=100, help="people per population (A and B)")
     p.add_argument("--renderings", type=int, default=5, help="biographies per person in train.bin")
     p.add_argument("--data-dir", default=DATA_DIR, help="write <data-dir>/bios_*/")
+    p.add_argument("--seed", type=int, default=SEED, help="draws the people and their renderings (not 0: "
+                   "the datasets are named bios_a-s<seed> etc.)")
     args = parse_flags(p)
     if args.people < 1 or args.renderings < 1:
         raise UserError("--people and --renderings must be at least 1")
-    prepare(args.people, args.renderings, args.data_dir)
+    prepare(args.people, args.renderings, args.data_dir, args.seed)
 
 
 if __name__ == "__main__":
