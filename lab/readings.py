@@ -85,12 +85,12 @@ def below(a, b):
 
 def frontier(r, name):
     """[(learning rate, Korean loss, forgetting)] of one method along the learning-rate sweep, sorted by
-    Korean loss; at the default rate the mean over seeds."""
+    Korean loss; at every rate the mean over its seeds (the rates past the sweep's ends ran seed 0 only)."""
     lr0 = r["settings"]["cpt_lr"]
     points = [(lr0, stats(r, name, "korean")[0], stats(r, name, "forgetting")[0])]
     for k in r["losses"]:
-        if k.startswith(name + "@") and "-seed" not in k:  # seed 0 at every rate (a merge ancestor has more)
-            points.append((float(k.split("@")[1]), r["losses"][k]["korean"], forgetting(r, k)))
+        if k.startswith(name + "@") and "-seed" not in k:
+            points.append((float(k.split("@")[1]), stats(r, k, "korean")[0], stats(r, k, "forgetting")[0]))
     return sorted(points, key=lambda p: p[1])
 
 
@@ -150,19 +150,20 @@ def fmt(stat, signed=True):
 
 
 def bio_stats(r, method, what):
-    """Mean and standard deviation over seeds of the mean exact-match accuracy over the six attributes."""
+    """Mean and sample standard deviation (ddof=1; 0 for one seed) over seeds of the mean exact-match accuracy
+    over the six attributes."""
     values = [np.mean(run[what]) for run in r["bios"]["runs"][method]]
-    return float(np.mean(values)), float(np.std(values))
+    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
 
 def bio_frontier(r, method):
     """[(learning rate, acquisition, retention)] of one method on the biographies along its sweep, sorted
-    by acquisition; at the default rate the mean over seeds."""
+    by acquisition; at every rate the mean over its seeds."""
     acq, ret = bio_stats(r, method, "acquisition")[0], bio_stats(r, method, "retention")[0]
     points = [(r["settings"]["bios_lr"], acq, ret)]
     for k, runs in r["bios"].get("sweep", {}).items():
         if k.split("@")[0] == method:
-            acq, ret = (float(np.mean(runs[0][w])) for w in ("acquisition", "retention"))
+            acq, ret = (float(np.mean([np.mean(run[w]) for run in runs])) for w in ("acquisition", "retention"))
             points.append((float(k.split("@")[1]), acq, ret))
     return sorted(points, key=lambda p: p[1])
 
@@ -171,11 +172,6 @@ def retention_at(r, method, acquisition):
     """Retention interpolated along the method's sweep at this acquisition; None if its sweep never
     gets there."""
     return along(bio_frontier(r, method), acquisition, best=max)
-
-
-def bio_pooled_sd(r):
-    """The seed-to-seed standard deviation of retention, pooled over the methods at the default rate."""
-    return pooled([np.mean(run["retention"]) for run in runs] for runs in r["bios"]["runs"].values())
 
 
 def loss_at(log, tokens, lang):
@@ -218,22 +214,20 @@ def long_rate(r, name):
 
 def efficiency_runs(r):
     """[(run, label, learning rate)] of the data-efficiency curves: the 1x and the 2x HyperClone trained
-    longer (each at its ancestor's rate), Grow Up's 2x at the default rate and, if it differs, at its best
-    rate (C4 reads that one)."""
-    s, lr_growup = r["settings"], best_rate(r, "growup")[0]
+    longer (each at its ancestor's rate), C4's 1x run to the 2x run's FLOPs (seed 0), Grow Up's 2x at the
+    default rate and, if it differs, at its best rate (chosen on held-out batches: C4 reads that one)."""
+    s = r["settings"]
+    lr_growup = chosen_rate(r, "growup") if "choice" in r else best_rate(r, "growup")[0]
     wide = "hyperclone-long" if "hyperclone-long" in r["logs"] else "hyperclone"
     runs = [("full-long", "1x, continued longer", long_rate(r, "full-long")),
             (wide, "2x, HyperClone of the finished base" + (", continued longer" if wide.endswith("-long") else ""),
              long_rate(r, wide)),
             ("growup", "2x, Grow Up (cloned mid-pretraining)", s["cpt_lr"])]
+    if "full-flops" in r["logs"]:
+        runs.insert(1, ("full-flops", "1x, to the 2x run's FLOPs (C4)", r["flops_rate"]))
     if lr_growup != s["cpt_lr"]:
         runs.append((at_rate("growup", lr_growup, s), "2x, Grow Up, at its best rate", lr_growup))
     return runs
-
-
-def merge_at_rate(r, anc, method):
-    """(mean, sd, n) of one merge method's Korean+German loss at its ancestor's rate, over the merge seeds."""
-    return stats(r, f"{at_rate(f'merged/{anc}', rates_of_merges(r)[anc], r['settings'])}/{method}", "merge")
 
 
 def distinct_methods(r, methods=None):

@@ -1,5 +1,5 @@
 """
-report.py — turn experiment.py's results.json into report/REPORT.md and six plots.
+report.py — turn experiment.py's results.json into report/REPORT.md and five plots.
 
 Place in the story: the last page. Every number in the report is read from
 results.json (what experiment.py measured, copied beside the report); every
@@ -142,13 +142,12 @@ Mean gate over English and over Korean validation tokens (1 keeps the base's log
 
 ![curves]({plots['curves']})
 
-![trade-off]({plots['tradeoff']})
-
 ### The whole frontier: forgetting against Korean loss across learning rates
 
 The compared methods were also trained at learning rates {", ".join(f"{lr:g}" for lr in s["sweep_lrs"])}
-(one seed each) besides {s['cpt_lr']:g}{edge_line(r)}; each curve joins a method's points (labelled with their learning rate),
-the error bars are the seed sd at {s['cpt_lr']:g}. C3 reads each curve at full training's Korean loss.
+({s['seeds']} seeds each, like {s['cpt_lr']:g}){edge_line(r)}; each curve joins a method's means over its seeds, one
+marker per learning rate, the bars one seed sd both ways. C3 reads each seed's own curve at full training's Korean
+loss (the dotted line), C5 over the shaded range; the axis stops a little past where the claims read.
 Each method's lowest Korean loss is at: {best_rates_line(r)}; at an end of the sweep a method's best may lie beyond
 the rates tried.
 
