@@ -8,8 +8,8 @@ whose output exists and was made by the same command, and an interrupted
 training run resumes where it stopped. lab/report.py then writes
 report/REPORT.md and its plots from results.json.
 
-    python experiment.py                  # the default run: ~80 minutes on a 2-core laptop CPU
-    python experiment.py --preset=class   # the lesson-sized run, ~12 minutes
+    python experiment.py                  # the default run: budget 90 minutes on a 2-core laptop CPU
+    python experiment.py --preset=class   # the lesson-sized run, 23 minutes
     python experiment.py --preset=quick   # every stage on tiny settings, about 2 minutes
     python experiment.py --preset=gpu     # a larger model and budget for a GPU
     python experiment.py --config=my.json # any preset setting overridden from a JSON file

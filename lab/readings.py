@@ -76,13 +76,6 @@ def stats(r, name, what):
     return float(np.mean(values)), sd, len(values)
 
 
-def below(a, b):
-    """The rule fixed before the run: a's mean is below b's by more than twice the standard error
-    of their difference, SE = sqrt(sd_a^2 / n_a + sd_b^2 / n_b)."""
-    se = (a[1] ** 2 / a[2] + b[1] ** 2 / b[2]) ** 0.5
-    return b[0] - a[0] > 2 * se
-
-
 def frontier(r, name):
     """[(learning rate, Korean loss, forgetting)] of one method along the learning-rate sweep, sorted by
     Korean loss; at every rate the mean over its seeds (the rates past the sweep's ends ran seed 0 only)."""

@@ -291,8 +291,8 @@ def kept_section(r):
 
 For each ancestor and language, the fraction of the specialist's gain a merge keeps: 0 is the loss of the other
 language's model from the same ancestor (same seed and rate), 1 the specialist's own. Mean over the
-{s['merge_seeds']} merge seed(s) with Student's t 95% interval (none from one seed); "joint" is the joint model (one
-run) on seed 0's scale. "-tuned": each method's settings (λ; λ × density for TIES and DARE; per-layer weights and λ
+{s['merge_seeds']} merge seed(s) with Student's t 95% interval (none from one seed); "joint" is the joint model of
+each merge seed, on that seed's scale. "-tuned": each method's settings (λ; λ × density for TIES and DARE; per-layer weights and λ
 for layerwise, by coordinate search from plain averaging) chosen on merge seed 0's models to keep the most of the
 language that keeps least, on {s.get('tune_iters', 8)} held-out validation batches per language that share no
 token with the {s['eval_iters']} batches every number here is read on (evaluate.held_out_rows), then used for

@@ -17,18 +17,11 @@ def results(runs):
     return {"losses": losses, "settings": {"cpt_lr": 3e-4, "cpt_iters": 250, "sweep_lrs": [1e-4, 1e-3]}}
 
 
-def test_a_difference_counts_only_beyond_two_standard_errors():
-    assert readings.below((1.0, 0.1, 3), (1.5, 0.1, 3))       # 0.5 apart, SE 0.08: real
-    assert not readings.below((1.0, 0.3, 3), (1.3, 0.3, 3))   # 0.3 apart, SE 0.24: inside the noise
-    assert not readings.below((1.5, 0.1, 3), (1.0, 0.1, 3))   # the wrong way round
-
-
 def test_seed_statistics_and_the_pooled_noise_for_single_runs():
     r = results({"full": (2.0, 3.0), "full-seed2": (2.2, 3.1), "full-seed3": (2.4, 3.2), "depth": (1.5, 3.5)})
     mean, sd, n = readings.stats(r, "full", "forgetting")
     assert n == 3 and mean == pytest.approx(1.2) and sd == pytest.approx(0.2)
     assert readings.stats(r, "depth", "forgetting") == pytest.approx((0.5, 0.2, 1))  # the pooled sd stands in
-    assert readings.below(readings.stats(r, "depth", "forgetting"), readings.stats(r, "full", "forgetting"))
 
 
 def test_forgetting_is_read_at_equal_korean_loss_along_the_sweep():
