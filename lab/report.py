@@ -58,8 +58,8 @@ def title_section(r, plots):
     """The title and the command that made the report."""
     return f"""# Growing a GPT and teaching it Korean: the report
 
-Made by `python experiment.py --preset={r['preset']}`; `python -m lab.report results.json` re-makes this page from
-[results.json](results.json) byte for byte. Each claim of the two papers is split into parts, each decided by a
+Made by `python experiment.py --preset={r['preset']}`; `python -m lab.report` on the [results.json](results.json)
+beside this page re-makes it byte for byte. Each claim of the two papers is split into parts, each decided by a
 rule written before the run (lab/rules.py) from an effect and its 95% interval over seeds.
 """
 
