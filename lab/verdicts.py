@@ -54,8 +54,10 @@ def verdict_text(p):
     t = p["deciding"]
     if p["verdict"] != "inconclusive":
         return f"**{p['verdict']}**"
-    if t["effect"] is None or t["low"] is None:
-        return "**inconclusive**"
+    if t["effect"] is None:
+        return f"**inconclusive** ({t.get('note', 'not measured')})"
+    if t["low"] is None:
+        return "**inconclusive** (one seed: an interval needs 2 or more a side, 3 or more to decide much)"
     more = f"~{t['decide']} seeds a side would decide it" if t["decide"] else "more seeds would not decide it"
     return f"**inconclusive** ({more})"
 

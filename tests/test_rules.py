@@ -8,6 +8,7 @@ supported, refuted and inconclusive.
 import pytest
 
 from lab import claims, first_rules, readings, stats
+from lab import verdicts as page
 from lab.rules import RULES, SEED_OFFSET
 
 SEEDS = 3
@@ -194,3 +195,16 @@ def test_the_first_rules_read_the_default_rate():
     assert first_rules.first_merges(r) == (True, True)
     r["losses"]["joint/base"]["korean"] = r["losses"]["joint/base"]["german"] = 9.0  # a merge below the joint
     assert first_rules.first_merges(r) == (False, True)
+
+
+def test_an_inconclusive_verdict_says_what_would_decide_it():
+    one = claims.part("C4", [claims.test("C4", [2.0], [2.1])], "")
+    assert "one seed" in page.verdict_text(one) and one["verdict"] == "inconclusive"
+    none = claims.part("C4", [claims.test("C4", [], [2.1])], "")
+    assert "not reached" in page.verdict_text(none)
+    wide = claims.part("C4", [claims.test("C4", [2.0, 2.3, 1.9], [2.2, 2.1, 2.5])], "")  # -0.2 against -0.1
+    assert "seeds a side would decide it" in page.verdict_text(wide)
+    on_margin = claims.part("C4", [claims.test("C4", [2.0, 2.3, 1.9], [2.1, 2.0, 2.4])], "")  # exactly -0.1
+    assert "more seeds would not decide it" in page.verdict_text(on_margin)
+    assert page.verdict_text(claims.part("C4", [claims.test("C4", [2.0, 2.01], [1.0, 1.01])], "")) == \
+        "**supported**"
