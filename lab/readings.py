@@ -252,7 +252,7 @@ def distinct_methods(r, methods=None):
 
 
 def seeded(name, seed):
-    """A run's name for a seed: name, name-seed2, ... (lab/tracks.py's seed_name)."""
+    """A run's name for a seed: name, name-seed2, ... (what lab/tracks.py names its runs)."""
     return name if seed == 0 else f"{name}-seed{seed + 1}"
 
 

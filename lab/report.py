@@ -18,6 +18,7 @@ import sys
 import numpy as np
 
 import scale
+from lab.claims import claims
 from lab.verdicts import rules_section, verdicts_section
 from lab.readings import (MERGE_ANCESTORS, MERGE_METHODS, TUNED_MERGES, at_rate, best_rate, bio_frontier, bio_stats,
                           chosen_note, efficiency_runs, fmt, frontier, kept, korean_runs, loss_at, pooled_sd,
@@ -102,7 +103,8 @@ def lessons_line(r):
 
 def verdicts_and_rules(r, plots):
     """The verdict table, its key and the rules (verdicts.py): the first thing the report says."""
-    return verdicts_section(r) + "\n" + rules_section(r)
+    parts = claims(r)
+    return verdicts_section(r, parts) + "\n" + rules_section(r, parts)
 
 
 def language_section(r, plots):

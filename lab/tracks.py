@@ -28,6 +28,7 @@ from data.bios.prepare import prepare as prepare_bios
 from data.common import DATA_DIR, load_meta
 from evaluate import evaluate_checkpoints
 from lab.readings import MERGE_ANCESTORS, at_rate, sweep_rates
+from lab.readings import seeded as seed_name  # full, full-seed2, full-seed3, ...
 from lab.measure import EVAL_DTYPE
 from lab.stages import Stages
 from tune import GRIDS
@@ -80,11 +81,6 @@ def run_flags(plan, seed=0):
     s = plan.settings
     return [f"--batch-size={s['batch_size']}", f"--eval-iters={s['train_eval_iters']}", f"--data-dir={plan.data_dir}",
             f"--seed={1337 + s['seed_offset'] + seed}"]
-
-
-def seed_name(name, seed):
-    """The run name of a seed: full, full-seed2, full-seed3, ..."""
-    return name if seed == 0 else f"{name}-seed{seed + 1}"
 
 
 def pretrain(plan, bios):

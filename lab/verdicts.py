@@ -9,7 +9,6 @@ rules each claim had when the experiment was first run.
 
 import subprocess
 
-from lab.claims import claims
 from lab.first_rules import FIRST_COMMIT, first_verdicts
 from lab.rules import RULES, SEED_OFFSET
 
@@ -62,11 +61,11 @@ def verdict_text(p):
     return f"**inconclusive** ({more})"
 
 
-def verdicts_section(r):
-    """The opening table: one line per claim part, and the key."""
+def verdicts_section(r, parts):
+    """The opening table: one line per claim part (claims.claims), and the key."""
     first = first_verdicts(r)
     rows = []
-    for p in claims(r):
+    for p in parts:
         t = p["deciding"]
         which = f" ({t['label']})" if t["label"] and len(p["tests"]) > 1 else ""
         seeds = " vs ".join(str(n) for n in t["n"])
@@ -78,8 +77,8 @@ def verdicts_section(r):
     return "## The verdicts\n\n" + "\n".join(lines) + "\n\n" + KEY + "\n"
 
 
-def rules_section(r):
-    """The rules as lab/rules.py wrote them, which commits ran, and what each part measured."""
+def rules_section(r, parts):
+    """The rules as lab/rules.py wrote them, which commits ran, and what each part (claims.claims) measured."""
     c = r.get("commits", {"code": "unknown", "rules": "unknown", "dirty": False})
     offset = r["settings"].get("seed_offset", 0)
     fresh = ("fresh seeds (the confirmatory offset)" if offset == SEED_OFFSET else
@@ -91,7 +90,7 @@ def rules_section(r):
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     measured = "\n".join(f"- **{p['id']}**: {p['measured']}; " + ", ".join(
         f"{t['label'] or 'effect'} {effect_text(p['id'], t)} {t['verdict']}" for t in p["tests"])
-        for p in claims(r))
+        for p in parts)
     return f"""## The rules
 
 The rules are lab/rules.py at commit {c['rules']}; the code ran at commit {c['code']}{dirty}, on {fresh}.
