@@ -8,7 +8,7 @@ whose output exists and was made by the same command, and an interrupted
 training run resumes where it stopped. lab/report.py then writes
 report/REPORT.md and its plots from results.json.
 
-    python experiment.py                  # the default run: budget 90 minutes on a 2-core laptop CPU
+    python experiment.py                  # the default run: about 2 hours on a 2-core CPU (docs/experiment.md)
     python experiment.py --preset=class   # the lesson-sized run, 23 minutes
     python experiment.py --preset=quick   # every stage on tiny settings, about 2 minutes
     python experiment.py --preset=gpu     # a larger model and budget for a GPU
@@ -71,7 +71,9 @@ def main(argv=None):
         plan.stages.wait()
         while edge_track(plan, korean):  # a best still at an end: one rate further, a round at a time
             plan.stages.wait()
+        torch.set_num_threads(jobs * threads)  # merges run here one at a time, with nothing beside them
         merges = merge_track(plan, rates)
+        torch.set_num_threads(threads)
     except KeyboardInterrupt:
         raise UserError("interrupted; run the same command again: finished stages are kept")
     runs = plan.runs

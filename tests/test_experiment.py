@@ -220,7 +220,7 @@ def test_unknown_config_settings_are_refused(tmp_path):
     ('{"sweep_edge_lrs": [1e-2, 1e-2]}', "is not [] (no rate past the sweep's ends) or a list of different"),
     ('{"sweep_edge_lrs": [0, 1e-2]}', "a list of different learning rates > 0"),
     ('{"sweep_edge_lrs": 1e-2}', "a list of different learning rates > 0"),
-    ('{"sweep_edge_lrs": [1e-2, 5e-4]}', "must lie beyond the sweep's ends (0.0003 and 0.003)"),
+    ('{"sweep_edge_lrs": [1e-2, 5e-4]}', "must lie beyond the sweep's ends (0.0001 and 0.003)"),
     ('{"bios_methods": ["full", "preserve"]}', "with full, depth and preserve among them"),
     ('{"bios_methods": ["full", "nosuch"]}', "is not a list of methods from full, depth"),
     ('{"bios_korean": 1}', "bios_korean=1 is not true or false"),
