@@ -19,6 +19,7 @@ What each stage is, and why, is in lab/tracks.py; this file only orders them.
 
 import json
 import os
+import signal
 import time
 
 import torch
@@ -49,6 +50,9 @@ def main(argv=None):
     p.add_argument("--threads", default="auto", help="CPU threads of each stage: auto (the free cores shared among "
                                                      "the jobs) or a number; part of every stage's command")
     args = parse_flags(p, argv)
+    # started in the background (nohup ... &), Python ignores SIGINT; Ctrl-C or kill -INT should stop the run
+    # the same way in every shell: the stages save, and the same command resumes them
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     jobs, threads = jobs_and_threads(args.jobs, args.threads)
     s = read_settings(args.preset, args.config)
     out = args.out_dir or ("out/experiment" if args.preset == "default" else f"out/experiment-{args.preset}")

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import types
 
 import numpy as np
@@ -198,6 +199,19 @@ def test_an_interrupted_training_stage_resumes(tmp_path, quick_run):
     st.wait()  # resumes from step 4 with the saved settings
     log = [json.loads(line) for line in open(os.path.join(run_dir, "log.jsonl"))]
     assert log[-1]["iter"] == 8 and load_checkpoint(os.path.join(run_dir, "ckpt.pt"))["iter_num"] == 8
+
+
+def test_a_run_started_with_ctrl_c_ignored_still_stops_on_it(tmp_path):
+    """A shell's `nohup python experiment.py &` starts Python with SIGINT ignored; the run takes it back."""
+    cfg = tmp_path / "c.json"
+    cfg.write_text('{"cpt_iterz": 5}')
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with pytest.raises(UserError):
+            experiment.main([f"--config={cfg}", f"--out-dir={tmp_path}"])
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def test_unknown_config_settings_are_refused(tmp_path):
