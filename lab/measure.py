@@ -15,6 +15,7 @@ from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 
 import torch
+from tqdm import tqdm
 
 from lab import clones
 import scale
@@ -86,11 +87,12 @@ def evaluate_side_by_side(paths, languages, data_dir, s, jobs, threads):
     Checkpoints are handed out one at a time, so a process that drew the 2x models does not hold up the end."""
     evaluate = partial(evaluate_checkpoints, datasets=languages, data_dir=data_dir, batch_size=s["batch_size"],
                        eval_iters=s["eval_iters"], dtype=EVAL_DTYPE)
+    bar = partial(tqdm, total=len(paths), desc="evaluating", unit="ckpt")
     if jobs == 1:
-        return evaluate(paths)
+        return {k: v for p in bar(paths) for k, v in evaluate([p]).items()}
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),  # fork and OpenMP don't mix
                              initializer=set_threads_here, initargs=(threads,)) as pool:
-        return {k: v for one in pool.map(evaluate, [[p] for p in paths]) for k, v in one.items()}
+        return {k: v for one in bar(pool.map(evaluate, [[p] for p in paths])) for k, v in one.items()}
 
 
 def measure(s, languages, data_dir, runs, merges, bios, bios_base, bios_runs, jobs=1, threads=1):
