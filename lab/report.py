@@ -49,10 +49,11 @@ def table(header, rows):
 
 
 def stages_line(r):
-    """How the training stages ran (the machine line counts the threads of the process that ran them)."""
+    """How the stages ran (the machine line counts the threads of the process that evaluated them)."""
     if "jobs" not in r:
         return ""
-    return f" in the orchestrating process; training stages {r['jobs']} at a time, {r['threads']} thread(s) each"
+    return (f" in the orchestrating process; training stages {r['jobs']} at a time, {r['threads']} thread(s) each; "
+            f"merges one at a time on {r['jobs'] * r['threads']} thread(s)")
 
 
 def title_section(r, plots):
@@ -267,7 +268,7 @@ merge seed k has a Korean and a German model continued from the ancestor of seed
 than {s['cpt_lr']:g}), merged with merge.py's defaults (density 0.5, λ 1; the papers' setting) and, as
 "-tuned", at the settings chosen on held-out batches (below): {s.get('merge_seeds', 1)} merge
 seed(s){"" if s.get("merge_seeds", 1) > 1 else " (no spread over seeds to measure)"}. "joint" trains one model
-on Korean + German (half each) for {s['cpt_iters'] * s['joint_factor']} steps at that rate (one seed).
+on Korean + German (half each) for {s['cpt_iters'] * s['joint_factor']} steps at that rate, one per merge seed.
 Mean ± sd over the merge seeds.
 
 {table(["model", "English", "Korean", "German", "mean Korean+German"], merge_rows)}
