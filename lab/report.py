@@ -302,7 +302,30 @@ token with the {s['eval_iters']} batches every number here is read on (evaluate.
 every seed. Chosen: {chosen or "none recorded"}.
 
 {table(["merge", *(f"{a} {lang}" for a, lang in cols)], rows)}
-"""
+{kept_summary(r)}"""
+
+
+def kept_summary(r):
+    """In words, per ancestor: the merge that keeps most of the language it keeps least, against the joint
+    model; and where tuning for that (not for the mean loss C6 and C7 read) made the mean loss worse."""
+    s, lines = r["settings"], []
+    for a, _ in MERGE_ANCESTORS:
+        means = {m: [kept(r, a, m, lang)[0] for lang in ("korean", "german")]
+                 for m in MERGE_METHODS + TUNED_MERGES[1:] + ["joint"] if kept(r, a, m, "korean")[3]}
+        if "joint" not in means or len(means) < 2:
+            continue
+        best = max((m for m in means if m != "joint"), key=lambda m: min(means[m]))
+        (bk, bg), (jk, jg) = means[best], means["joint"]
+        lines.append(f"{a}: the merge that keeps most of the language it keeps least is {best} ({bk:.2f} of "
+                     f"Korean, {bg:.2f} of German); joint training keeps {jk:.2f} and {jg:.2f}, "
+                     f"{min(jk, jg) - min(bk, bg):.2f} more of the language the merge keeps least.")
+        score = lambda m: stats(r, f"{at_rate(f'merged/{a}', rates_of_merges(r)[a], s)}/{m}", "merge")[0]  # noqa: E731
+        worse = [m for m in TUNED_MERGES[1:] if kept(r, a, m, "korean")[3] and score(m) > score("linear")]
+        if worse:
+            lines.append(f"{a}: tuned to keep both languages, {len(worse)} of {len(TUNED_MERGES) - 1} tuned merges "
+                         "score worse than the untuned linear merge on the mean Korean+German loss that C6 and "
+                         "C7 read.")
+    return "\n" + "\n".join(f"- {line}" for line in lines) + "\n" if lines else ""
 
 
 def first_round(s):

@@ -10,7 +10,7 @@ import merge
 import tune
 from evaluate import eval_rows, held_out_rows
 from merge import layer_of, merge_state_dicts
-from lab import readings
+from lab import readings, report
 from lab.stats import mean_interval
 
 
@@ -115,3 +115,22 @@ def test_kept_fractions_read_each_seeds_specialists_and_merge():
 
 def test_every_method_with_settings_has_a_grid_and_layerwise_is_a_method():
     assert set(tune.GRIDS) | {"layerwise"} == set(merge.METHODS)
+
+
+def test_the_report_names_the_merge_that_keeps_both_and_what_tuning_for_it_cost():
+    s = {"cpt_lr": 3e-4, "sweep_lrs": [1e-3], "merge_seeds": 2}
+    L = {}
+    for seed in ("", "-seed2"):
+        L.update({f"hyperclone@0.001{seed}": {"korean": 2.0, "german": 3.0},
+                  f"german/hyper@0.001{seed}": {"korean": 10.0, "german": 2.0},
+                  f"joint/hyper{seed}": {"korean": 2.0, "german": 2.0},
+                  f"merged/hyper@0.001/linear{seed}": {"korean": 4.0, "german": 2.8},  # keeps 0.75 and 0.2
+                  f"merged/hyper@0.001/layerwise-tuned{seed}": {"korean": 6.0, "german": 2.5}})  # 0.5 and 0.5
+    r = {"settings": s, "losses": L, "merge_rates": {"base": 1e-3, "hyper": 1e-3}}
+    lines = report.kept_summary(r).strip().splitlines()
+    assert lines[0] == ("- hyper: the merge that keeps most of the language it keeps least is layerwise-tuned (0.50 of "
+                        "Korean, 0.50 of German); joint training keeps 1.00 and 1.00, 0.50 more of the language the "
+                        "merge keeps least.")
+    assert lines[1].startswith("- hyper: tuned to keep both languages, 1 of 5 tuned merges score worse")
+    L.update({k: {"korean": 3.0, "german": 2.8} for k in L if "layerwise" in k})  # now better on both counts
+    assert len(report.kept_summary(r).strip().splitlines()) == 1
