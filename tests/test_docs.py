@@ -152,3 +152,24 @@ def test_ci_runs_the_readme_test_command():
     ci = open(os.path.join(REPO, ".ci", "run")).read()
     assert "pip install -r requirements.txt" in README and "pip install -r requirements.txt" in ci
     assert "python -m pytest -q tests" in README and "python -m pytest -q tests" in ci
+
+
+def verdicts(text, pattern):
+    return dict(re.findall(pattern, text, re.M))
+
+
+README_VERDICT = r"^- \*\*(C\d[a-c]?) (supported|refuted|inconclusive)\*\*"
+REPORT_VERDICT = r"^\| (C\d[a-c]?) \|.*?\| \*\*(supported|refuted|inconclusive)\*\*"
+
+
+def test_readme_verdicts_are_the_reports():
+    """The README's "What it found" says what the committed report says, part by part."""
+    report = open(os.path.join(REPO, "report", "REPORT.md")).read()
+    found = verdicts(README.split("## What it found")[1].split("\n## ")[0], README_VERDICT)
+    assert found and found == verdicts(report, REPORT_VERDICT)
+
+
+def test_the_verdict_check_can_fail():
+    report = "| C1 | a claim | +1 [0, 2] | 3 | **supported** | reproduced |\n"
+    assert verdicts(report, REPORT_VERDICT) == {"C1": "supported"}
+    assert verdicts("- **C1 refuted** — a claim\n", README_VERDICT) != verdicts(report, REPORT_VERDICT)
