@@ -324,7 +324,7 @@ def kept_summary(r):
         if worse:
             lines.append(f"{a}: tuned to keep both languages, {len(worse)} of {len(TUNED_MERGES) - 1} tuned merges "
                          "score worse than the untuned linear merge on the mean Korean+German loss that C6 and "
-                         "C7 read.")
+                         "C7 read (means over the merge seeds, as in the table above).")
     return "\n" + "\n".join(f"- {line}" for line in lines) + "\n" if lines else ""
 
 
