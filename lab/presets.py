@@ -31,7 +31,7 @@ PRESETS = {
                     bios_iters=250, bios_lr=1e-3, bios_sweep_lrs=[3e-3], bios_seeds=3,
                     bios_methods=["full", "depth", "preserve"],
                     bios_korean=False, lesson_growths=False),
-    # a lesson: the same story in a fifth of the time, 23 min on 2 cores (fewer and shorter steps, 2 seeds, one extra
+    # a lesson: the same story in a fifth of the time, 21 min on 2 cores (fewer and shorter steps, 2 seeds, one extra
     # learning rate, no lesson-only growths, a smaller biography test without route; its report says so),
     # its curves evaluated every 40 steps (3 points per continued run), the final evaluation on 5 batches
     "class": dict(n_layer=4, n_head=4, n_embd=128, block_size=128, batch_size=16, eval_iters=5, train_eval_iters=5,
