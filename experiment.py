@@ -43,7 +43,7 @@ def main(argv=None):
     p.add_argument("--config", help="JSON file overriding preset settings, e.g. {\"cpt_iters\": 800}")
     p.add_argument("--out-dir", help="where checkpoints go (default: out/experiment, or out/experiment-PRESET)")
     p.add_argument("--report-dir", help="where REPORT.md and the plots go (default: report/ for the default "
-                                        "preset, else OUT-DIR/report)")
+                                        "preset without --config, else OUT-DIR/report)")
     p.add_argument("--data-dir", default=DATA_DIR, help="folder holding the prepared datasets")
     p.add_argument("--jobs", default="auto", help="training stages at once: auto (one per free CPU core; one on a "
                                                   "GPU) or a number")
@@ -88,7 +88,7 @@ def main(argv=None):
                    choice=chosen_on, flops_rate=rates["base"], flops_iters=flops_iters, commits=commits(),
                    stages=plan.stages.done, jobs=jobs, threads=threads, wall_s=round(time.time() - t0, 1),
                    peak_rss_mb=report.peak_rss_mb(), machine=report.machine())
-    report_dir = args.report_dir or report.report_dir(args.preset, out)
+    report_dir = args.report_dir or report.report_dir(args.preset, out, args.config)
     os.makedirs(report_dir, exist_ok=True)
     for folder in {out, report_dir}:  # the report's own copy re-makes it: python -m lab.report REPORT-DIR/results.json
         with open(os.path.join(folder, "results.json"), "w") as f:

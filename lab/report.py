@@ -333,9 +333,10 @@ def first_round(s):
     return "'s first round (rates past its ends train beside the merges' models)" if s.get("sweep_edge_lrs") else ""
 
 
-def report_dir(preset, out_dir):
-    """Where a preset's report goes: report/ for the default preset (the committed one), else beside its results."""
-    return "report" if preset == "default" else os.path.join(out_dir, "report")
+def report_dir(preset, out_dir, config=None):
+    """Where a run's report goes: report/ (the committed one) for the default preset as it stands, else
+    OUT-DIR/report, so a lesson or a --config run never replaces the committed report."""
+    return "report" if preset == "default" and not config else os.path.join(out_dir, "report")
 
 
 def write_report(r, out_dir="report"):
@@ -367,12 +368,11 @@ def read_results(path):
 
 def main(argv=None):
     p = parser("-m lab.report", "Write REPORT.md and its figures from an experiment's results.json.")
-    p.add_argument("results", help="results.json of a run, e.g. out/experiment/results.json")
-    p.add_argument("--report-dir", help="where REPORT.md and the plots go (default: report/ for the default "
-                                        "preset, else a report/ folder beside results.json)")
+    p.add_argument("results", help="results.json of a run, e.g. report/results.json")
+    p.add_argument("--report-dir", help="where REPORT.md and the plots go (default: the folder of results.json)")
     args = parse_flags(p, argv)
     r = read_results(args.results)
-    out = args.report_dir or report_dir(r.get("preset", "default"), os.path.dirname(args.results))
+    out = args.report_dir or os.path.dirname(args.results) or "."  # beside the numbers it is made from
     print("wrote " + write_report(r, out))
 
 

@@ -110,6 +110,21 @@ def test_the_report_command_remakes_the_report_byte_for_byte(quick_run, tmp_path
     assert open(tmp_path / "REPORT.md").read() == open(os.path.join(out, "report", "REPORT.md")).read()
 
 
+def test_the_report_command_writes_beside_its_numbers(quick_run, tmp_path):
+    """Without --report-dir the report goes where its results.json is: a lesson's report folder, never report/."""
+    _, out = quick_run
+    shutil.copy(os.path.join(out, "report", "results.json"), tmp_path / "results.json")
+    report.main([str(tmp_path / "results.json")])
+    assert open(tmp_path / "REPORT.md").read() == open(os.path.join(out, "report", "REPORT.md")).read()
+
+
+@pytest.mark.parametrize("preset, config, where", [("default", None, "report"),
+                                                   ("default", "my.json", os.path.join("out", "x", "report")),
+                                                   ("class", None, os.path.join("out", "x", "report"))])
+def test_only_the_default_run_as_it_stands_writes_the_committed_report(preset, config, where):
+    assert report.report_dir(preset, os.path.join("out", "x"), config) == where
+
+
 def test_each_ancestor_is_merged_at_the_rate_its_korean_loss_is_lowest(tmp_path, monkeypatch):
     """merge_rates reads the finished sweep's final Korean losses; the German and joint models then queue at
     that rate."""
