@@ -310,8 +310,11 @@ def kept_summary(r):
     model; and where tuning for that (not for the mean loss C6 and C7 read) made the mean loss worse."""
     s, lines = r["settings"], []
     for a, _ in MERGE_ANCESTORS:
-        means = {m: [kept(r, a, m, lang)[0] for lang in ("korean", "german")]
-                 for m in MERGE_METHODS + TUNED_MERGES[1:] + ["joint"] if kept(r, a, m, "korean")[3]}
+        means = {}  # {merge: (kept of Korean, kept of German)}, the merges every seed has
+        for m in MERGE_METHODS + TUNED_MERGES[1:] + ["joint"]:
+            (korean, *_, n), (german, *_) = kept(r, a, m, "korean"), kept(r, a, m, "german")
+            if n:
+                means[m] = (korean, german)
         if "joint" not in means or len(means) < 2:
             continue
         best = max((m for m in means if m != "joint"), key=lambda m: min(means[m]))
@@ -319,8 +322,9 @@ def kept_summary(r):
         lines.append(f"{a}: the merge that keeps most of the language it keeps least is {best} ({bk:.2f} of "
                      f"Korean, {bg:.2f} of German); joint training keeps {jk:.2f} and {jg:.2f}, "
                      f"{min(jk, jg) - min(bk, bg):.2f} more of the language the merge keeps least.")
-        score = lambda m: stats(r, f"{at_rate(f'merged/{a}', rates_of_merges(r)[a], s)}/{m}", "merge")[0]  # noqa: E731
-        worse = [m for m in TUNED_MERGES[1:] if kept(r, a, m, "korean")[3] and score(m) > score("linear")]
+        merged = at_rate(f"merged/{a}", rates_of_merges(r)[a], s)
+        linear = stats(r, f"{merged}/linear", "merge")[0]
+        worse = [m for m in TUNED_MERGES[1:] if m in means and stats(r, f"{merged}/{m}", "merge")[0] > linear]
         if worse:
             lines.append(f"{a}: tuned to keep both languages, {len(worse)} of {len(TUNED_MERGES) - 1} tuned merges "
                          "score worse than the untuned linear merge on the mean Korean+German loss that C6 and "
