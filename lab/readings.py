@@ -187,6 +187,30 @@ def sweep_rates(settings):
     return sorted([settings["cpt_lr"], *settings["sweep_lrs"]])
 
 
+def method_sweep(settings, name, bios=False):
+    """The rates of one method's sweep besides the default (sweep_lrs; with `bios`, bios_sweep_lrs): every rate
+    above the default, those below it only for the methods listed (sweep_below, bios_sweep_below). A rate below
+    the default is there for a method already past a reading point at the default rate: C3 reads every method
+    at full training's Korean loss, C1 and C2 at full's acquisition, and a seed's sweep must reach that point
+    from both sides. A method short of it at the default needs only the rates above, and its best rate lies
+    above too, so leaving the lower ones out takes nothing a claim or a rate choice reads."""
+    lrs, lr0, below = ((settings["bios_sweep_lrs"], settings["bios_lr"], settings.get("bios_sweep_below"))
+                       if bios else (settings["sweep_lrs"], settings["cpt_lr"], settings.get("sweep_below")))
+    return [lr for lr in lrs if lr > lr0 or below is None or name in below]
+
+
+def below_note(settings, names, bios=False):
+    """The report's words for which methods ran the sweep's rates below the default (method_sweep)."""
+    lrs, lr0 = (settings["bios_sweep_lrs"], settings["bios_lr"]) if bios else (settings["sweep_lrs"], settings["cpt_lr"])
+    low = [lr for lr in lrs if lr < lr0]
+    ran = [n for n in names if low and low[0] in method_sweep(settings, n, bios)]
+    if not low or len(ran) == len(names):
+        return ""
+    return (f"; {' and '.join(f'{lr:g}' for lr in low)} only for {', '.join(ran) or 'none'}, the methods already past "
+            f"the claims' reading point at {lr0:g} (a lower rate brings a sweep back to it; the others reach it from "
+            "the rates above, where their best rates lie too)")
+
+
 def at_rate(name, lr, settings):
     """A run's name at a learning rate: the name itself at the default rate, else name@lr (full@0.001)."""
     return name if lr == settings["cpt_lr"] else f"{name}@{lr:g}"
@@ -285,7 +309,7 @@ def kept(r, anc, method, lang):
 
 def seed_sweep(r, name, seed, what="forgetting"):
     """[(learning rate, Korean loss, `what`)] of one seed of a method at every first-round rate it ran
-    (cpt_lr and sweep_lrs: every seed runs them; the rates past the ends ran seed 0 only and are left out)."""
+    (cpt_lr and its method_sweep: every seed runs them; the rates past the ends ran seed 0 only and are left out)."""
     s, out = r["settings"], []
     for lr in sweep_rates(s):
         k = seeded(at_rate(name, lr, s), seed)

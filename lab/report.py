@@ -20,8 +20,8 @@ import numpy as np
 import scale
 from lab.claims import claims
 from lab.verdicts import rules_section, verdicts_section
-from lab.readings import (MERGE_ANCESTORS, MERGE_METHODS, TUNED_MERGES, at_rate, best_rate, bio_frontier, bio_stats,
-                          chosen_note, efficiency_runs, fmt, frontier, kept, korean_runs, loss_at, pooled_sd,
+from lab.readings import (MERGE_ANCESTORS, MERGE_METHODS, TUNED_MERGES, at_rate, below_note, best_rate, bio_frontier,
+                          bio_stats, chosen_note, efficiency_runs, fmt, frontier, kept, korean_runs, loss_at, pooled_sd,
                           rates_of_merges, rates_tried, seed_runs, stats, sweep_end, sweep_rates)
 from plumbing.cli import UserError, parse_flags, parser, run_cli
 
@@ -81,7 +81,7 @@ peak memory {r['peak_rss_mb']:,} MiB. Time per stage when it ran:
 
 Settings: a {s['n_layer']}-layer, {s['n_embd']}-wide GPT on bytes, block {s['block_size']}, batch {s['batch_size']};
 English base {s['base_iters']} steps; every continued run {s['cpt_iters']} steps = {tokens:,} Korean tokens at
-learning rate {s['cpt_lr']} for every method, and for the compared ones also {", ".join(f"{lr:g}" for lr in s["sweep_lrs"])}
+learning rate {s['cpt_lr']} for every method, and for the compared ones also {", ".join(f"{lr:g}" for lr in s["sweep_lrs"])}{below_note(s, r["compared"])}
 (the weights a growth added get the same rate as the rest; for the frozen-base methods, depth and SCALE,
 nothing else trains but unseen embedding rows, so their sweep is a sweep of the added weights' rate);
 biographies: {s['bios_people']} people per population, {s['bios_seeds']} seeds. All losses are validation losses
@@ -148,7 +148,7 @@ Mean gate over English and over Korean validation tokens (1 keeps the base's log
 ### The whole frontier: forgetting against Korean loss across learning rates
 
 The compared methods were also trained at learning rates {", ".join(f"{lr:g}" for lr in s["sweep_lrs"])}
-({s['seeds']} seeds each, like {s['cpt_lr']:g}){edge_line(r)}; each curve joins a method's means over its seeds, one
+({s['seeds']} seeds each, like {s['cpt_lr']:g}){below_note(s, r["compared"])}{edge_line(r)}; each curve joins a method's means over its seeds, one
 marker per learning rate, the bars one seed sd both ways. C3 reads each seed's own curve at full training's Korean
 loss (the dotted line), C5 over the shaded range; the axis stops a little past where the claims read.
 Each method's lowest Korean loss is at: {best_rates_line(r)}; at an end of the sweep a method's best may lie beyond
@@ -187,6 +187,7 @@ def bios_section(r, plots):
     bio_rows = [(m, f"{bio_stats(r, m, 'retention')[0]:.1%} ± {bio_stats(r, m, 'retention')[1]:.1%}",
                  f"{bio_stats(r, m, 'acquisition')[0]:.1%} ± {bio_stats(r, m, 'acquisition')[1]:.1%}")
                 for m in r["bios"]["runs"]]
+    sweeps = {m: {lr: f"{a:.0%} / {k:.0%}" for lr, a, k in bio_frontier(r, m)} for m in r["bios"]["runs"]}
     return f"""## Biographies: retention and acquisition
 
 Population A memorised by the base: {np.mean(r['bios']['before']):.1%} exact match
@@ -196,11 +197,12 @@ Population A memorised by the base: {np.mean(r['bios']['before']):.1%} exact mat
 
 {table(["method", "retention on A", "acquisition of B"], bio_rows)}
 
-Every method was also trained at learning rates {", ".join(f"{lr:g}" for lr in lrs if lr != s["bios_lr"])} (the first
-seed); C1 and C2 read each method's retention along this sweep at full training's acquisition at {s['bios_lr']:g}.
+Every method was also trained at learning rates {", ".join(f"{lr:g}" for lr in lrs if lr != s["bios_lr"])} (every
+seed){below_note(s, list(sweeps), bios=True)}; C1 and C2 read each method's retention along this sweep at full
+training's acquisition at {s['bios_lr']:g}.
 
 {table(["method", *(f"acquisition / retention @ {lr:g}" for lr in lrs)],
-       [(m, *(f"{a:.0%} / {k:.0%}" for _, a, k in sorted(bio_frontier(r, m)))) for m in r["bios"]["runs"]])}
+       [(m, *(p.get(lr, "") for lr in lrs)) for m, p in sweeps.items()])}
 
 ![biographies]({plots['bios']})
 """

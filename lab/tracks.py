@@ -27,7 +27,7 @@ from checkpoint import load_checkpoint, model_from_checkpoint
 from data.bios.prepare import prepare as prepare_bios
 from data.common import DATA_DIR, load_meta
 from evaluate import evaluate_checkpoints
-from lab.readings import MERGE_ANCESTORS, at_rate, sweep_rates
+from lab.readings import MERGE_ANCESTORS, at_rate, method_sweep, sweep_rates
 from lab.readings import seeded as seed_name  # full, full-seed2, full-seed3, ...
 from lab.measure import EVAL_DTYPE
 from lab.stages import Stages
@@ -135,8 +135,8 @@ def language_track(plan):
                 plan.grown[seed_name(recipe, seed)] = init
             run = seed_name(name, seed)
             runs[run] = continued(plan, f"korean/{run}", init, seed=seed, extra=replay if name.endswith("+replay") else ())
-            if name in COMPARED:  # the frontier: the same sweep of learning rates for every method and seed
-                for lr in s["sweep_lrs"]:
+            if name in COMPARED:  # the frontier: every seed of a method runs its sweep (method_sweep)
+                for lr in method_sweep(s, name):
                     sweep_run(plan, name, init, lr, seed)
     growup_2x(plan)
 
@@ -155,11 +155,11 @@ def growup_2x(plan):
 
 def growup_track(plan):
     """Queue Grow Up's 2x model on Korean as a compared method: seeds (data order; the 2x English
-    model is one) at every rate of the sweep."""
+    model is one) at every rate of its sweep (method_sweep)."""
     for seed in range(plan.settings["seeds"]):
         run = seed_name("growup", seed)
         plan.runs[run] = continued(plan, f"korean/{run}", plan.runs["growup/base-2x"], seed=seed)
-        for lr in plan.settings["sweep_lrs"]:
+        for lr in method_sweep(plan.settings, "growup"):
             sweep_run(plan, "growup", plan.runs["growup/base-2x"], lr, seed)
 
 
@@ -177,8 +177,8 @@ def ancestor(plan, recipe, seed):
 
 def bios_track(plan, bios, base):
     """Queue the growths of the population-A base and the phase-2 runs on population B, per method and seed,
-    each at bios_lr and at every rate of bios_sweep_lrs. With bios_korean, population B is written in Korean
-    (the cross-lingual variant). Returns {(method, seed): checkpoint}."""
+    each at bios_lr and at every rate of its sweep (method_sweep). With bios_korean, population B is written in
+    Korean (the cross-lingual variant). Returns {(method, seed): checkpoint}."""
     s = plan.settings
     b, out = (bios["b_ko"], f"{plan.out}/bios-ko") if s["bios_korean"] else (bios["b"], f"{plan.out}/bios")
     runs = {}
@@ -190,7 +190,7 @@ def bios_track(plan, bios, base):
                 plan.stages.step("bios", scale, scale.recipe_flags(GROW[method]) + [
                     f"--in={base}", f"--out={init}", f"--seed={s['seed_offset'] + seed}"], init)
             # every seed runs the sweep: C1 and C2 read retention at equal acquisition on each seed's own sweep
-            rates = [(method, s["bios_lr"])] + [(f"{method}@{lr:g}", lr) for lr in s["bios_sweep_lrs"]]
+            rates = [(method, s["bios_lr"])] + [(f"{method}@{lr:g}", lr) for lr in method_sweep(s, method, bios=True)]
             for name, lr in rates:
                 argv = run_flags(plan, seed) + [
                     f"--init-from={init}", f"--dataset={b}", f"--eval-datasets={bios['a']},{b}",

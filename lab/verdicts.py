@@ -10,7 +10,7 @@ rules each claim had when the experiment was first run.
 import subprocess
 
 from lab.first_rules import FIRST_COMMIT, first_verdicts
-from lab.rules import RULES, SEED_OFFSET
+from lab.rules import RULES, SEED_OFFSET, USED_OFFSETS
 
 KEY = """**How to read a verdict.** Each part compares two things over seeds (runs that differ only in their
 random numbers). The *effect* is the difference the claim predicts, signed so that positive favours the claim,
@@ -81,8 +81,10 @@ def rules_section(r, parts):
     """The rules as lab/rules.py wrote them, which commits ran, and what each part (claims.claims) measured."""
     c = r.get("commits", {"code": "unknown", "rules": "unknown", "dirty": False})
     offset = r["settings"].get("seed_offset", 0)
-    fresh = ("fresh seeds (the confirmatory offset)" if offset == SEED_OFFSET else
-             f"seed offset {offset} (not the confirmatory {SEED_OFFSET})")
+    fresh = (f"fresh seeds (the confirmatory offset {offset}; offsets {' and '.join(map(str, USED_OFFSETS))} ran "
+             "before it: the exploratory runs and a first confirmatory run whose longer design ran over the time "
+             "budget; LOG.md gives that run's verdicts and the design changes made after it)"
+             if offset == SEED_OFFSET else f"seed offset {offset} (not the confirmatory {SEED_OFFSET})")
     dirty = " with uncommitted changes" if c["dirty"] else ""
     margin = lambda x: f"{100 * x['margin']:+.0f} pp" if x["id"] in PERCENT else f"{x['margin']:+.2f}"  # noqa: E731
     rows = [(x["id"], x["compares"], x["where"], margin(x), x["combine"]) for x in RULES]

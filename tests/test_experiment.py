@@ -20,6 +20,7 @@ import torch
 from lab import claims, readings
 import experiment
 from lab import tracks
+from lab.rules import SEED_OFFSET
 from lab.tracks import Plan
 from lab import measure
 from lab import report
@@ -88,7 +89,7 @@ def test_quick_experiment_writes_the_report(quick_run):
         assert readings.seeded("depth@0.003", k) in results["losses"]
         assert [run["seed"] for run in results["bios"]["sweep"]["depth@0.003"]] == [0, 1]
     assert set(results["choice"]) >= {"full", "full@0.003", "growup@0.003"}  # the held-out losses rates are chosen on
-    assert "--seed=2338" in results["stages"][os.path.join(out, "korean", "full-seed2")]["cmd"]  # 1337+1000+1
+    assert f"--seed={1337 + SEED_OFFSET + 1}" in results["stages"][os.path.join(out, "korean", "full-seed2")]["cmd"]
     assert results["symmetry"]["hyperclone-noiseless"]["clone_gap"] == 0 < results["symmetry"]["hyperclone"]["clone_gap"]
     assert set(results["gate"]) == {"route", "route+replay"} and 0 < results["gate"]["route"]["korean"] < 1
     assert "full@0.003" in results["losses"] and "full-seed2" in results["losses"]  # the sweep and the seeds
@@ -151,7 +152,7 @@ def test_each_ancestor_is_merged_at_the_rate_its_korean_loss_is_lowest(tmp_path,
     # every merge seed: at each one's rate, and at the default rate common to both (C7b); the joint models
     assert set(cmds) == {f"{name}{k}" for k in ("", "-seed2", "-seed3") for name in (
         "german/base@0.001", "german/base", "german/hyper", "joint/base", "joint/hyper")}
-    assert "--seed=2339" in cmds["german/base@0.001-seed3"]  # 1337 + the seed offset 1000 + 2
+    assert f"--seed={1337 + SEED_OFFSET + 2}" in cmds["german/base@0.001-seed3"]  # 1337 + the seed offset + 2
     assert "--learning-rate=0.001" in cmds["german/base@0.001"] and "--dataset=german" in cmds["german/base@0.001"]
     assert "--learning-rate=0.001" in cmds["joint/base"] and "--learning-rate=0.0003" in cmds["joint/hyper"]
     assert f"--init-from={grown['hyperclone-seed3']}" in cmds["german/hyper-seed3"]  # from seed 3's own growth
@@ -253,6 +254,8 @@ def test_unknown_config_settings_are_refused(tmp_path):
     ('{"bios_methods": ["full", "preserve"]}', "with full, depth and preserve among them"),
     ('{"bios_methods": ["full", "nosuch"]}', "is not a list of methods from full, depth"),
     ('{"bios_korean": 1}', "bios_korean=1 is not true or false"),
+    ('{"sweep_below": ["nosuch"]}', 'sweep_below=["nosuch"] is not a list of methods from full, full+replay'),
+    ('{"bios_sweep_below": "preserve"}', 'bios_sweep_below="preserve" is not a list of methods from full, depth'),
     ('[1, 2]', "must hold one JSON object of settings"),
     ('{"seeds": 2, "merge_seeds": 3}', "merge_seeds=3 must be from 1 to seeds=2"),
 ])
@@ -319,11 +322,12 @@ def test_the_long_runs_train_at_each_ancestors_rate(tmp_path, long_factor_2x):
     queued = {q["out"].split("/out/")[1]: q for q in st.queue}
     assert set(queued) == {"korean/full-long"} | ({"korean/hyperclone-long"} if long_factor_2x else set())
     full = queued["korean/full-long"]
-    assert full["iters"] == 12 * 250 and "--learning-rate=0.003" in full["cmd"] and "--eval-interval=100" in full["cmd"]
+    assert full["iters"] == 12 * s["cpt_iters"] and "--learning-rate=0.003" in full["cmd"]
+    assert f"--eval-interval={2 * s['eval_interval']}" in full["cmd"]
     assert f"--init-from={runs['base']}" in full["cmd"] and runs["full-long"].startswith(full["out"])
     if long_factor_2x:
         wide = queued["korean/hyperclone-long"]
-        assert wide["iters"] == 4 * 250 and "--learning-rate=0.001" in wide["cmd"]
+        assert wide["iters"] == 4 * s["cpt_iters"] and "--learning-rate=0.001" in wide["cmd"]
         assert f"--init-from={grown['hyperclone']}" in wide["cmd"]
 
 
@@ -344,6 +348,29 @@ def test_lesson_growths_run_only_where_the_preset_says(tmp_path, preset):
     assert not any(g in q["out"] for q in st.queue for g in tracks.LESSON_GROWTHS) or s["lesson_growths"]
     said = report.lessons_line({"losses": runs})  # the report says what was left out, and only then
     assert ("solar, ffn, adapt" in said) != s["lesson_growths"] and ("depth" not in said)
+
+
+def test_the_rates_below_the_default_run_only_for_the_methods_listed(tmp_path):
+    """The default preset runs the rate below 3e-4 only for the methods whose seeds need it to reach full's
+    Korean loss (sweep_below), and on the biographies 3e-4 only for preserve; each runs it on every seed."""
+    s = experiment.read_settings("default", None)
+    plan = Plan(experiment.Stages(str(tmp_path), jobs=2, threads=1), s, str(tmp_path), str(tmp_path),
+                {"base": str(tmp_path / "base" / "ckpt.pt")})
+    tracks.language_track(plan)
+    tracks.growup_track(plan)
+    for name in tracks.COMPARED:
+        for seed in range(s["seeds"]):
+            ran = {lr for lr in s["sweep_lrs"] if readings.seeded(f"{name}@{lr:g}", seed) in plan.runs}
+            assert ran == ({1e-4, 1e-3, 3e-3} if name in s["sweep_below"] else {1e-3, 3e-3}), name
+    assert s["sweep_below"] == ["full", "full+replay", "hyperclone", "growup"]
+    bios = tracks.bios_track(plan, {"a": "bios_a", "b": "bios_b", "b_ko": "bios_b_ko"}, str(tmp_path / "bios.pt"))
+    for method in s["bios_methods"]:
+        for seed in range(s["bios_seeds"]):
+            ran = {lr for lr in s["bios_sweep_lrs"] if (f"{method}@{lr:g}", seed) in bios}
+            assert ran == ({3e-4, 3e-3} if method == "preserve" else {3e-3}), method
+    said = readings.below_note(s, tracks.COMPARED)
+    assert "0.0001 only for full, full+replay, hyperclone, growup" in said
+    assert readings.below_note(experiment.read_settings("quick", None), tracks.COMPARED) == ""
 
 
 def test_the_efficiency_table_interpolates_a_budget_between_two_evaluations():

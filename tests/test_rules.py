@@ -9,7 +9,7 @@ import pytest
 
 from lab import claims, first_rules, readings, stats
 from lab import verdicts as page
-from lab.rules import RULES, SEED_OFFSET
+from lab.rules import RULES, SEED_OFFSET, USED_OFFSETS
 
 SEEDS = 3
 
@@ -54,6 +54,7 @@ def test_readings_combine_as_the_rule_says(how, verdicts, out):
 def test_every_rule_is_written_once_with_its_test():
     ids = [r["id"] for r in RULES]
     assert len(ids) == len(set(ids)) and SEED_OFFSET > 0
+    assert SEED_OFFSET not in USED_OFFSETS  # the confirmatory run's seeds are drawn for the first time
     assert all(r["combine"].split(":")[0] in ("one", "all", "any", "most") for r in RULES)
 
 
