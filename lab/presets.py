@@ -37,16 +37,17 @@ PRESETS = {
                     bios_iters=250, bios_lr=1e-3, bios_sweep_lrs=[3e-4, 3e-3], bios_sweep_below=["preserve"],
                     bios_seeds=3, bios_methods=["full", "depth", "preserve"],
                     bios_korean=False, lesson_growths=False),
-    # a lesson: the same story in a fifth of the time, 21 min on 2 cores (fewer and shorter steps, 2 seeds, one extra
-    # learning rate, no lesson-only growths, a smaller biography test without route; its report says so),
-    # its curves evaluated every 40 steps (3 points per continued run), the final evaluation on 5 batches
+    # a lesson: the same story in a sixth of the time, CLASS_TIME on 2 cores (fewer and shorter steps, 2 seeds, one
+    # extra learning rate, no lesson-only growths, a smaller biography test without route, tuning on 2 batches;
+    # its report says so), its curves evaluated every 20 steps (3 points per continued run), the final
+    # evaluation on 5 batches
     "class": dict(n_layer=4, n_head=4, n_embd=128, block_size=128, batch_size=16, eval_iters=5, train_eval_iters=5,
-                  base_iters=400, base_lr=1e-3, cpt_iters=70, cpt_lr=3e-4, sweep_lrs=[1e-3], sweep_below=COMPARED,
+                  base_iters=400, base_lr=1e-3, cpt_iters=40, cpt_lr=3e-4, sweep_lrs=[1e-3], sweep_below=COMPARED,
                   sweep_edge_lrs=[],
-                  eval_interval=40, replay=0.05, long_factor=3, long_factor_2x=0, joint_factor=1, seeds=2, merge_seeds=1,
-                  tune_iters=4, seed_offset=SEED_OFFSET,
+                  eval_interval=20, replay=0.05, long_factor=3, long_factor_2x=0, joint_factor=1, seeds=2, merge_seeds=1,
+                  tune_iters=2, seed_offset=SEED_OFFSET,
                   bios_people=50, bios_renderings=5, bios_base_iters=800, bios_base_lr=3e-3,
-                  bios_iters=80, bios_lr=1e-3, bios_sweep_lrs=[3e-3], bios_sweep_below=BIOS_ALL, bios_seeds=2,
+                  bios_iters=60, bios_lr=1e-3, bios_sweep_lrs=[3e-3], bios_sweep_below=BIOS_ALL, bios_seeds=2,
                   bios_methods=["full", "depth", "preserve"],
                   bios_korean=False, lesson_growths=False),
     # every stage, tiny: what the test runs

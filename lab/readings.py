@@ -206,9 +206,9 @@ def below_note(settings, names, bios=False):
     ran = [n for n in names if low and low[0] in method_sweep(settings, n, bios)]
     if not low or len(ran) == len(names):
         return ""
-    return (f"; {' and '.join(f'{lr:g}' for lr in low)} only for {', '.join(ran) or 'none'}, the methods already past "
-            f"the claims' reading point at {lr0:g} (a lower rate brings a sweep back to it; the others reach it from "
-            "the rates above, where their best rates lie too)")
+    return (f"; {' and '.join(f'{lr:g}' for lr in low)} only for {', '.join(ran) or 'none'}, whose seeds at {lr0:g} "
+            "lie at or past the claims' reading point (a lower rate brings a seed's sweep back across it); the "
+            "others reach it from the rates above, where their best rates lie too")
 
 
 def at_rate(name, lr, settings):
