@@ -9,7 +9,7 @@ training run resumes where it stopped. lab/report.py then writes
 report/REPORT.md and its plots from results.json.
 
     python experiment.py                  # the default run: about 2 hours on a 2-core CPU (docs/experiment.md)
-    python experiment.py --preset=class   # the lesson-sized run, 21 minutes
+    python experiment.py --preset=class   # the lesson-sized run, 15 minutes
     python experiment.py --preset=quick   # every stage on tiny settings, about 2 minutes
     python experiment.py --preset=gpu     # a larger model and budget for a GPU
     python experiment.py --config=my.json # any preset setting overridden from a JSON file

@@ -105,7 +105,8 @@ def growup_parts(r):
     levels = list(np.linspace(lo, hi, C5_LEVELS)) if lo <= hi else []
     c5 = [test("C5", forgetting_at_seeds(r, "full", x), forgetting_at_seeds(r, "growup", x), label=f"{x:.2f}")
           for x in levels]
-    seen5 = (f"shared Korean range {lo:.3f}–{hi:.3f}; full minus Grow Up's forgetting at each level: "
+    seen5 = (f"shared Korean range {lo:.3f}–{hi:.3f} (what both sweeps span: lower losses, from longer training, "
+             f"are not read); full minus Grow Up's forgetting at each level: "
              + ", ".join(f"{t['label']} {t['effect']:+.3f}" for t in c5 if t["effect"] is not None)
              if levels else "the two sweeps share no range of Korean loss: no verdict")
     return [part("C4", [test("C4", one, two)], seen4),

@@ -19,7 +19,7 @@ from plumbing.cli import UserError
 BIOS_ALL = ["full", *scale.RECIPES]  # every method the biographies can run
 
 PRESETS = {
-    # byte tokenizer, 4 x 128 model, two 1-thread stages at a time on 2 cores, 90 min (docs/experiment.md's
+    # byte tokenizer, 4 x 128 model, two 1-thread stages at a time on 2 cores, 86 min (budget 90: docs/experiment.md's
     # Budget). Every seed of a method runs its whole sweep. The rate below cpt_lr (1e-4) runs only for the methods
     # whose seeds need it to cross full training's Korean loss at cpt_lr, where C3 reads (the 2x models are below
     # it already at 3e-4; full's and full+replay's seeds lie on both sides of it); on the biographies 3e-4 only
@@ -37,17 +37,17 @@ PRESETS = {
                     bios_iters=250, bios_lr=1e-3, bios_sweep_lrs=[3e-4, 3e-3], bios_sweep_below=["preserve"],
                     bios_seeds=3, bios_methods=["full", "depth", "preserve"],
                     bios_korean=False, lesson_growths=False),
-    # a lesson: the same story in a sixth of the time, CLASS_TIME on 2 cores (fewer and shorter steps, 2 seeds, one
+    # a lesson: the same story in a sixth of the time, 15 min on 2 cores (fewer and shorter steps, 2 seeds, one
     # extra learning rate, no lesson-only growths, a smaller biography test without route, tuning on 2 batches;
-    # its report says so), its curves evaluated every 20 steps (3 points per continued run), the final
+    # its report says so), its curves evaluated every 16 steps (3 points per continued run), the final
     # evaluation on 5 batches
     "class": dict(n_layer=4, n_head=4, n_embd=128, block_size=128, batch_size=16, eval_iters=5, train_eval_iters=5,
-                  base_iters=400, base_lr=1e-3, cpt_iters=40, cpt_lr=3e-4, sweep_lrs=[1e-3], sweep_below=COMPARED,
+                  base_iters=400, base_lr=1e-3, cpt_iters=32, cpt_lr=3e-4, sweep_lrs=[1e-3], sweep_below=COMPARED,
                   sweep_edge_lrs=[],
-                  eval_interval=20, replay=0.05, long_factor=3, long_factor_2x=0, joint_factor=1, seeds=2, merge_seeds=1,
+                  eval_interval=16, replay=0.05, long_factor=3, long_factor_2x=0, joint_factor=1, seeds=2, merge_seeds=1,
                   tune_iters=2, seed_offset=SEED_OFFSET,
                   bios_people=50, bios_renderings=5, bios_base_iters=800, bios_base_lr=3e-3,
-                  bios_iters=60, bios_lr=1e-3, bios_sweep_lrs=[3e-3], bios_sweep_below=BIOS_ALL, bios_seeds=2,
+                  bios_iters=50, bios_lr=1e-3, bios_sweep_lrs=[3e-3], bios_sweep_below=BIOS_ALL, bios_seeds=2,
                   bios_methods=["full", "depth", "preserve"],
                   bios_korean=False, lesson_growths=False),
     # every stage, tiny: what the test runs
