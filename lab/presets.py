@@ -53,7 +53,7 @@ PRESETS = {
     # every stage, tiny: what the test runs
     "quick": dict(n_layer=4, n_head=2, n_embd=32, block_size=64, batch_size=4, eval_iters=2, train_eval_iters=1,
                   base_iters=20, base_lr=3e-3, cpt_iters=8, cpt_lr=1e-3, sweep_lrs=[3e-3], sweep_below=COMPARED,
-                  sweep_edge_lrs=[3e-4, 1e-2, 3e-2], eval_interval=4, replay=0.05, long_factor=2, long_factor_2x=2,
+                  sweep_edge_lrs=[3e-4, 1e-2], eval_interval=4, replay=0.05, long_factor=2, long_factor_2x=2,
                   joint_factor=2, seeds=2, merge_seeds=2, tune_iters=1, seed_offset=SEED_OFFSET,
                   bios_people=6, bios_renderings=2, bios_base_iters=20, bios_base_lr=3e-3,
                   bios_iters=8, bios_lr=1e-3, bios_sweep_lrs=[3e-3], bios_sweep_below=BIOS_ALL, bios_seeds=2,
