@@ -194,14 +194,21 @@ def method_sweep(settings, name, bios=False):
     at full training's Korean loss, C1 and C2 at full's acquisition, and a seed's sweep must reach that point
     from both sides. A method short of it at the default needs only the rates above, and its best rate lies
     above too, so leaving the lower ones out takes nothing a claim or a rate choice reads."""
-    lrs, lr0, below = ((settings["bios_sweep_lrs"], settings["bios_lr"], settings.get("bios_sweep_below"))
-                       if bios else (settings["sweep_lrs"], settings["cpt_lr"], settings.get("sweep_below")))
+    lrs, lr0, below = sweep_settings(settings, bios)
     return [lr for lr in lrs if lr > lr0 or below is None or name in below]
+
+
+def sweep_settings(settings, bios=False):
+    """(the sweep's other rates, the default rate, the methods that run the rates below it) of the language
+    track, or with `bios` of the biographies."""
+    if bios:
+        return settings["bios_sweep_lrs"], settings["bios_lr"], settings.get("bios_sweep_below")
+    return settings["sweep_lrs"], settings["cpt_lr"], settings.get("sweep_below")
 
 
 def below_note(settings, names, bios=False):
     """The report's words for which methods ran the sweep's rates below the default (method_sweep)."""
-    lrs, lr0 = (settings["bios_sweep_lrs"], settings["bios_lr"]) if bios else (settings["sweep_lrs"], settings["cpt_lr"])
+    lrs, lr0, _ = sweep_settings(settings, bios)
     low = [lr for lr in lrs if lr < lr0]
     ran = [n for n in names if low and low[0] in method_sweep(settings, n, bios)]
     if not low or len(ran) == len(names):
